@@ -1,0 +1,1 @@
+//! D-Bus peers: NetworkManager, systemd-networkd, systemd (network-scripts).

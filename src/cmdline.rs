@@ -1,0 +1,1 @@
+//! Kernel command line: `vflag=0|off|no|false` disables vflag for one boot.

@@ -1,0 +1,1 @@
+//! Device model: the only code that writes to /sys or speaks netlink.

@@ -1,0 +1,1 @@
+//! The systemd generator: Plan → drop-ins and .wants links over the packaged templates.

@@ -1,0 +1,1 @@
+//! mlx5 LAG lines in the kernel log, in every format the kernel has used.

@@ -1,0 +1,14 @@
+//! vflag: boot-time VF-LAG set-up for SR-IOV NICs (NVIDIA/Mellanox ConnectX-5 and later).
+//!
+//! Data flows one way: config → [`config::Plan`] → generated units | kernel actions | reports.
+//! Only [`device`] touches the kernel; only [`bus`] and [`ovsdb`] talk to other processes.
+
+pub mod bus;
+pub mod cmdline;
+pub mod config;
+pub mod device;
+pub mod generator;
+pub mod kernlog;
+pub mod names;
+pub mod ovsdb;
+pub mod paths;
