@@ -31,11 +31,8 @@ fn pm(pairs: &[(u8, u8)]) -> Vec<PortMap> {
         .collect()
 }
 
-/// Unpack an Active state or fail with the state seen.
-fn active(
-    r: &LagReport,
-    pci: &str,
-) -> (
+/// ports, active_ports, shared_fdb, mode, single_fdb, since, remaps
+type ActiveView = (
     Vec<PortMap>,
     Option<Vec<u8>>,
     Option<bool>,
@@ -43,7 +40,10 @@ fn active(
     bool,
     kernlog::Stamp,
     u32,
-) {
+);
+
+/// Unpack an Active state or fail with the state seen.
+fn active(r: &LagReport, pci: &str) -> ActiveView {
     let d = r
         .devices
         .get(pci)
