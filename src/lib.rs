@@ -9,6 +9,7 @@ pub mod config;
 pub mod device;
 pub mod generator;
 pub mod kernlog;
+pub mod log;
 pub mod names;
 pub mod ovsdb;
 pub mod paths;

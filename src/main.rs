@@ -1,1 +1,103 @@
-fn main(){}
+//! `vflag`: the helper the units run (`setup`, `rebind`) and the operator's tool (`plan`).
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use vflag::config::{self, Lag, Loaded};
+use vflag::names::IfName;
+use vflag::paths::Root;
+
+#[derive(Parser)]
+#[command(name = "vflag", version, about = "VF-LAG set-up for SR-IOV NICs at boot")]
+struct Cli {
+    /// Log debug detail.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show what the configuration asks for, and every problem in it.
+    Plan {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    vflag::log::init(cli.verbose);
+    let root = Root::from_env();
+    match run(cli.command, &root) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command, root: &Root) -> Result<ExitCode> {
+    match command {
+        Command::Plan { json } => plan(root, json),
+    }
+}
+
+fn plan(root: &Root, json: bool) -> Result<ExitCode> {
+    let loaded = config::load(root);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&loaded)?);
+    } else {
+        print_plan(&loaded);
+    }
+    Ok(if loaded.errors().next().is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn print_plan(loaded: &Loaded) {
+    for d in &loaded.diagnostics {
+        println!("{:?}: {d}", d.level);
+    }
+    if loaded.disabled_by_cmdline {
+        println!("vflag is disabled for this boot (vflag=0 on the kernel command line).");
+        return;
+    }
+    if loaded.plan.lags.is_empty() {
+        println!("Nothing to do: no LAG is configured (/etc/vflag/vflag.conf or /etc/sysconfig/sriov).");
+        return;
+    }
+    for lag in &loaded.plan.lags {
+        let pfs: Vec<&str> = lag.pfs.iter().map(IfName::as_str).collect();
+        println!("[lag {}] from {}", lag.name, lag.source.display());
+        println!("  PFs:          {}", pfs.join(" "));
+        println!("  VFs per PF:   {}", lag.vfs);
+        println!("  eSwitch:      {:?}", lag.eswitch);
+        let ch = |c: Option<u32>| c.map_or("unchanged".to_string(), |n| n.to_string());
+        println!("  channels:     PF {}, representor {}", ch(lag.pf_channels), ch(lag.representor_channels));
+        println!("  network:      {:?}", lag.network_stack);
+        println!("  rebind before {}", lag.before.join(" "));
+        println!("  NIC wait:     {:?}, LAG wait: {:?}", lag.device_timeout, lag.lag_timeout);
+        for pf in &lag.pfs {
+            println!(
+                "  units:        vflag@{0}.service (before network-pre.target), vflag-rebind@{0}.service",
+                pf.unit_instance()
+            );
+        }
+    }
+}
+
+/// The unit instance (`%I`) must name a configured PF; anything else is refused before a path
+/// is built from it.
+#[allow(dead_code)]
+fn configured_pf<'a>(loaded: &'a Loaded, instance: &str) -> Result<(&'a Lag, IfName)> {
+    let pf = IfName::new(instance).with_context(|| format!("refusing instance {instance:?}"))?;
+    if loaded.disabled_by_cmdline {
+        bail!("vflag is disabled by vflag=0 on the kernel command line");
+    }
+    match loaded.plan.lag_of(&pf) {
+        Some(lag) => Ok((lag, pf)),
+        None => bail!("{pf} is not a PF of any configured LAG (see `vflag plan`)"),
+    }
+}
