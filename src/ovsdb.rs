@@ -552,9 +552,15 @@ pub fn parse_dump_flows(text: &str) -> Vec<DpFlow> {
 fn parse_flow_line(line: &str) -> Option<DpFlow> {
     let line = line.trim();
     let act = line.rfind("actions:")?;
-    let actions = line[act + "actions:".len()..].trim().to_string();
-    let head = line[..act].trim_end().trim_end_matches(',');
     let mut fields = BTreeMap::new();
+    // With -m, userspace datapaths append `, dp-extra-info:...` after the actions.
+    let mut actions = &line[act + "actions:".len()..];
+    if let Some((a, extra)) = actions.split_once(", dp-extra-info:") {
+        fields.insert("dp-extra-info".to_string(), extra.trim().to_string());
+        actions = a;
+    }
+    let actions = actions.trim().to_string();
+    let head = line[..act].trim_end().trim_end_matches(',');
     // `ufid:<uuid>, ` may precede the match (with -m).
     let mut rest = head;
     if let Some(after) = rest.strip_prefix("ufid:") {
@@ -687,16 +693,23 @@ impl Unixctl {
         Ok(self.command("version", &[])?.trim().to_string())
     }
 
-    /// Offloaded datapath flows (`dpctl/dump-flows --names type=offloaded`), with port names.
-    /// Falls back to numbers if the daemon does not know `--names`.
-    pub fn dump_offloaded_flows(&mut self) -> Result<Vec<DpFlow>, OvsError> {
-        let text = match self.command("dpctl/dump-flows", &["--names", "type=offloaded"]) {
+    /// Datapath flows (`dpctl/dump-flows --names [filter]`, e.g. filter `type=offloaded`), with
+    /// port names; falls back to port numbers if the daemon does not know `--names`.
+    pub fn dump_flows(&mut self, filter: Option<&str>) -> Result<Vec<DpFlow>, OvsError> {
+        let mut args = vec!["--names"];
+        args.extend(filter);
+        let text = match self.command("dpctl/dump-flows", &args) {
             Err(OvsError::Rpc { error, .. }) if error.contains("--names") => {
-                self.command("dpctl/dump-flows", &["type=offloaded"])?
+                self.command("dpctl/dump-flows", &args[1..])?
             }
             other => other?,
         };
         Ok(parse_dump_flows(&text))
+    }
+
+    /// Offloaded datapath flows: `dpctl/dump-flows --names type=offloaded`.
+    pub fn dump_offloaded_flows(&mut self) -> Result<Vec<DpFlow>, OvsError> {
+        self.dump_flows(Some("type=offloaded"))
     }
 }
 
