@@ -1,1 +1,79 @@
 //! Device model: the only code that writes to /sys or speaks netlink.
+//!
+//! - [`sysfs`]: a PF's device directory, SR-IOV files, VFs (`virtfn*`), drivers, bond membership.
+//! - [`nl`]: a synchronous netlink connection (request/ack/dump, kernel errors with extack text).
+//! - [`rtnl`]: link state by ifindex (flags, master, `phys_port_name`, `phys_switch_id`).
+//! - [`genl`]: generic netlink family resolution.
+//! - [`devlink`]: eswitch mode, port dump, params.
+//! - [`ethtool`]: features (`hw-tc-offload`) and channels.
+//! - [`repr`]: which netdevs are the representors of a PF's VFs.
+//!
+//! Interface names are validated [`crate::names::IfName`]s; every sysfs path goes through
+//! [`crate::paths::Root`]. Netdevs that udev may rename (representors, VF netdevs) are addressed
+//! by ifindex, never by a remembered name.
+
+pub mod devlink;
+pub mod ethtool;
+pub mod genl;
+pub mod nl;
+pub mod repr;
+pub mod rtnl;
+pub mod sysfs;
+
+use std::path::PathBuf;
+
+/// Every failure of the device layer; messages name the path or the netlink operation and
+/// carry the kernel's extended-ack text when it sent one.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The kernel answered a netlink request with an error.
+    #[error("{op}: {}{}", std::io::Error::from_raw_os_error(*errno), extack.as_deref().map(|m| format!(" (kernel: {m})")).unwrap_or_default())]
+    Kernel {
+        op: String,
+        errno: i32,
+        extack: Option<String>,
+    },
+    /// A socket-level failure (open, send, receive, timeout).
+    #[error("netlink {op}: {source}")]
+    Socket {
+        op: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("malformed netlink reply: {0}")]
+    Decode(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("timed out after {secs:.1} s waiting for {what}")]
+    Timeout { what: String, secs: f64 },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The errno of a kernel (netlink) or I/O error, if any.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            Error::Kernel { errno, .. } => Some(*errno),
+            Error::Io { source, .. } | Error::Socket { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

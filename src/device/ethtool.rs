@@ -1,0 +1,361 @@
+//! ethtool over generic netlink (family "ethtool"): features by name (`hw-tc-offload`) and
+//! channels. Numbers from include/uapi/linux/ethtool_netlink.h; devices addressed by ifindex.
+
+use super::genl::Family;
+use super::nl::{self, AttrBuf};
+use super::{Error, Result};
+
+pub const FAMILY: &str = "ethtool";
+pub const VERSION: u8 = 1;
+
+// Commands, user space -> kernel.
+pub const MSG_FEATURES_GET: u8 = 11;
+pub const MSG_FEATURES_SET: u8 = 12;
+pub const MSG_CHANNELS_GET: u8 = 17;
+pub const MSG_CHANNELS_SET: u8 = 18;
+// Replies, kernel -> user space (a separate enum in the uapi header).
+pub const MSG_FEATURES_GET_REPLY: u8 = 11;
+pub const MSG_CHANNELS_GET_REPLY: u8 = 18;
+
+// ETHTOOL_A_HEADER_*
+const A_HEADER_DEV_INDEX: u16 = 1;
+const A_HEADER_FLAGS: u16 = 3;
+/// ETHTOOL_FLAG_OMIT_REPLY: no SET reply, just the ack.
+const FLAG_OMIT_REPLY: u32 = 1 << 1;
+
+// ETHTOOL_A_FEATURES_*
+const A_FEATURES_HEADER: u16 = 1;
+const A_FEATURES_HW: u16 = 2;
+const A_FEATURES_WANTED: u16 = 3;
+const A_FEATURES_ACTIVE: u16 = 4;
+const A_FEATURES_NOCHANGE: u16 = 5;
+
+// ETHTOOL_A_BITSET_* and ETHTOOL_A_BITSET_BIT(S)_*
+const A_BITSET_NOMASK: u16 = 1;
+const A_BITSET_BITS: u16 = 3;
+const A_BITSET_BITS_BIT: u16 = 1;
+const A_BITSET_BIT_NAME: u16 = 2;
+const A_BITSET_BIT_VALUE: u16 = 3;
+
+// ETHTOOL_A_CHANNELS_*
+const A_CHANNELS_HEADER: u16 = 1;
+const A_CHANNELS_COMBINED_MAX: u16 = 5;
+const A_CHANNELS_COMBINED_COUNT: u16 = 9;
+
+pub const HW_TC_OFFLOAD: &str = "hw-tc-offload";
+
+/// One feature's state, as `ethtool -k` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Feature {
+    pub active: bool,
+    pub wanted: bool,
+    /// In the device's changeable set (`hw`); false = `[fixed]`.
+    pub changeable: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Channels {
+    /// `None`: the device has no combined channels (max 0, attribute absent).
+    pub combined: Option<u32>,
+    pub combined_max: Option<u32>,
+}
+
+fn header(a: &mut AttrBuf, kind: u16, ifindex: u32, flags: u32) {
+    a.nested(kind, |h| {
+        h.u32(A_HEADER_DEV_INDEX, ifindex);
+        if flags != 0 {
+            h.u32(A_HEADER_FLAGS, flags);
+        }
+    });
+}
+
+pub fn features_get_payload(ifindex: u32) -> Vec<u8> {
+    let mut a = AttrBuf::new();
+    header(&mut a, A_FEATURES_HEADER, ifindex, 0);
+    nl::genl_payload(MSG_FEATURES_GET, VERSION, &a)
+}
+
+/// FEATURES_SET with a verbose WANTED bitset naming one feature: listed bits form the mask,
+/// the VALUE flag says on.
+pub fn features_set_payload(ifindex: u32, name: &str, on: bool) -> Vec<u8> {
+    let mut a = AttrBuf::new();
+    header(&mut a, A_FEATURES_HEADER, ifindex, FLAG_OMIT_REPLY);
+    a.nested(A_FEATURES_WANTED, |bs| {
+        bs.nested(A_BITSET_BITS, |bits| {
+            bits.nested(A_BITSET_BITS_BIT, |bit| {
+                bit.str(A_BITSET_BIT_NAME, name);
+                if on {
+                    bit.flag(A_BITSET_BIT_VALUE);
+                }
+            });
+        });
+    });
+    nl::genl_payload(MSG_FEATURES_SET, VERSION, &a)
+}
+
+/// Whether `name` is set in a verbose (non-compact) bitset. Without NOMASK only bits carrying
+/// the VALUE flag are set; with NOMASK every listed bit is set.
+pub fn bitset_has(bitset: &[u8], name: &str) -> Result<bool> {
+    let top = nl::attrs(bitset)?;
+    let nomask = nl::get(&top, A_BITSET_NOMASK).is_some();
+    let Some(bits) = nl::get(&top, A_BITSET_BITS) else {
+        return Ok(false);
+    };
+    for (kind, bit) in nl::attrs(bits)? {
+        if kind != A_BITSET_BITS_BIT {
+            continue;
+        }
+        let b = nl::attrs(bit)?;
+        if nl::get(&b, A_BITSET_BIT_NAME)
+            .map(nl::cstr)
+            .transpose()?
+            .as_deref()
+            == Some(name)
+        {
+            return Ok(nomask || nl::get(&b, A_BITSET_BIT_VALUE).is_some());
+        }
+    }
+    Ok(false)
+}
+
+/// Decode a FEATURES_GET reply for one feature. A feature the kernel does not know at all
+/// is [`Error::NotFound`].
+pub fn parse_feature(payload: &[u8], name: &str) -> Result<Feature> {
+    let (_, attrs) = nl::genl_split(payload)?;
+    let set = |k| -> Result<bool> {
+        nl::get(&attrs, k)
+            .map(|b| bitset_has(b, name))
+            .transpose()
+            .map(|v| v.unwrap_or(false))
+    };
+    let f = Feature {
+        active: set(A_FEATURES_ACTIVE)?,
+        wanted: set(A_FEATURES_WANTED)?,
+        changeable: set(A_FEATURES_HW)? && !set(A_FEATURES_NOCHANGE)?,
+    };
+    Ok(f)
+}
+
+pub fn channels_get_payload(ifindex: u32) -> Vec<u8> {
+    let mut a = AttrBuf::new();
+    header(&mut a, A_CHANNELS_HEADER, ifindex, 0);
+    nl::genl_payload(MSG_CHANNELS_GET, VERSION, &a)
+}
+
+pub fn channels_set_payload(ifindex: u32, combined: u32) -> Vec<u8> {
+    let mut a = AttrBuf::new();
+    header(&mut a, A_CHANNELS_HEADER, ifindex, 0);
+    a.u32(A_CHANNELS_COMBINED_COUNT, combined);
+    nl::genl_payload(MSG_CHANNELS_SET, VERSION, &a)
+}
+
+pub fn parse_channels(payload: &[u8]) -> Result<Channels> {
+    let (_, attrs) = nl::genl_split(payload)?;
+    Ok(Channels {
+        combined: nl::get(&attrs, A_CHANNELS_COMBINED_COUNT)
+            .map(nl::u32_of)
+            .transpose()?,
+        combined_max: nl::get(&attrs, A_CHANNELS_COMBINED_MAX)
+            .map(nl::u32_of)
+            .transpose()?,
+    })
+}
+
+/// A connection to the kernel's ethtool family.
+pub struct Ethtool {
+    fam: Family,
+}
+
+impl Ethtool {
+    pub fn open() -> Result<Self> {
+        Ok(Ethtool {
+            fam: Family::open(FAMILY)?,
+        })
+    }
+
+    fn get(&mut self, payload: &[u8], reply_cmd: u8, op: &str) -> Result<Vec<u8>> {
+        let resp = self.fam.conn.request(self.fam.id, 0, payload, op)?;
+        resp.msgs
+            .into_iter()
+            .find(|r| r.msg_type == self.fam.id && r.payload.first() == Some(&reply_cmd))
+            .map(|r| r.payload)
+            .ok_or_else(|| Error::Decode(format!("{op}: no reply")))
+    }
+
+    pub fn feature(&mut self, ifindex: u32, name: &str) -> Result<Feature> {
+        let p = self.get(
+            &features_get_payload(ifindex),
+            MSG_FEATURES_GET_REPLY,
+            &format!("ethtool features get #{ifindex}"),
+        )?;
+        parse_feature(&p, name)
+    }
+
+    /// Ask for a feature; returns the state the kernel reports afterwards (the caller
+    /// decides whether "wanted but not active" is an error).
+    pub fn set_feature(&mut self, ifindex: u32, name: &str, on: bool) -> Result<Feature> {
+        let op = format!(
+            "ethtool features set #{ifindex} {name} {}",
+            if on { "on" } else { "off" }
+        );
+        let resp = self.fam.conn.request(
+            self.fam.id,
+            0,
+            &features_set_payload(ifindex, name, on),
+            &op,
+        )?;
+        if let Some(w) = resp.warning {
+            tracing::warn!(ifindex, feature = name, "{op}: kernel says: {w}");
+        }
+        self.feature(ifindex, name)
+    }
+
+    pub fn channels(&mut self, ifindex: u32) -> Result<Channels> {
+        let p = self.get(
+            &channels_get_payload(ifindex),
+            MSG_CHANNELS_GET_REPLY,
+            &format!("ethtool channels get #{ifindex}"),
+        )?;
+        parse_channels(&p)
+    }
+
+    pub fn set_combined(&mut self, ifindex: u32, combined: u32) -> Result<()> {
+        let op = format!("ethtool channels set #{ifindex} combined {combined}");
+        let resp = self.fam.conn.request(
+            self.fam.id,
+            0,
+            &channels_set_payload(ifindex, combined),
+            &op,
+        )?;
+        if let Some(w) = resp.warning {
+            tracing::warn!(ifindex, "{op}: kernel says: {w}");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hand-built attribute: len, type, value, padding (struct nlattr).
+    fn nla(t: u16, v: &[u8]) -> Vec<u8> {
+        let mut b = vec![];
+        b.extend(((4 + v.len()) as u16).to_ne_bytes());
+        b.extend(t.to_ne_bytes());
+        b.extend(v);
+        while b.len() % 4 != 0 {
+            b.push(0);
+        }
+        b
+    }
+    fn nest(t: u16, parts: &[Vec<u8>]) -> Vec<u8> {
+        nla(t | 0x8000, &parts.concat())
+    }
+    fn bit(name: &str, value: Option<bool>) -> Vec<u8> {
+        let mut n = name.as_bytes().to_vec();
+        n.push(0);
+        let mut parts = vec![nla(1, &0u32.to_ne_bytes()), nla(2, &n)];
+        if value == Some(true) {
+            parts.push(nla(3, &[]));
+        }
+        nest(1, &parts)
+    }
+
+    #[test]
+    fn set_request_layout() {
+        let p = features_set_payload(5, "hw-tc-offload", true);
+        // genl hdr: cmd 12, version 1
+        assert_eq!(&p[..2], &[12, 1]);
+        let want = [
+            nest(
+                1,
+                &[nla(1, &5u32.to_ne_bytes()), nla(3, &2u32.to_ne_bytes())],
+            ),
+            nest(
+                3,
+                &[nest(
+                    3,
+                    &[nest(1, &[nla(2, b"hw-tc-offload\0"), nla(3, &[])])],
+                )],
+            ),
+        ]
+        .concat();
+        assert_eq!(&p[4..], &want[..]);
+        let off = features_set_payload(5, "hw-tc-offload", false);
+        assert!(off.len() < p.len(), "off carries no VALUE flag");
+    }
+
+    #[test]
+    fn reply_nomask_and_masked_bitsets() {
+        // The kernel sends hw/active/nochange as NOMASK lists of set bits; a masked list
+        // is also handled (VALUE flag).
+        let mut p = vec![MSG_FEATURES_GET_REPLY, 1, 0, 0];
+        p.extend(nest(1, &[nla(1, &3u32.to_ne_bytes())]));
+        p.extend(nest(
+            2,
+            &[
+                nla(1, &[]),
+                nla(2, &64u32.to_ne_bytes()),
+                nest(3, &[bit("rx-gro", None), bit("hw-tc-offload", None)]),
+            ],
+        ));
+        p.extend(nest(
+            3,
+            &[nest(
+                3,
+                &[bit("hw-tc-offload", Some(false)), bit("rx-gro", Some(true))],
+            )],
+        ));
+        p.extend(nest(4, &[nla(1, &[]), nest(3, &[bit("rx-gro", None)])]));
+        p.extend(nest(
+            5,
+            &[nla(1, &[]), nest(3, &[bit("netns-local", None)])],
+        ));
+        let f = parse_feature(&p, "hw-tc-offload").unwrap();
+        assert_eq!(
+            f,
+            Feature {
+                active: false,
+                wanted: false,
+                changeable: true
+            }
+        );
+        let g = parse_feature(&p, "rx-gro").unwrap();
+        assert_eq!(
+            g,
+            Feature {
+                active: true,
+                wanted: true,
+                changeable: true
+            }
+        );
+        let n = parse_feature(&p, "netns-local").unwrap();
+        assert!(!n.changeable);
+    }
+
+    #[test]
+    fn channels_reply() {
+        let mut p = vec![MSG_CHANNELS_GET_REPLY, 1, 0, 0];
+        p.extend(nest(1, &[nla(1, &3u32.to_ne_bytes())]));
+        p.extend(nla(5, &63u32.to_ne_bytes()));
+        p.extend(nla(9, &8u32.to_ne_bytes()));
+        assert_eq!(
+            parse_channels(&p).unwrap(),
+            Channels {
+                combined: Some(8),
+                combined_max: Some(63)
+            }
+        );
+        let s = channels_set_payload(3, 18);
+        assert_eq!(&s[..2], &[18, 1]);
+        assert_eq!(
+            &s[4..],
+            &[
+                nest(1, &[nla(1, &3u32.to_ne_bytes())]),
+                nla(9, &18u32.to_ne_bytes())
+            ]
+            .concat()[..]
+        );
+    }
+}

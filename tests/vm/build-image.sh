@@ -1,0 +1,114 @@
+#!/bin/bash
+# Build (or reuse) the cached guest image for the VM test bed.
+#
+#   Debian <codename> (minbase) + systemd/udev/dbus/iproute2/ethtool/kmod/NetworkManager/
+#   systemd-networkd/openvswitch/ifupdown/busybox, the 6.12 kernel from <codename>-security
+#   (linux-image-*-unsigned) and netdevsim built out of tree from linux-source-6.12.
+#
+# Output: prints the cache directory on stdout. It holds rootfs.raw (ext4, no partition table,
+# root=/dev/vda), vmlinuz, initrd.img, kernel-release, manifest.
+# Cache: ${VFLAG_VM_CACHE:-/var/cache/vflag-testbed}/<key>, key = sha256 of the package list, the
+# kernel source version + ABI and this script and its helpers. Rebuilt when missing. If the archive
+# cannot be reached, the last image built on this machine (<cache>/current) is reused.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib/apt-sources.sh"
+. "$here/lib/private-apt.sh"
+
+log() { echo "build-image: $*" >&2; }
+CACHE=${VFLAG_VM_CACHE:-/var/cache/vflag-testbed}
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.lock"
+flock -w 1800 9 || { log "could not lock $CACHE/.lock"; exit 1; }
+
+GUEST_PKGS=(systemd systemd-sysv udev dbus iproute2 ethtool kmod network-manager
+    openvswitch-switch ifupdown busybox pciutils procps initramfs-tools zstd)
+codename=$(vm_codename)
+
+apt_dir="$CACHE/apt"
+vm_private_apt_init "$apt_dir"
+if ! "${VM_APT[@]}" update >"$CACHE/apt-update.log" 2>&1; then
+    if [ -e "$CACHE/current/rootfs.raw" ]; then
+        log "archive unreachable (see $CACHE/apt-update.log); reusing $(readlink -f "$CACHE/current")"
+        readlink -f "$CACHE/current"; exit 0
+    fi
+    log "archive unreachable and no cached image: see $CACHE/apt-update.log"; exit 1
+fi
+
+# Kernel: newest linux-source-6.12 in the archive; ABI from the matching headers package name.
+SV=$("${VM_APT_CACHE[@]}" policy linux-source-6.12 | awk '/Candidate:/ { print $2 }')
+[ -n "$SV" ] && [ "$SV" != "(none)" ] || { log "linux-source-6.12 not found in $codename-security"; exit 1; }
+UP=${SV%%-*}
+ABI=$("${VM_APT_CACHE[@]}" pkgnames "linux-headers-$UP+" | sed -n "s/^linux-headers-\($UP+[^-]*\)-common\$/\1/p" | sort -u | head -1)
+[ -n "$ABI" ] || { log "no linux-headers-$UP+*-common package"; exit 1; }
+KV=$ABI-amd64
+
+key=$( { printf '%s\n' "${GUEST_PKGS[@]}" "$codename" "$SV" "$ABI";
+         cat "$0" "$here/lib/apt-sources.sh" "$here/lib/private-apt.sh" "$here/lib/image-customize.sh"; } |
+       sha256sum | cut -c1-16)
+out="$CACHE/$key"
+if [ -e "$out/rootfs.raw" ] && [ -e "$out/vmlinuz" ] && [ -e "$out/initrd.img" ]; then
+    log "reusing $out (kernel $KV)"
+    ln -sfn "$key" "$CACHE/current"
+    echo "$out"; exit 0
+fi
+
+t0=$(date +%s)
+work=$(mktemp -d "$CACHE/build.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+log "building image $key: kernel $KV ($SV) in $work"
+
+# 1. kernel, headers, kbuild, source -> netdevsim.ko (cached per kernel source version).
+ko_cache="$CACHE/netdevsim-$SV.ko"
+if [ ! -s "$ko_cache" ]; then
+    mkdir -p "$work/debs" "$work/x"
+    (cd "$work/debs" && "${VM_APT[@]}" download "linux-headers-$KV" "linux-headers-$ABI-common" \
+        "linux-kbuild-$ABI" "linux-source-6.12=$SV" >/dev/null 2>"$work/download.log") ||
+        { cat "$work/download.log" >&2; exit 1; }
+    for d in "$work"/debs/*.deb; do dpkg -x "$d" "$work/x"; done
+    hdr="$work/x/usr/src/linux-headers-$KV"
+    # The arch headers' Makefile includes the common headers by absolute path: point it here.
+    sed -i "s#/usr/src/#$work/x/usr/src/#" "$hdr/Makefile"
+    mkdir -p "$work/nsim"
+    tar -xJf "$work/x/usr/src/linux-source-6.12.tar.xz" -C "$work/nsim" --strip-components=4 \
+        linux-source-6.12/drivers/net/netdevsim
+    # Debian builds with gcc-<N> and no pahole here: BTF for modules off.
+    make -s -C "$hdr" M="$work/nsim" CONFIG_NETDEVSIM=m CONFIG_DEBUG_INFO_BTF_MODULES= modules \
+        >"$work/nsim-build.log" 2>&1 || { tail -30 "$work/nsim-build.log" >&2; exit 1; }
+    strip --strip-debug "$work/nsim/netdevsim.ko"
+    cp "$work/nsim/netdevsim.ko" "$ko_cache.tmp" && mv "$ko_cache.tmp" "$ko_cache"
+    rm -rf "$work/debs" "$work/x" "$work/nsim"
+    log "netdevsim built ($(( $(date +%s) - t0 )) s)"
+fi
+
+# 2. root filesystem.
+main=$(vm_main_uri); sec=$(vm_security_uri)
+export VFLAG_KV=$KV VFLAG_NETDEVSIM_KO=$ko_cache
+mmdebstrap --variant=minbase --mode=root --format=directory \
+    --aptopt='APT::Install-Recommends "false"' \
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias' \
+    --include="$(IFS=,; echo "${GUEST_PKGS[*]}"),linux-image-$KV-unsigned" \
+    --customize-hook="$here/lib/image-customize.sh \"\$1\"" \
+    "$codename" "$work/root" \
+    "deb $main $codename main" "deb $main $codename-updates main" "deb $sec $codename-security main" \
+    >"$work/mmdebstrap.log" 2>&1 || { tail -40 "$work/mmdebstrap.log" >&2; exit 1; }
+log "root tree ready ($(( $(date +%s) - t0 )) s, $(du -sm "$work/root" | cut -f1) MB)"
+
+mkdir -p "$work/out"
+cp "$work/root/boot/vmlinuz-$KV" "$work/out/vmlinuz"
+cp "$work/root/boot/initrd.img-$KV" "$work/out/initrd.img"
+echo "$KV" > "$work/out/kernel-release"
+truncate -s 3G "$work/out/rootfs.raw"
+mke2fs -q -t ext4 -L vflagroot -E root_owner=0:0 -d "$work/root" "$work/out/rootfs.raw"
+{ echo "key=$key"; echo "codename=$codename"; echo "kernel=$KV"; echo "source=$SV";
+  echo "packages=${GUEST_PKGS[*]}"; echo "built=$(date -u +%FT%TZ)"; } > "$work/out/manifest"
+rm -rf "$work/root"
+rm -rf "$out"; mv "$work/out" "$out"
+ln -sfn "$key" "$CACHE/current"
+# Keep only the newest two images.
+ls -1dt "$CACHE"/*/ 2>/dev/null | grep -v '/apt/$' | tail -n +3 | while read -r old; do
+    [ "$(readlink -f "$old")" = "$(readlink -f "$out")" ] || rm -rf "$old"
+done
+log "image $out ready in $(( $(date +%s) - t0 )) s"
+echo "$out"

@@ -1,0 +1,414 @@
+"""Host-side checks over the facts a guest wrote to its results directory.
+
+Every check returns (ok, detail). A check whose facts are missing FAILS (it never passes by default).
+Times: systemd's *TimestampMonotonic properties and the test bed's uptime stamps are both
+microseconds of CLOCK_MONOTONIC (= CLOCK_BOOTTIME in a guest that never suspends); uptime stamps are
+rounded down to 10 ms, so "X before enslave" comparisons are conservative.
+"""
+
+import json
+import os
+import re
+
+
+class Facts:
+    def __init__(self, results, phase="boot"):
+        self.root = results
+        self.dir = os.path.join(results, phase)
+        self._units = {}
+        self._journal = None
+
+    def path(self, *p):
+        return os.path.join(self.dir, *p)
+
+    def exists(self, *p):
+        return os.path.exists(self.path(*p))
+
+    def text(self, *p):
+        try:
+            with open(self.path(*p), errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
+    def json(self, *p):
+        t = self.text(*p)
+        if t is None:
+            return None
+        try:
+            return json.loads(t)
+        except ValueError:
+            return None
+
+    def unit(self, name):
+        if name not in self._units:
+            t = self.text("units", name + ".show")
+            props = None
+            if t is not None:
+                props = {}
+                for line in t.splitlines():
+                    if "=" in line:
+                        k, v = line.split("=", 1)
+                        props[k] = v
+            self._units[name] = props
+        return self._units[name]
+
+    def kv_lines(self, *p):
+        """key=value words per line -> list of dicts (pfs.txt, probe-* files)."""
+        t = self.text(*p)
+        if t is None:
+            return None
+        out = []
+        for line in t.splitlines():
+            d = {}
+            for w in line.split():
+                if "=" in w:
+                    k, v = w.split("=", 1)
+                    d[k] = v
+            if d:
+                out.append(d)
+        return out
+
+    def probe(self, name):
+        rows = self.kv_lines("probe-" + name)
+        if rows is None:
+            return None, {}
+        at = None
+        pfs = {}
+        for r in rows:
+            if "at_us" in r:
+                at = int(r["at_us"])
+            elif "pf" in r:
+                pfs[r["pf"]] = r
+        return at, pfs
+
+    def sysfs(self, ifname):
+        t = self.text("net", ifname + ".sysfs")
+        if t is None:
+            return None
+        return dict(l.split("=", 1) for l in t.splitlines() if "=" in l)
+
+    def netdevs(self):
+        d = self.path("net")
+        if not os.path.isdir(d):
+            return []
+        return sorted(f[: -len(".sysfs")] for f in os.listdir(d) if f.endswith(".sysfs"))
+
+    def representors(self, pf):
+        s = self.sysfs(pf)
+        if not s or not s.get("phys_switch_id"):
+            return []
+        sw = s["phys_switch_id"]
+        reps = []
+        for n in self.netdevs():
+            o = self.sysfs(n)
+            if o.get("phys_switch_id") == sw and re.fullmatch(r"(c\d+)?pf\d+vf\d+", o.get("phys_port_name", "")):
+                reps.append(n)
+        return reps
+
+    def journal(self):
+        if self._journal is None:
+            self._journal = []
+            t = self.text("journal.json")
+            for line in (t or "").splitlines():
+                try:
+                    self._journal.append(json.loads(line))
+                except ValueError:
+                    pass
+        return self._journal
+
+
+def _ts(props, key):
+    try:
+        return int(props.get(key, "0"))
+    except ValueError:
+        return 0
+
+
+def _start_of(props, name):
+    """When a unit started: targets when reached, other units when they left 'inactive'."""
+    if name.endswith(".target"):
+        return _ts(props, "ActiveEnterTimestampMonotonic")
+    return _ts(props, "InactiveExitTimestampMonotonic")
+
+
+def _finish_of(props, name):
+    """When a unit finished starting: reached 'active' (oneshot: its ExecStart= returned)."""
+    return _ts(props, "ActiveEnterTimestampMonotonic")
+
+
+def _fmt(us):
+    return f"{us / 1e6:.3f}s"
+
+
+def _targets(facts, spec):
+    """'eni10np1' -> [eni10np1]; 'reps-of:eni10np1' -> its representors."""
+    if spec.startswith("reps-of:"):
+        return facts.representors(spec[len("reps-of:"):]), f"representors of {spec[8:]}"
+    return [spec], spec
+
+
+CHECKS = {}
+
+
+def check(name, usage):
+    def deco(fn):
+        fn.usage = usage
+        CHECKS[name] = fn
+        return fn
+    return deco
+
+
+@check("facts", "facts  -- the guest wrote its facts (always implied)")
+def c_facts(f):
+    ok = f.exists("units") and f.exists("ip-link.json")
+    return ok, "units/ and ip-link.json present" if ok else f"facts missing under {f.dir}"
+
+
+@check("system-state", "system-state STATE...  -- systemctl is-system-running after settling")
+def c_state(f, *states):
+    s = (f.text("system-state") or "").strip()
+    return s in states, f"is-system-running = {s!r}"
+
+
+@check("generated", "generated UNIT...  -- the generator emitted these units (/run/systemd/generator*)")
+def c_generated(f, *units):
+    g = f.text("..", "boot", "generator.txt") or ""
+    missing = [u for u in units if not re.search(r"(^|[\s/])" + re.escape(u) + r"($|\s| ->)", g, re.M)]
+    return not missing, ("missing: " + " ".join(missing)) if missing else "all listed in /run/systemd/generator*"
+
+
+@check("unit-active", "unit-active UNIT...  -- ActiveState=active, Result=success")
+def c_active(f, *units):
+    bad = []
+    for u in units:
+        p = f.unit(u)
+        if p is None:
+            bad.append(f"{u}: no facts")
+        elif p.get("ActiveState") != "active" or p.get("Result", "success") != "success":
+            bad.append(f"{u}: {p.get('LoadState')}/{p.get('ActiveState')}/{p.get('SubState')} result={p.get('Result')}")
+    return not bad, "; ".join(bad) if bad else "active"
+
+
+@check("unit-failed", "unit-failed UNIT...  -- ActiveState=failed (fault scenarios)")
+def c_failed(f, *units):
+    bad = [u for u in units if (f.unit(u) or {}).get("ActiveState") != "failed"]
+    return not bad, ("not failed: " + " ".join(bad)) if bad else "failed as expected"
+
+
+@check("status-text", "status-text UNIT REGEX  -- sd_notify STATUS= (StatusText) matches")
+def c_status(f, unit, rx):
+    p = f.unit(unit)
+    if p is None:
+        return False, f"{unit}: no facts"
+    st = p.get("StatusText", "")
+    return re.search(rx, st) is not None, f"StatusText={st!r}"
+
+
+@check("finished-before", "finished-before A B  -- A reached active before B started (targets: reached)")
+def c_before(f, a, b):
+    pa, pb = f.unit(a), f.unit(b)
+    if pa is None or pb is None:
+        return False, f"no facts for {a if pa is None else b}"
+    ta, tb = _finish_of(pa, a), _start_of(pb, b)
+    if not ta:
+        return False, f"{a} never became active ({pa.get('ActiveState')}/{pa.get('Result')})"
+    if not tb:
+        return False, f"{b} never started ({pb.get('ActiveState')})"
+    return ta <= tb, f"{a} active at {_fmt(ta)}, {b} at {_fmt(tb)}"
+
+
+@check("started-after", "started-after A B  -- A started after B finished starting (targets: reached)")
+def c_after(f, a, b):
+    pa, pb = f.unit(a), f.unit(b)
+    if pa is None or pb is None:
+        return False, f"no facts for {a if pa is None else b}"
+    ta = _ts(pa, "InactiveExitTimestampMonotonic")
+    tb = _ts(pb, "ActiveEnterTimestampMonotonic")
+    if not ta:
+        return False, f"{a} never started"
+    if not tb:
+        return False, f"{b} never became active"
+    return ta >= tb, f"{a} started at {_fmt(ta)}, {b} active at {_fmt(tb)}"
+
+
+@check("eswitch", "eswitch PF MODE  -- devlink eswitch mode of the PF's devlink instance")
+def c_eswitch(f, pf, mode):
+    s = f.sysfs(pf)
+    if s is None:
+        return False, f"{pf} does not exist"
+    h = s.get("devlink", "")
+    d = f.json("devlink-eswitch.json")
+    if not isinstance(d, dict):
+        return False, f"no devlink eswitch facts ({(f.text('devlink-eswitch.json') or '').strip()[:120]})"
+    got = (d.get("dev", {}).get(h) or {}).get("mode")
+    return got == mode, f"{h}: mode {got}"
+
+
+@check("numvfs", "numvfs PF N  -- sriov_numvfs")
+def c_numvfs(f, pf, n):
+    rows = {r.get("pf"): r for r in (f.kv_lines("pfs.txt") or [])}
+    got = rows.get(pf, {}).get("numvfs")
+    return got == n, f"{pf}: sriov_numvfs={got}"
+
+
+@check("representors", "representors PF N  -- netdevs with the PF's phys_switch_id and phys_port_name pfXvfY")
+def c_reps(f, pf, n):
+    reps = f.representors(pf)
+    return len(reps) == int(n), f"{pf}: {len(reps)} representors ({' '.join(reps[:4])}{' ...' if len(reps) > 4 else ''})"
+
+
+@check("feature", "feature IF|reps-of:PF NAME on|off  -- ethtool -k")
+def c_feature(f, spec, feat, want):
+    ifs, label = _targets(f, spec)
+    if not ifs:
+        return False, f"{label}: no interfaces"
+    bad = []
+    for i in ifs:
+        t = f.text("net", i + ".features") or ""
+        m = re.search(r"^\s*" + re.escape(feat) + r":\s*(\S+)", t, re.M)
+        got = m.group(1) if m else None
+        if got != want:
+            bad.append(f"{i}={got}")
+    return not bad, (f"{label}: " + ", ".join(bad)) if bad else f"{label} ({len(ifs)}): {feat} {want}"
+
+
+@check("channels", "channels IF|reps-of:PF combined N  -- ethtool -l current setting")
+def c_channels(f, spec, kind, n):
+    ifs, label = _targets(f, spec)
+    if not ifs:
+        return False, f"{label}: no interfaces"
+    bad = []
+    for i in ifs:
+        t = f.text("net", i + ".channels") or ""
+        cur = t.split("Current hardware settings:", 1)
+        m = re.search(r"^" + kind.capitalize() + r":\s*(\S+)", cur[1], re.M | re.I) if len(cur) == 2 else None
+        got = m.group(1) if m else None
+        if got != n:
+            bad.append(f"{i}={got}")
+    return not bad, (f"{label}: " + ", ".join(bad)) if bad else f"{label} ({len(ifs)}): {kind} {n}"
+
+
+@check("enslaved", "enslaved BOND PF...  -- the PFs' master at the end of boot")
+def c_enslaved(f, bond, *pfs):
+    bad = [f"{p} master={(f.sysfs(p) or {}).get('master')!r}" for p in pfs if (f.sysfs(p) or {}).get("master") != bond]
+    return not bad, "; ".join(bad) if bad else f"{' '.join(pfs)} in {bond}"
+
+
+def _enslave_times(f, pfs):
+    out = {}
+    for p in pfs:
+        t = f.text("enslaved-" + p)
+        if t:
+            out[p] = int(t.split()[0])
+    return out
+
+
+@check("ready-before-enslave",
+       "ready-before-enslave STAGE-UNIT-PREFIX PF... key=value...  -- each PF's stage unit was active "
+       "before the first PF was enslaved, and at network-pre and at the first enslave every PF showed "
+       "key=value (numvfs, eswitch, reps, vfdrivers=none)")
+def c_ready(f, prefix, *args):
+    pfs = [a for a in args if "=" not in a]
+    want = dict(a.split("=", 1) for a in args if "=" in a)
+    ens = _enslave_times(f, pfs)
+    if not ens:
+        return False, "no PF was seen enslaved (watcher: " + (f.text("enslaved-none") or "no record") + ")"
+    first = min(ens.values())
+    notes, bad = [f"first enslave at {_fmt(first)}"], []
+    for p in pfs:
+        u = f"{prefix}@{p}.service"
+        pu = f.unit(u)
+        t = _finish_of(pu, u) if pu else 0
+        if not t:
+            bad.append(f"{u} never became active")
+        elif t > first:
+            bad.append(f"{u} active at {_fmt(t)}, AFTER the enslave")
+        else:
+            notes.append(f"{u} active at {_fmt(t)}")
+    for probe in ("pre-network", "first-enslave"):
+        at, rows = f.probe(probe)
+        if at is None:
+            bad.append(f"no {probe} snapshot")
+            continue
+        for p in pfs:
+            r = rows.get(p)
+            if r is None:
+                bad.append(f"{probe}: {p} missing")
+                continue
+            for k, v in want.items():
+                if k == "vfdrivers":
+                    vals = {x.split(":", 1)[1] for x in r.get("vfs", "none").split(",") if ":" in x}
+                    if vals != {v}:
+                        bad.append(f"{probe}: {p} VF drivers {sorted(vals) or 'no VFs'}, want {v}")
+                elif r.get(k) != v:
+                    bad.append(f"{probe}: {p} {k}={r.get(k)}, want {v}")
+            if probe == "pre-network" and r.get("master"):
+                bad.append(f"pre-network: {p} already enslaved to {r['master']}")
+    return not bad, "; ".join(bad + notes[:1]) if bad else "; ".join(notes)
+
+
+@check("vfs-bound", "vfs-bound PF DRIVER  -- every VF of PF bound to DRIVER, its netdev MAC = the PF's vf MAC")
+def c_vfs_bound(f, pf, driver):
+    rows = {r.get("pf"): r for r in (f.kv_lines("pfs.txt") or [])}
+    r = rows.get(pf)
+    if not r or r.get("vfs", "none") == "none":
+        return False, f"{pf}: no VFs"
+    vfs = [x.split(":", 1) for x in r["vfs"].split(",")]
+    bad = [f"{a}={d}" for a, d in vfs if d != driver]
+    # MACs: the PF's vfinfo_list vs the VF netdevs (by PCI address).
+    links = f.json("ip-link.json") or []
+    pfl = next((l for l in links if l.get("ifname") == pf), {})
+    pf_macs = [v.get("address") for v in pfl.get("vfinfo_list", [])]
+    by_pci = {}
+    for n in f.netdevs():
+        s = f.sysfs(n)
+        by_pci[os.path.basename(s.get("device", ""))] = (n, s.get("address"))
+    names = []
+    for i, (addr, _) in enumerate(vfs):
+        if addr not in by_pci:
+            bad.append(f"{addr}: no netdev")
+            continue
+        n, mac = by_pci[addr]
+        names.append(f"{n}={mac}")
+        if i < len(pf_macs) and pf_macs[i] not in (mac, "00:00:00:00:00:00"):
+            bad.append(f"{n}: MAC {mac} != PF's vf {i} MAC {pf_macs[i]}")
+    return not bad, "; ".join(bad) if bad else f"{pf}: {len(vfs)} VFs on {driver}: {' '.join(names)}"
+
+
+@check("journal", "journal UNIT|- REGEX  -- some journal message (of UNIT, or any with -) matches")
+def c_journal(f, unit, rx):
+    r = re.compile(rx)
+    for e in f.journal():
+        if unit != "-" and e.get("_SYSTEMD_UNIT") != unit and e.get("UNIT") != unit:
+            continue
+        m = e.get("MESSAGE")
+        if isinstance(m, str) and r.search(m):
+            return True, f"found: {m[:160]}"
+    return False, f"no message matching {rx!r}" + ("" if unit == "-" else f" from {unit}")
+
+
+@check("no-journal", "no-journal UNIT|- REGEX  -- no journal message matches")
+def c_nojournal(f, unit, rx):
+    ok, d = c_journal(f, unit, rx)
+    return not ok, d.replace("found", "unexpected") if ok else f"none matching {rx!r}"
+
+
+@check("action-rc", "action-rc NAME RC  -- a guest [action] exited with RC")
+def c_action(f, name, rc):
+    got = (f.text("..", "actions", name + ".rc") or "").strip()
+    return got == rc, f"{name} rc={got or 'missing'}: " + (f.text("..", "actions", name + ".out") or "")[-200:].strip()
+
+
+def run_check(results, words):
+    """words = [name, args...]; an optional leading 'after:' selects facts taken after the actions."""
+    phase = "boot"
+    if words and words[0] == "after:":
+        phase, words = "after", words[1:]
+    fn = CHECKS.get(words[0]) if words else None
+    if fn is None:
+        return False, f"unknown check {words[0] if words else ''!r}"
+    try:
+        return fn(Facts(results, phase), *words[1:])
+    except TypeError as e:
+        return False, f"bad arguments ({e}); usage: {fn.usage}"

@@ -1,0 +1,340 @@
+#!/usr/bin/env python3
+"""Run VM test bed scenarios: one fresh disk per boot, vflag installed into it, facts back over 9p.
+
+Usage: runner.py --image DIR --staging DIR [--work DIR] SCENARIO_FILE...
+
+Outcome per scenario:
+  PASS   every check passed
+  FAIL   the guest booted and reported facts, and a check failed (never retried)
+  INFRA  the guest did not report facts within the per-boot timeout twice (boot failure / hang)
+"""
+
+import argparse
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import checks  # noqa: E402
+from scenario import ScenarioError, parse  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+VMDIR = os.path.dirname(HERE)
+SYSTEMD_UNITS = "/usr/lib/systemd/system"
+
+# What enabling a network stack means in the guest (the image has all of them disabled).
+NETSTACKS = {
+    "none": [],
+    "NetworkManager": [
+        ("multi-user.target.wants/NetworkManager.service", "NetworkManager.service"),
+        ("network-online.target.wants/NetworkManager-wait-online.service", "NetworkManager-wait-online.service"),
+        ("dbus-org.freedesktop.NetworkManager.service", "NetworkManager.service"),
+        ("dbus-org.freedesktop.nm-dispatcher.service", "NetworkManager-dispatcher.service"),
+    ],
+    "systemd-networkd": [
+        ("multi-user.target.wants/systemd-networkd.service", "systemd-networkd.service"),
+        ("sockets.target.wants/systemd-networkd.socket", "systemd-networkd.socket"),
+        ("network-online.target.wants/systemd-networkd-wait-online.service", "systemd-networkd-wait-online.service"),
+        ("dbus-org.freedesktop.network1.service", "systemd-networkd.service"),
+    ],
+}
+NETSTACKS["networkd"] = NETSTACKS["systemd-networkd"]
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+class Staging:
+    """A directory tree that becomes '/' additions in the guest disk."""
+
+    def __init__(self, root):
+        self.root = root
+        os.makedirs(root, exist_ok=True)
+
+    def write(self, path, content, mode=0o644):
+        p = os.path.join(self.root, path.lstrip("/"))
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        if os.path.lexists(p):
+            os.unlink(p)
+        with open(p, "w") as f:
+            f.write(content)
+        os.chmod(p, mode)
+
+    def symlink(self, path, target):
+        p = os.path.join(self.root, path.lstrip("/"))
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        if os.path.lexists(p):
+            os.unlink(p)
+        os.symlink(target, p)
+
+    def enable(self, unit, wanted_by):
+        self.symlink(f"/etc/systemd/system/{wanted_by}.wants/{unit}", f"{SYSTEMD_UNITS}/{unit}")
+
+    def copytree(self, src):
+        shutil.copytree(src, self.root, symlinks=True, dirs_exist_ok=True)
+
+
+def bond_config(stack, spec, st):
+    """bond = NAME mode=active-backup ports=a,b [address=192.0.2.1/24] -> the stack's own files."""
+    w = spec.split()
+    name, opts = w[0], dict(x.split("=", 1) for x in w[1:])
+    mode = opts.get("mode", "active-backup")
+    ports = opts.get("ports", "").split(",")
+    addr = opts.get("address", "192.0.2.1/24")
+    if stack == "NetworkManager":
+        d = "/etc/NetworkManager/system-connections"
+        st.write(f"{d}/{name}.nmconnection",
+                 f"[connection]\nid={name}\ntype=bond\ninterface-name={name}\n\n"
+                 f"[bond]\nmode={mode}\nmiimon=100\n\n"
+                 f"[ipv4]\nmethod=manual\naddress1={addr}\n\n[ipv6]\nmethod=disabled\n", 0o600)
+        for p in ports:
+            st.write(f"{d}/{name}-port-{p}.nmconnection",
+                     f"[connection]\nid={name}-port-{p}\ntype=ethernet\ninterface-name={p}\n"
+                     f"master={name}\nslave-type=bond\n\n[ethernet]\n", 0o600)
+    elif stack in ("networkd", "systemd-networkd"):
+        d = "/etc/systemd/network"
+        st.write(f"{d}/10-{name}.netdev",
+                 f"[NetDev]\nName={name}\nKind=bond\n\n[Bond]\nMode={mode}\nMIIMonitorSec=100ms\n")
+        st.write(f"{d}/20-{name}-ports.network",
+                 f"[Match]\nName={' '.join(ports)}\n\n[Network]\nBond={name}\n")
+        st.write(f"{d}/30-{name}.network",
+                 f"[Match]\nName={name}\n\n[Network]\nAddress={addr}\nLinkLocalAddressing=no\n"
+                 "IPv6AcceptRA=no\nConfigureWithoutCarrier=yes\n")
+    else:
+        raise ScenarioError(f"bond = ... needs network-stack NetworkManager or networkd, not {stack!r}")
+
+
+def build_staging(sc, vflag_staging, out):
+    st = Staging(out)
+    st.copytree(vflag_staging)                    # vflag exactly as `make install` put it
+    st.copytree(os.path.join(VMDIR, "guest"))      # test bed units and scripts
+    for inc in sc.words("include"):
+        st.copytree(os.path.join(sc.dir, inc))
+    devices = sc.lines("devices")
+    st.write("/etc/vflag-testbed/devices", "".join(d + "\n" for d in devices))
+    st.write("/etc/vflag-testbed/pfs", "".join(p + "\n" for p in sc.pfs))
+    st.write("/etc/vflag-testbed/settle-timeout", f"{sc.settle}\n")
+    units = ["network-pre.target", "network.target", "network-online.target", "multi-user.target",
+             "vflag-testbed-devices.service", "vflag-testbed-probe-pre.service", "docker.service"]
+    for p in sc.pfs:
+        units += [f"vflag@{p}.service", f"vflag-rebind@{p}.service", f"sys-subsystem-net-devices-{p}.device"]
+    units += sc.words("units")
+    st.write("/etc/vflag-testbed/units", "".join(u + "\n" for u in units))
+    if devices:
+        st.enable("vflag-testbed-devices.service", "sysinit.target")
+    st.enable("vflag-testbed-watch.service", "sysinit.target")
+    st.enable("vflag-testbed-probe-pre.service", "sysinit.target")
+    st.enable("vflag-testbed-collect.service", "sysinit.target")
+    after = " ".join(f"vflag@{p}.service" for p in sc.pfs)
+    if after:
+        st.write("/etc/systemd/system/vflag-testbed-probe-pre.service.d/after-vflag.conf",
+                 f"[Unit]\nAfter={after}\n")
+    if sc.get("docker-standin", "yes") == "yes":
+        # Stand-in for the container engine: ordered like Debian's docker.service, records its start.
+        st.write("/etc/systemd/system/docker.service",
+                 "[Unit]\nDescription=stand-in for docker.service (vflag test bed)\n"
+                 "Wants=network-online.target\nAfter=network-online.target\n\n"
+                 "[Service]\nType=oneshot\nRemainAfterExit=yes\n"
+                 "ExecStart=/bin/sh -c 'echo docker stand-in started'\n\n"
+                 "[Install]\nWantedBy=multi-user.target\n")
+        st.symlink("/etc/systemd/system/multi-user.target.wants/docker.service", "/etc/systemd/system/docker.service")
+    stack = sc.get("network-stack", "none")
+    if stack not in NETSTACKS:
+        raise ScenarioError(f"network-stack must be one of {', '.join(NETSTACKS)}")
+    for link, unit in NETSTACKS[stack]:
+        st.symlink(f"/etc/systemd/system/{link}", f"{SYSTEMD_UNITS}/{unit}")
+    for b in sc.lines("bond"):
+        bond_config(stack, b, st)
+    for e in sc.words("enable"):           # unit:target
+        unit, _, target = e.partition(":")
+        st.enable(unit, target or "multi-user.target")
+    for path, content, mode in sc.files:
+        st.write(path, content, mode)
+    for name, content in sc.actions:
+        st.write(f"/etc/vflag-testbed/actions.d/{name}", content, 0o755)
+    return out
+
+
+def debugfs_script(root):
+    """Commands that copy the tree at root into an ext4 image (dirs, files with modes, symlinks)."""
+    cmds = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = "/" + os.path.relpath(dirpath, root).lstrip(".")
+        rel = "/" if rel in ("/", "/.") else rel
+        for d in sorted(dirnames):
+            p = os.path.join(dirpath, d)
+            g = os.path.join(rel, d)
+            if os.path.islink(p):
+                cmds += [f'rm "{g}"', f'symlink "{g}" "{os.readlink(p)}"']
+            else:
+                cmds.append(f'mkdir "{g}"')
+        for fn in sorted(filenames):
+            p = os.path.join(dirpath, fn)
+            g = os.path.join(rel, fn)
+            cmds.append(f'rm "{g}"')
+            if os.path.islink(p):
+                cmds.append(f'symlink "{g}" "{os.readlink(p)}"')
+            else:
+                cmds.append(f'write "{p}" "{g}"')
+                cmds.append(f'sif "{g}" mode 0{0o100000 | (os.stat(p).st_mode & 0o7777):o}')
+                cmds += [f'sif "{g}" uid 0', f'sif "{g}" gid 0']
+    return cmds
+
+
+def make_disk(image, staging, disk, logf):
+    subprocess.run(["cp", "--sparse=always", os.path.join(image, "rootfs.raw"), disk], check=True)
+    cmds = debugfs_script(staging)
+    script = disk + ".debugfs"
+    with open(script, "w") as f:
+        f.write("\n".join(cmds) + "\n")
+    r = subprocess.run(["debugfs", "-w", "-f", script, disk], capture_output=True, text=True)
+    with open(logf, "w") as f:
+        f.write(r.stdout + r.stderr)
+    # debugfs goes on after errors; the expected ones are "rm" of absent files and "mkdir" of
+    # existing directories. Anything else is an infrastructure error.
+    bad = [l for l in (r.stdout + r.stderr).splitlines()
+           if l and not l.startswith("debugfs ") and "File not found by ext2_lookup" not in l
+           and "Ext2 directory already exists" not in l
+           and not l.startswith("Allocated inode")]
+    if r.returncode != 0 or bad:
+        raise RuntimeError("debugfs: " + "; ".join(bad[:5]))
+
+
+def qemu_cmd(sc, image, disk, results, console):
+    machine = sc.get("machine", "pc")
+    cmdline = ("root=/dev/vda rw console=ttyS0,115200 panic=-1 mitigations=off printk.devkmsg=on "
+               "systemd.show_status=auto " + sc.get("cmdline"))
+    cmd = ["nice", "-n", os.environ.get("VFLAG_VM_NICE", "5"), "qemu-system-x86_64",
+           "-name", f"vflag-{sc.name}", "-machine", machine, "-accel", "tcg", "-cpu", "max",
+           "-smp", sc.get("smp", "2"), "-m", sc.get("memory", "2048"),
+           "-kernel", os.path.join(image, "vmlinuz"), "-initrd", os.path.join(image, "initrd.img"),
+           "-append", cmdline.strip(),
+           "-drive", f"file={disk},format=raw,if=virtio,cache=unsafe",
+           "-virtfs", f"local,path={results},mount_tag=vflagresults,security_model=none,id=results",
+           "-nic", "none", "-display", "none", "-vga", "none", "-monitor", "none",
+           "-serial", f"file:{console}", "-no-reboot"]
+    return cmd + shlex.split(sc.get("qemu").replace("\n", " "))
+
+
+def boot(sc, image, staging_root, adir):
+    """One boot. Returns ('ok'|'infra', detail, seconds)."""
+    os.makedirs(adir, exist_ok=True)
+    results = os.path.join(adir, "results")
+    os.makedirs(results, exist_ok=True)
+    disk = os.path.join(adir, "disk.raw")
+    console = os.path.join(adir, "console.log")
+    t0 = time.monotonic()
+    try:
+        make_disk(image, staging_root, disk, os.path.join(adir, "debugfs.log"))
+    except (RuntimeError, subprocess.CalledProcessError) as e:
+        return "infra", f"disk preparation failed: {e}", time.monotonic() - t0
+    cmd = qemu_cmd(sc, image, disk, results, console)
+    with open(os.path.join(adir, "qemu.cmd"), "w") as f:
+        f.write(shlex.join(cmd) + "\n")
+    qlog = open(os.path.join(adir, "qemu.log"), "w")
+    p = subprocess.Popen(cmd, stdout=qlog, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = t0 + sc.timeout
+    rc = None
+    while time.monotonic() < deadline:
+        rc = p.poll()
+        if rc is not None:
+            break
+        time.sleep(0.5)
+    took = time.monotonic() - t0
+    if rc is None:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+        qlog.close()
+        done = os.path.exists(os.path.join(results, "DONE"))
+        return ("ok" if done else "infra"), f"guest still running after {sc.timeout}s (killed)", took
+    qlog.close()
+    if not os.path.exists(os.path.join(results, "DONE")):
+        return "infra", f"guest exited (qemu rc {rc}) without reporting facts", took
+    if os.environ.get("VFLAG_VM_KEEP_DISK") != "1":
+        os.unlink(disk)
+    return "ok", f"qemu rc {rc}", took
+
+
+def tail(path, n=40):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read().splitlines()[-n:]
+    except FileNotFoundError:
+        return ["(missing)"]
+
+
+def run_scenario(sc, image, vflag_staging, work):
+    sdir = os.path.join(work, sc.name)
+    shutil.rmtree(sdir, ignore_errors=True)
+    staging_root = build_staging(sc, vflag_staging, os.path.join(sdir, "root"))
+    for attempt in (1, 2):
+        adir = os.path.join(sdir, f"boot{attempt}")
+        status, detail, took = boot(sc, image, staging_root, adir)
+        log(f"  boot {attempt}: {status} in {took:.1f}s ({detail}); console {adir}/console.log")
+        if status == "ok":
+            break
+        for l in tail(os.path.join(adir, "console.log"), 25):
+            log(f"    | {l}")
+    if status != "ok":
+        log(f"INFRA {sc.name}: no facts from the guest in 2 boots; console: {adir}/console.log")
+        return "INFRA", took
+    results = os.path.join(adir, "results")
+    nfail = 0
+    for lineno, text, words in [(0, "facts", ["facts"])] + sc.checks:
+        ok, detail = checks.run_check(results, words)
+        log(f"{'PASS' if ok else 'FAIL'} {sc.name}: {text} -- {detail}")
+        nfail += not ok
+    if nfail:
+        log(f"  {sc.name}: {nfail} check(s) failed; facts in {results}")
+        log(f"  console log: {adir}/console.log (tail follows)")
+        for l in tail(os.path.join(adir, "console.log"), 30):
+            log(f"    | {l}")
+        st = os.path.join(results, "boot", "status.txt")
+        log(f"  systemctl status vflag* ({st}):")
+        for l in tail(st, 30):
+            log(f"    | {l}")
+    return ("FAIL" if nfail else "PASS"), took
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--image", required=True)
+    ap.add_argument("--staging", required=True, help="vflag installed with make install DESTDIR=")
+    ap.add_argument("--work", default=os.environ.get("VFLAG_VM_WORK", "/var/tmp/vflag-vm"))
+    ap.add_argument("scenarios", nargs="+")
+    a = ap.parse_args()
+    os.makedirs(a.work, exist_ok=True)
+    outcomes = []
+    for path in a.scenarios:
+        try:
+            sc = parse(path)
+        except (ScenarioError, OSError) as e:
+            log(f"FAIL {os.path.basename(path)}: bad scenario file: {e}")
+            outcomes.append((os.path.basename(path), "FAIL", 0))
+            continue
+        log(f"=== {sc.name}: {sc.get('description').splitlines()[0] if sc.get('description') else ''}")
+        try:
+            res, took = run_scenario(sc, a.image, a.staging, a.work)
+        except ScenarioError as e:
+            log(f"FAIL {sc.name}: bad scenario: {e}")
+            res, took = "FAIL", 0
+        outcomes.append((sc.name, res, took))
+    log("=== summary")
+    for name, res, took in outcomes:
+        log(f"{res:5} {name} ({took:.0f}s boot)")
+    npass = sum(1 for _, r, _ in outcomes if r == "PASS")
+    nfail = len(outcomes) - npass
+    ninfra = sum(1 for _, r, _ in outcomes if r == "INFRA")
+    if ninfra:
+        log(f"({ninfra} of the failures are INFRA: the guest never reported facts)")
+    log(f"{npass} passed, {nfail} failed")
+    return 1 if nfail else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
