@@ -251,7 +251,8 @@ struct Setting {
 /// Sections merged across the main file and drop-ins, in order of first appearance.
 #[derive(Default)]
 struct Merged {
-    sections: Vec<(String, Vec<(String, Setting)>)>,
+    /// Name, the file that first defined it, its keys.
+    sections: Vec<(String, PathBuf, Vec<(String, Setting)>)>,
 }
 
 impl Merged {
@@ -292,10 +293,10 @@ impl Merged {
                 continue;
             };
             let name = name.split_whitespace().collect::<Vec<_>>().join(" ");
-            let idx = match self.sections.iter().position(|(n, _)| *n == name) {
+            let idx = match self.sections.iter().position(|(n, _, _)| *n == name) {
                 Some(i) => i,
                 None => {
-                    self.sections.push((name.clone(), Vec::new()));
+                    self.sections.push((name.clone(), file.to_path_buf(), Vec::new()));
                     self.sections.len() - 1
                 }
             };
@@ -305,7 +306,7 @@ impl Merged {
                     file: file.to_path_buf(),
                     line: lines.find(Some(&name), k),
                 };
-                let keys = &mut self.sections[idx].1;
+                let keys = &mut self.sections[idx].2;
                 match keys.iter_mut().find(|(key, _)| key == k) {
                     Some((_, s)) => *s = setting,
                     None => keys.push((k.to_string(), setting)),
@@ -316,8 +317,8 @@ impl Merged {
 
     fn finish(self, loaded: &mut Loaded) {
         let mut owner: Vec<(IfName, String)> = Vec::new();
-        for (name, keys) in self.sections {
-            let mut p = SectionParser { section: &name, keys: &keys, diags: Vec::new() };
+        for (name, file, keys) in self.sections {
+            let mut p = SectionParser { section: &name, file: &file, keys: &keys, diags: Vec::new() };
             if let Some(lag_name) = name.strip_prefix("lag ") {
                 let lag = p.lag(lag_name);
                 let ok = !p.diags.iter().any(|d| d.level == Level::Error);
@@ -385,6 +386,7 @@ impl<'a> KeyLines<'a> {
 
 struct SectionParser<'a> {
     section: &'a str,
+    file: &'a Path,
     keys: &'a [(String, Setting)],
     diags: Vec<Diagnostic>,
 }
@@ -406,10 +408,9 @@ const OVS_KEYS: &[&str] = &["hw-offload", "db-socket"];
 
 impl SectionParser<'_> {
     fn section_error(&self, message: String) -> Diagnostic {
-        let file = self.keys.first().map(|(_, s)| s.file.clone()).unwrap_or_default();
         Diagnostic {
             level: Level::Error,
-            file,
+            file: self.file.to_path_buf(),
             line: None,
             section: Some(self.section.to_string()),
             key: None,
@@ -476,7 +477,7 @@ impl SectionParser<'_> {
         }
         let lag = Lag {
             name: name.to_string(),
-            source: self.keys.first().map(|(_, s)| s.file.clone()).unwrap_or_default(),
+            source: self.file.to_path_buf(),
             pfs: pfs.unwrap_or_default(),
             vfs: self.value("vfs", |v| count(v, MAX_VFS)).unwrap_or(seed::VF_COUNT),
             pf_channels: self.value("pf-channels", |v| count(v, MAX_CHANNELS)),

@@ -4,6 +4,7 @@
 //! Only [`device`] touches the kernel; only [`bus`] and [`ovsdb`] talk to other processes.
 
 pub mod bus;
+pub mod checks;
 pub mod cmdline;
 pub mod config;
 pub mod device;

@@ -3,6 +3,8 @@
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
+use vflag::checks::{self, Finding, Outcome};
+use vflag::cmdline::Cmdline;
 use vflag::config::{self, Lag, Loaded};
 use vflag::names::IfName;
 use vflag::paths::Root;
@@ -25,6 +27,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Pre-flight checks (IOMMU, firmware, NIC) for the given PFs, or all configured PFs.
+    /// Exit status 1 when a check fails. vflag@<pf>.service runs this before its set-up.
+    Check {
+        pfs: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -43,6 +52,7 @@ fn main() -> ExitCode {
 fn run(command: Command, root: &Root) -> Result<ExitCode> {
     match command {
         Command::Plan { json } => plan(root, json),
+        Command::Check { pfs, json } => check(root, &pfs, json),
     }
 }
 
@@ -88,9 +98,63 @@ fn print_plan(loaded: &Loaded) {
     }
 }
 
+fn check(root: &Root, pfs: &[String], json: bool) -> Result<ExitCode> {
+    let loaded = config::load(root);
+    let cmdline = Cmdline::read(root);
+    let targets: Vec<(&Lag, IfName)> = if pfs.is_empty() {
+        loaded.plan.pfs().map(|(l, p)| (l, p.clone())).collect()
+    } else {
+        pfs.iter().map(|p| configured_pf(&loaded, p)).collect::<Result<_>>()?
+    };
+    let mut findings: Vec<Finding> = Vec::new();
+    for (lag, pf) in &targets {
+        for f in checks::for_pf(root, &cmdline, lag, pf) {
+            // Host-wide findings are the same for every PF: report them once.
+            if !findings.contains(&f) {
+                findings.push(f);
+            }
+        }
+    }
+    let failed: Vec<&Finding> = findings.iter().filter(|f| f.outcome == Outcome::Fail).collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&findings)?);
+    } else {
+        print_findings(&findings);
+    }
+    // Under systemd the journal gets one line per failure; by hand the table says it all.
+    let under_systemd = std::env::var_os("INVOCATION_ID").is_some();
+    for f in failed.iter().filter(|_| under_systemd) {
+        let pf = f.pf.as_ref().map(|p| format!(" on {p}")).unwrap_or_default();
+        let hint = f.hint.as_ref().map(|h| format!("; fix: {h}")).unwrap_or_default();
+        tracing::error!(check = f.check, "check {} failed{pf}: {}{hint}", f.check, f.detail);
+    }
+    if let Some(f) = failed.first() {
+        vflag::log::status(&format!("check {} failed: {}", f.check, f.detail));
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_findings(findings: &[Finding]) {
+    for f in findings {
+        let mark = match f.outcome {
+            Outcome::Pass => "✓",
+            Outcome::Warn => "!",
+            Outcome::Fail => "✗",
+            Outcome::Skip => "-",
+        };
+        let pf = f.pf.as_ref().map(IfName::as_str).unwrap_or("");
+        println!("{mark} {:<16} {:<15} {}", f.check, pf, f.detail);
+        if f.outcome != Outcome::Pass {
+            if let Some(h) = &f.hint {
+                println!("  {:<32} → {h}", "");
+            }
+        }
+    }
+}
+
 /// The unit instance (`%I`) must name a configured PF; anything else is refused before a path
 /// is built from it.
-#[allow(dead_code)]
 fn configured_pf<'a>(loaded: &'a Loaded, instance: &str) -> Result<(&'a Lag, IfName)> {
     let pf = IfName::new(instance).with_context(|| format!("refusing instance {instance:?}"))?;
     if loaded.disabled_by_cmdline {

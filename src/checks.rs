@@ -1,0 +1,346 @@
+//! Pre-flight checks: kernel command line / IOMMU, and per PF the firmware and NIC facts that
+//! VF-LAG needs. Run by `vflag check` (by hand, before a reboot) and by each
+//! `vflag@<pf>.service` (ExecStartPre=) so that a failing check stops that PF's set-up — and
+//! only that — with the reason and the fix in `systemctl status`.
+
+use crate::cmdline::Cmdline;
+use crate::config::{EswitchMode, Lag};
+use crate::names::IfName;
+use crate::paths::Root;
+use std::path::PathBuf;
+
+/// PCI vendor ID of Mellanox/NVIDIA networking.
+pub const MELLANOX: u16 = 0x15b3;
+/// PF device IDs that support VF-LAG (ConnectX-5 and later, BlueField-2/3).
+pub const VF_LAG_DEVICES: &[(u16, &str)] = &[
+    (0x1017, "ConnectX-5"),
+    (0x1019, "ConnectX-5 Ex"),
+    (0x101b, "ConnectX-6"),
+    (0x101d, "ConnectX-6 Dx"),
+    (0x101f, "ConnectX-6 Lx"),
+    (0x1021, "ConnectX-7"),
+    (0x1023, "ConnectX-8"),
+    (0xa2d6, "BlueField-2"),
+    (0xa2dc, "BlueField-3"),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Pass,
+    /// VF-LAG may not activate, but setting up is still safe and useful.
+    Warn,
+    /// Setting up this PF is pointless or unsafe: the stage must not run.
+    Fail,
+    /// Not applicable to this device (e.g. IOMMU for a non-PCI test device).
+    Skip,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    pub check: &'static str,
+    pub pf: Option<IfName>,
+    pub outcome: Outcome,
+    pub detail: String,
+    /// What to do about it (kernel parameter, mlxconfig command, config key).
+    pub hint: Option<String>,
+}
+
+impl Finding {
+    fn new(check: &'static str, pf: Option<&IfName>, outcome: Outcome, detail: String) -> Self {
+        Finding { check, pf: pf.cloned(), outcome, detail, hint: None }
+    }
+    fn hint(mut self, h: impl Into<String>) -> Self {
+        self.hint = Some(h.into());
+        self
+    }
+}
+
+/// Facts about one PF read from sysfs (re-rooted): everything the checks need.
+#[derive(Debug, Default)]
+struct PfFacts {
+    exists: bool,
+    net_type: Option<u32>,
+    /// The PF's device directory (`/sys/class/net/<pf>/device` resolved).
+    device: Option<PathBuf>,
+    bus: Option<String>,
+    driver: Option<String>,
+    vendor: Option<u16>,
+    device_id: Option<u16>,
+    totalvfs: Option<u32>,
+    has_numvfs: bool,
+}
+
+fn read(p: PathBuf) -> Option<String> {
+    std::fs::read_to_string(p).ok().map(|s| s.trim().to_string())
+}
+
+fn hex16(s: Option<String>) -> Option<u16> {
+    u16::from_str_radix(s?.trim_start_matches("0x"), 16).ok()
+}
+
+fn link_name(p: PathBuf) -> Option<String> {
+    Some(std::fs::read_link(p).ok()?.file_name()?.to_string_lossy().into_owned())
+}
+
+fn facts(root: &Root, pf: &IfName) -> PfFacts {
+    let net = root.path(format!("/sys/class/net/{pf}"));
+    if !net.exists() {
+        return PfFacts::default();
+    }
+    let dev = net.join("device");
+    let device = std::fs::canonicalize(&dev).ok();
+    PfFacts {
+        exists: true,
+        net_type: read(net.join("type")).and_then(|t| t.parse().ok()),
+        bus: link_name(dev.join("subsystem")),
+        driver: link_name(dev.join("driver")),
+        vendor: hex16(read(dev.join("vendor"))),
+        device_id: hex16(read(dev.join("device"))),
+        totalvfs: read(dev.join("sriov_totalvfs")).and_then(|t| t.parse().ok()),
+        has_numvfs: dev.join("sriov_numvfs").exists(),
+        device,
+    }
+}
+
+/// Kernel command line and IOMMU. Only PCI PFs need an IOMMU (VFIO passes their VFs to VMs).
+pub fn kernel(root: &Root, cmdline: &Cmdline, any_pci: bool) -> Vec<Finding> {
+    let fix = "add intel_iommu=on iommu=pt (Intel) or amd_iommu=on iommu=pt (AMD) to the kernel command line (GRUB_CMDLINE_LINUX), enable VT-d / AMD-Vi in the BIOS, and reboot";
+    if !any_pci {
+        return vec![Finding::new("iommu", None, Outcome::Skip, "the PF is not a PCI device; an IOMMU is only needed to pass PCI VFs to VMs".into())];
+    }
+    let mut out = Vec::new();
+    let active = std::fs::read_dir(root.path("/sys/class/iommu"))
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false);
+    let on = ["intel_iommu", "amd_iommu"]
+        .iter()
+        .find(|k| cmdline.value(k) == Some("on"));
+    let pt = cmdline.value("iommu") == Some("pt");
+    out.push(if active {
+        Finding::new("iommu", None, Outcome::Pass, "an IOMMU is active (/sys/class/iommu)".into())
+    } else {
+        Finding::new("iommu", None, Outcome::Fail, "no IOMMU is active (/sys/class/iommu is empty): VFs cannot be passed to VMs".into()).hint(fix)
+    });
+    out.push(match (on, pt) {
+        (Some(k), true) => Finding::new("kernel-cmdline", None, Outcome::Pass, format!("{k}=on iommu=pt")),
+        _ => Finding::new(
+            "kernel-cmdline",
+            None,
+            if active { Outcome::Warn } else { Outcome::Fail },
+            format!(
+                "kernel command line lacks {}",
+                [on.is_none().then_some("intel_iommu=on/amd_iommu=on"), (!pt).then_some("iommu=pt")]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ),
+        )
+        .hint(fix),
+    });
+    out
+}
+
+/// Firmware and NIC facts for one PF of `lag`.
+pub fn pf(root: &Root, lag: &Lag, pf: &IfName) -> Vec<Finding> {
+    let f = facts(root, pf);
+    let p = Some(pf);
+    if !f.exists {
+        return vec![Finding::new("present", p, Outcome::Fail, format!("{pf} does not exist"))
+            .hint("check the NIC is installed and its driver loaded (mlx5_core); check the interface name in the config")];
+    }
+    let mut out = vec![Finding::new("present", p, Outcome::Pass, format!("{pf} exists"))];
+    out.push(match f.net_type {
+        Some(1) => Finding::new("ethernet", p, Outcome::Pass, "link type Ethernet".into()),
+        other => Finding::new("ethernet", p, Outcome::Fail, format!("link type is {other:?}, not Ethernet (1)"))
+            .hint("put both ports in Ethernet mode: mlxconfig -d <device> set LINK_TYPE_P1=2 LINK_TYPE_P2=2, then reboot"),
+    });
+    out.push(match &f.driver {
+        Some(d) => Finding::new("driver", p, Outcome::Pass, format!("driver {d} bound")),
+        None => Finding::new("driver", p, Outcome::Fail, "no driver bound to the PF's device".into()),
+    });
+    let mlx = format!("mlxconfig -d {} set SRIOV_EN=1 NUM_OF_VFS={}, then reboot", pci_name(&f), lag.vfs);
+    out.push(match (f.totalvfs, f.has_numvfs) {
+        (Some(t), _) if t >= lag.vfs => Finding::new("sriov", p, Outcome::Pass, format!("SR-IOV: {t} VFs possible, {} wanted", lag.vfs)),
+        (Some(t), _) => Finding::new("sriov", p, Outcome::Fail, format!("firmware allows {t} VFs, config wants {}", lag.vfs))
+            .hint(format!("{mlx}; or lower vfs in the config")),
+        // PCI devices publish sriov_totalvfs with the SR-IOV capability; others (netdevsim) may not.
+        (None, true) if f.bus.as_deref() != Some("pci") => {
+            Finding::new("sriov", p, Outcome::Pass, "SR-IOV supported (no VF limit published)".into())
+        }
+        (None, _) => Finding::new("sriov", p, Outcome::Fail, "SR-IOV is not enabled on this device".into()).hint(mlx),
+    });
+    if lag.eswitch == EswitchMode::Switchdev {
+        out.push(match (f.vendor, f.device_id) {
+            (Some(MELLANOX), Some(id)) => match VF_LAG_DEVICES.iter().find(|(d, _)| *d == id) {
+                Some((_, name)) => Finding::new("vf-lag-capable", p, Outcome::Pass, format!("{name} (15b3:{id:04x})")),
+                None => Finding::new("vf-lag-capable", p, Outcome::Warn, format!("15b3:{id:04x} does not support VF-LAG (ConnectX-5 or later needed)")),
+            },
+            (Some(v), Some(id)) => Finding::new("vf-lag-capable", p, Outcome::Warn, format!("{v:04x}:{id:04x} is not a VF-LAG capable NVIDIA/Mellanox NIC")),
+            _ => Finding::new("vf-lag-capable", p, Outcome::Skip, format!("not a PCI device (bus {})", f.bus.as_deref().unwrap_or("?"))),
+        });
+    }
+    out
+}
+
+/// The two PFs of a switchdev LAG must be ports of one NIC: same PCI domain:bus:device.
+pub fn same_nic(root: &Root, lag: &Lag) -> Option<Finding> {
+    let [a, b] = lag.pfs.as_slice() else { return None };
+    if lag.eswitch != EswitchMode::Switchdev {
+        return None;
+    }
+    let (fa, fb) = (facts(root, a), facts(root, b));
+    let (Some(da), Some(db)) = (fa.device.as_ref(), fb.device.as_ref()) else { return None };
+    if fa.bus.as_deref() != Some("pci") || fb.bus.as_deref() != Some("pci") {
+        return Some(Finding::new("same-nic", None, Outcome::Skip, format!("{a} and {b} are not PCI devices")));
+    }
+    let slot = |d: &PathBuf| {
+        let n = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        n.rsplit_once('.').map(|(s, _)| s.to_string()).unwrap_or(n)
+    };
+    Some(if slot(da) == slot(db) {
+        Finding::new("same-nic", None, Outcome::Pass, format!("{a} and {b} are ports of NIC {}", slot(da)))
+    } else {
+        Finding::new("same-nic", None, Outcome::Fail, format!("{a} ({}) and {b} ({}) are on different NICs; VF-LAG bonds the two ports of one NIC", slot(da), slot(db)))
+            .hint("list the two ports of one NIC in pfs (functions .0 and .1 of the same PCI device)")
+    })
+}
+
+/// Services that must not be enabled with VF-LAG (they reorder device initialisation).
+pub fn host(root: &Root) -> Vec<Finding> {
+    ["openibd.service", "mlnx-interface-mgr@.service"]
+        .iter()
+        .filter(|u| {
+            ["/etc/systemd/system/multi-user.target.wants", "/etc/systemd/system/network.target.wants"]
+                .iter()
+                .filter_map(|d| std::fs::read_dir(root.path(d)).ok())
+                .flatten()
+                .flatten()
+                .any(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    n == **u || (u.ends_with("@.service") && n.starts_with(u.trim_end_matches(".service")))
+                })
+        })
+        .map(|u| {
+            Finding::new("ofed-services", None, Outcome::Warn, format!("{u} is enabled; it interferes with device initialisation order"))
+                .hint(format!("systemctl disable {u}"))
+        })
+        .collect()
+}
+
+/// All checks for one PF (kernel, NIC, LAG), as run before its early stage.
+pub fn for_pf(root: &Root, cmdline: &Cmdline, lag: &Lag, pf_name: &IfName) -> Vec<Finding> {
+    let f = facts(root, pf_name);
+    // A missing PF counts as PCI here: its own check reports it missing.
+    let mut out = kernel(root, cmdline, f.bus.as_deref().is_none_or(|b| b == "pci"));
+    out.extend(pf(root, lag, pf_name));
+    out.extend(same_nic(root, lag));
+    out.extend(host(root));
+    out
+}
+
+fn pci_name(f: &PfFacts) -> String {
+    match (&f.bus, &f.device) {
+        (Some(b), Some(d)) if b == "pci" => d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        _ => "<device>".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn lag(pfs: &[&str], vfs: u32) -> Lag {
+        Lag {
+            name: "bond0".into(),
+            source: "/etc/vflag/vflag.conf".into(),
+            pfs: pfs.iter().map(|p| IfName::new(p).unwrap()).collect(),
+            vfs,
+            pf_channels: None,
+            representor_channels: None,
+            eswitch: EswitchMode::Switchdev,
+            network_stack: crate::config::NetworkStack::Auto,
+            before: vec![],
+            device_timeout: Duration::from_secs(30),
+            lag_timeout: Duration::from_secs(30),
+            flow_steering_mode: None,
+            lag_port_select_mode: None,
+        }
+    }
+
+    /// A fake PCI PF: /sys/devices/pci0000:00/<addr> with vendor/device/sriov files.
+    fn pci_pf(root: &std::path::Path, name: &str, addr: &str, device: &str, totalvfs: Option<u32>) {
+        let dev = root.join(format!("sys/devices/pci0000:00/{addr}"));
+        std::fs::create_dir_all(&dev).unwrap();
+        std::fs::create_dir_all(root.join("sys/bus/pci/drivers/mlx5_core")).unwrap();
+        std::os::unix::fs::symlink(root.join("sys/bus/pci"), dev.join("subsystem")).unwrap();
+        std::os::unix::fs::symlink(root.join("sys/bus/pci/drivers/mlx5_core"), dev.join("driver")).unwrap();
+        std::fs::write(dev.join("vendor"), "0x15b3\n").unwrap();
+        std::fs::write(dev.join("device"), format!("{device}\n")).unwrap();
+        std::fs::write(dev.join("sriov_numvfs"), "0\n").unwrap();
+        if let Some(t) = totalvfs {
+            std::fs::write(dev.join("sriov_totalvfs"), format!("{t}\n")).unwrap();
+        }
+        let net = root.join(format!("sys/class/net/{name}"));
+        std::fs::create_dir_all(&net).unwrap();
+        std::fs::write(net.join("type"), "1\n").unwrap();
+        std::os::unix::fs::symlink(&dev, net.join("device")).unwrap();
+    }
+
+    fn outcome(f: &[Finding], check: &str) -> Outcome {
+        f.iter().find(|x| x.check == check).unwrap_or_else(|| panic!("{check} missing: {f:?}")).outcome
+    }
+
+    #[test]
+    fn connectx5_pair_passes() {
+        let d = tempfile::tempdir().unwrap();
+        pci_pf(d.path(), "ens3f0", "0000:37:00.0", "0x1017", Some(8));
+        pci_pf(d.path(), "ens3f1", "0000:37:00.1", "0x1017", Some(8));
+        std::fs::create_dir_all(d.path().join("sys/class/iommu/dmar0")).unwrap();
+        let root = Root::new(d.path());
+        let l = lag(&["ens3f0", "ens3f1"], 8);
+        let f = for_pf(&root, &Cmdline::parse("intel_iommu=on iommu=pt"), &l, &l.pfs[0]);
+        assert!(f.iter().all(|x| x.outcome == Outcome::Pass), "{f:#?}");
+    }
+
+    #[test]
+    fn failures_name_the_fix() {
+        let d = tempfile::tempdir().unwrap();
+        pci_pf(d.path(), "ens3f0", "0000:37:00.0", "0x1015", Some(4));
+        pci_pf(d.path(), "ens4f0", "0000:5e:00.0", "0x1017", None);
+        let root = Root::new(d.path());
+        let l = lag(&["ens3f0", "ens4f0"], 8);
+        let f = for_pf(&root, &Cmdline::parse("quiet"), &l, &l.pfs[0]);
+        assert_eq!(outcome(&f, "iommu"), Outcome::Fail);
+        assert_eq!(outcome(&f, "kernel-cmdline"), Outcome::Fail);
+        assert_eq!(outcome(&f, "sriov"), Outcome::Fail);
+        assert_eq!(outcome(&f, "vf-lag-capable"), Outcome::Warn);
+        assert_eq!(outcome(&f, "same-nic"), Outcome::Fail);
+        let sriov = f.iter().find(|x| x.check == "sriov").unwrap();
+        assert!(sriov.hint.as_deref().unwrap().contains("mlxconfig -d 0000:37:00.0 set SRIOV_EN=1 NUM_OF_VFS=8"));
+        let f = pf(&root, &l, &l.pfs[1]);
+        assert_eq!(outcome(&f, "sriov"), Outcome::Fail, "PCI without sriov_totalvfs: SR-IOV off");
+        let f = pf(&root, &l, &IfName::new("ens9").unwrap());
+        assert_eq!(outcome(&f, "present"), Outcome::Fail);
+    }
+
+    #[test]
+    fn non_pci_devices_skip_iommu() {
+        let d = tempfile::tempdir().unwrap();
+        let root = Root::new(d.path());
+        assert_eq!(kernel(&root, &Cmdline::parse(""), false)[0].outcome, Outcome::Skip);
+    }
+
+    #[test]
+    fn ofed_services_warned() {
+        let d = tempfile::tempdir().unwrap();
+        let w = d.path().join("etc/systemd/system/multi-user.target.wants");
+        std::fs::create_dir_all(&w).unwrap();
+        std::fs::write(w.join("openibd.service"), "").unwrap();
+        let f = host(&Root::new(d.path()));
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].outcome, Outcome::Warn);
+    }
+}
