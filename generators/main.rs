@@ -11,7 +11,10 @@ const USAGE: &str = "usage: vflag-generator NORMAL-DIR [EARLY-DIR LATE-DIR]";
 
 fn log(root: &Root, priority: u8, msg: &str) {
     // <N> is the syslog priority for the kernel log; one write per record.
-    let line = format!("<{priority}>vflag-generator[{}]: {msg}\n", std::process::id());
+    let line = format!(
+        "<{priority}>vflag-generator[{}]: {msg}\n",
+        std::process::id()
+    );
     let sent = std::fs::OpenOptions::new()
         .write(true)
         .open(root.path("/dev/kmsg"))
@@ -34,7 +37,11 @@ fn main() -> ExitCode {
         log(&root, 4, line);
     }
     if let Err(e) = vflag::generator::write(&args[0], &out.entries) {
-        log(&root, 3, &format!("cannot write units to {}: {e}", args[0].display()));
+        log(
+            &root,
+            3,
+            &format!("cannot write units to {}: {e}", args[0].display()),
+        );
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS

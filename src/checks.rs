@@ -48,7 +48,13 @@ pub struct Finding {
 
 impl Finding {
     fn new(check: &'static str, pf: Option<&IfName>, outcome: Outcome, detail: String) -> Self {
-        Finding { check, pf: pf.cloned(), outcome, detail, hint: None }
+        Finding {
+            check,
+            pf: pf.cloned(),
+            outcome,
+            detail,
+            hint: None,
+        }
     }
     fn hint(mut self, h: impl Into<String>) -> Self {
         self.hint = Some(h.into());
@@ -72,7 +78,9 @@ struct PfFacts {
 }
 
 fn read(p: PathBuf) -> Option<String> {
-    std::fs::read_to_string(p).ok().map(|s| s.trim().to_string())
+    std::fs::read_to_string(p)
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 fn hex16(s: Option<String>) -> Option<u16> {
@@ -80,7 +88,13 @@ fn hex16(s: Option<String>) -> Option<u16> {
 }
 
 fn link_name(p: PathBuf) -> Option<String> {
-    Some(std::fs::read_link(p).ok()?.file_name()?.to_string_lossy().into_owned())
+    Some(
+        std::fs::read_link(p)
+            .ok()?
+            .file_name()?
+            .to_string_lossy()
+            .into_owned(),
+    )
 }
 
 fn facts(root: &Root, pf: &IfName) -> PfFacts {
@@ -107,7 +121,12 @@ fn facts(root: &Root, pf: &IfName) -> PfFacts {
 pub fn kernel(root: &Root, cmdline: &Cmdline, any_pci: bool) -> Vec<Finding> {
     let fix = "add intel_iommu=on iommu=pt (Intel) or amd_iommu=on iommu=pt (AMD) to the kernel command line (GRUB_CMDLINE_LINUX), enable VT-d / AMD-Vi in the BIOS, and reboot";
     if !any_pci {
-        return vec![Finding::new("iommu", None, Outcome::Skip, "the PF is not a PCI device; an IOMMU is only needed to pass PCI VFs to VMs".into())];
+        return vec![Finding::new(
+            "iommu",
+            None,
+            Outcome::Skip,
+            "the PF is not a PCI device; an IOMMU is only needed to pass PCI VFs to VMs".into(),
+        )];
     }
     let mut out = Vec::new();
     let active = std::fs::read_dir(root.path("/sys/class/iommu"))
@@ -118,23 +137,42 @@ pub fn kernel(root: &Root, cmdline: &Cmdline, any_pci: bool) -> Vec<Finding> {
         .find(|k| cmdline.value(k) == Some("on"));
     let pt = cmdline.value("iommu") == Some("pt");
     out.push(if active {
-        Finding::new("iommu", None, Outcome::Pass, "an IOMMU is active (/sys/class/iommu)".into())
+        Finding::new(
+            "iommu",
+            None,
+            Outcome::Pass,
+            "an IOMMU is active (/sys/class/iommu)".into(),
+        )
     } else {
-        Finding::new("iommu", None, Outcome::Fail, "no IOMMU is active (/sys/class/iommu is empty): VFs cannot be passed to VMs".into()).hint(fix)
+        Finding::new(
+            "iommu",
+            None,
+            Outcome::Fail,
+            "no IOMMU is active (/sys/class/iommu is empty): VFs cannot be passed to VMs".into(),
+        )
+        .hint(fix)
     });
     out.push(match (on, pt) {
-        (Some(k), true) => Finding::new("kernel-cmdline", None, Outcome::Pass, format!("{k}=on iommu=pt")),
+        (Some(k), true) => Finding::new(
+            "kernel-cmdline",
+            None,
+            Outcome::Pass,
+            format!("{k}=on iommu=pt"),
+        ),
         _ => Finding::new(
             "kernel-cmdline",
             None,
             if active { Outcome::Warn } else { Outcome::Fail },
             format!(
                 "kernel command line lacks {}",
-                [on.is_none().then_some("intel_iommu=on/amd_iommu=on"), (!pt).then_some("iommu=pt")]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join(" and ")
+                [
+                    on.is_none().then_some("intel_iommu=on/amd_iommu=on"),
+                    (!pt).then_some("iommu=pt")
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" and ")
             ),
         )
         .hint(fix),
@@ -150,7 +188,12 @@ pub fn pf(root: &Root, lag: &Lag, pf: &IfName) -> Vec<Finding> {
         return vec![Finding::new("present", p, Outcome::Fail, format!("{pf} does not exist"))
             .hint("check the NIC is installed and its driver loaded (mlx5_core); check the interface name in the config")];
     }
-    let mut out = vec![Finding::new("present", p, Outcome::Pass, format!("{pf} exists"))];
+    let mut out = vec![Finding::new(
+        "present",
+        p,
+        Outcome::Pass,
+        format!("{pf} exists"),
+    )];
     out.push(match f.net_type {
         Some(1) => Finding::new("ethernet", p, Outcome::Pass, "link type Ethernet".into()),
         other => Finding::new("ethernet", p, Outcome::Fail, format!("link type is {other:?}, not Ethernet (1)"))
@@ -158,27 +201,75 @@ pub fn pf(root: &Root, lag: &Lag, pf: &IfName) -> Vec<Finding> {
     });
     out.push(match &f.driver {
         Some(d) => Finding::new("driver", p, Outcome::Pass, format!("driver {d} bound")),
-        None => Finding::new("driver", p, Outcome::Fail, "no driver bound to the PF's device".into()),
+        None => Finding::new(
+            "driver",
+            p,
+            Outcome::Fail,
+            "no driver bound to the PF's device".into(),
+        ),
     });
-    let mlx = format!("mlxconfig -d {} set SRIOV_EN=1 NUM_OF_VFS={}, then reboot", pci_name(&f), lag.vfs);
+    let mlx = format!(
+        "mlxconfig -d {} set SRIOV_EN=1 NUM_OF_VFS={}, then reboot",
+        pci_name(&f),
+        lag.vfs
+    );
     out.push(match (f.totalvfs, f.has_numvfs) {
-        (Some(t), _) if t >= lag.vfs => Finding::new("sriov", p, Outcome::Pass, format!("SR-IOV: {t} VFs possible, {} wanted", lag.vfs)),
-        (Some(t), _) => Finding::new("sriov", p, Outcome::Fail, format!("firmware allows {t} VFs, config wants {}", lag.vfs))
-            .hint(format!("{mlx}; or lower vfs in the config")),
+        (Some(t), _) if t >= lag.vfs => Finding::new(
+            "sriov",
+            p,
+            Outcome::Pass,
+            format!("SR-IOV: {t} VFs possible, {} wanted", lag.vfs),
+        ),
+        (Some(t), _) => Finding::new(
+            "sriov",
+            p,
+            Outcome::Fail,
+            format!("firmware allows {t} VFs, config wants {}", lag.vfs),
+        )
+        .hint(format!("{mlx}; or lower vfs in the config")),
         // PCI devices publish sriov_totalvfs with the SR-IOV capability; others (netdevsim) may not.
-        (None, true) if f.bus.as_deref() != Some("pci") => {
-            Finding::new("sriov", p, Outcome::Pass, "SR-IOV supported (no VF limit published)".into())
-        }
-        (None, _) => Finding::new("sriov", p, Outcome::Fail, "SR-IOV is not enabled on this device".into()).hint(mlx),
+        (None, true) if f.bus.as_deref() != Some("pci") => Finding::new(
+            "sriov",
+            p,
+            Outcome::Pass,
+            "SR-IOV supported (no VF limit published)".into(),
+        ),
+        (None, _) => Finding::new(
+            "sriov",
+            p,
+            Outcome::Fail,
+            "SR-IOV is not enabled on this device".into(),
+        )
+        .hint(mlx),
     });
     if lag.eswitch == EswitchMode::Switchdev {
         out.push(match (f.vendor, f.device_id) {
             (Some(MELLANOX), Some(id)) => match VF_LAG_DEVICES.iter().find(|(d, _)| *d == id) {
-                Some((_, name)) => Finding::new("vf-lag-capable", p, Outcome::Pass, format!("{name} (15b3:{id:04x})")),
-                None => Finding::new("vf-lag-capable", p, Outcome::Warn, format!("15b3:{id:04x} does not support VF-LAG (ConnectX-5 or later needed)")),
+                Some((_, name)) => Finding::new(
+                    "vf-lag-capable",
+                    p,
+                    Outcome::Pass,
+                    format!("{name} (15b3:{id:04x})"),
+                ),
+                None => Finding::new(
+                    "vf-lag-capable",
+                    p,
+                    Outcome::Warn,
+                    format!("15b3:{id:04x} does not support VF-LAG (ConnectX-5 or later needed)"),
+                ),
             },
-            (Some(v), Some(id)) => Finding::new("vf-lag-capable", p, Outcome::Warn, format!("{v:04x}:{id:04x} is not a VF-LAG capable NVIDIA/Mellanox NIC")),
-            _ => Finding::new("vf-lag-capable", p, Outcome::Skip, format!("not a PCI device (bus {})", f.bus.as_deref().unwrap_or("?"))),
+            (Some(v), Some(id)) => Finding::new(
+                "vf-lag-capable",
+                p,
+                Outcome::Warn,
+                format!("{v:04x}:{id:04x} is not a VF-LAG capable NVIDIA/Mellanox NIC"),
+            ),
+            _ => Finding::new(
+                "vf-lag-capable",
+                p,
+                Outcome::Skip,
+                format!("not a PCI device (bus {})", f.bus.as_deref().unwrap_or("?")),
+            ),
         });
     }
     out
@@ -186,21 +277,38 @@ pub fn pf(root: &Root, lag: &Lag, pf: &IfName) -> Vec<Finding> {
 
 /// The two PFs of a switchdev LAG must be ports of one NIC: same PCI domain:bus:device.
 pub fn same_nic(root: &Root, lag: &Lag) -> Option<Finding> {
-    let [a, b] = lag.pfs.as_slice() else { return None };
+    let [a, b] = lag.pfs.as_slice() else {
+        return None;
+    };
     if lag.eswitch != EswitchMode::Switchdev {
         return None;
     }
     let (fa, fb) = (facts(root, a), facts(root, b));
-    let (Some(da), Some(db)) = (fa.device.as_ref(), fb.device.as_ref()) else { return None };
+    let (Some(da), Some(db)) = (fa.device.as_ref(), fb.device.as_ref()) else {
+        return None;
+    };
     if fa.bus.as_deref() != Some("pci") || fb.bus.as_deref() != Some("pci") {
-        return Some(Finding::new("same-nic", None, Outcome::Skip, format!("{a} and {b} are not PCI devices")));
+        return Some(Finding::new(
+            "same-nic",
+            None,
+            Outcome::Skip,
+            format!("{a} and {b} are not PCI devices"),
+        ));
     }
     let slot = |d: &PathBuf| {
-        let n = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let n = d
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         n.rsplit_once('.').map(|(s, _)| s.to_string()).unwrap_or(n)
     };
     Some(if slot(da) == slot(db) {
-        Finding::new("same-nic", None, Outcome::Pass, format!("{a} and {b} are ports of NIC {}", slot(da)))
+        Finding::new(
+            "same-nic",
+            None,
+            Outcome::Pass,
+            format!("{a} and {b} are ports of NIC {}", slot(da)),
+        )
     } else {
         Finding::new("same-nic", None, Outcome::Fail, format!("{a} ({}) and {b} ({}) are on different NICs; VF-LAG bonds the two ports of one NIC", slot(da), slot(db)))
             .hint("list the two ports of one NIC in pfs (functions .0 and .1 of the same PCI device)")
@@ -212,19 +320,28 @@ pub fn host(root: &Root) -> Vec<Finding> {
     ["openibd.service", "mlnx-interface-mgr@.service"]
         .iter()
         .filter(|u| {
-            ["/etc/systemd/system/multi-user.target.wants", "/etc/systemd/system/network.target.wants"]
-                .iter()
-                .filter_map(|d| std::fs::read_dir(root.path(d)).ok())
-                .flatten()
-                .flatten()
-                .any(|e| {
-                    let n = e.file_name().to_string_lossy().into_owned();
-                    n == **u || (u.ends_with("@.service") && n.starts_with(u.trim_end_matches(".service")))
-                })
+            [
+                "/etc/systemd/system/multi-user.target.wants",
+                "/etc/systemd/system/network.target.wants",
+            ]
+            .iter()
+            .filter_map(|d| std::fs::read_dir(root.path(d)).ok())
+            .flatten()
+            .flatten()
+            .any(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n == **u
+                    || (u.ends_with("@.service") && n.starts_with(u.trim_end_matches(".service")))
+            })
         })
         .map(|u| {
-            Finding::new("ofed-services", None, Outcome::Warn, format!("{u} is enabled; it interferes with device initialisation order"))
-                .hint(format!("systemctl disable {u}"))
+            Finding::new(
+                "ofed-services",
+                None,
+                Outcome::Warn,
+                format!("{u} is enabled; it interferes with device initialisation order"),
+            )
+            .hint(format!("systemctl disable {u}"))
         })
         .collect()
 }
@@ -242,7 +359,10 @@ pub fn for_pf(root: &Root, cmdline: &Cmdline, lag: &Lag, pf_name: &IfName) -> Ve
 
 fn pci_name(f: &PfFacts) -> String {
     match (&f.bus, &f.device) {
-        (Some(b), Some(d)) if b == "pci" => d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        (Some(b), Some(d)) if b == "pci" => d
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         _ => "<device>".into(),
     }
 }
@@ -276,7 +396,11 @@ mod tests {
         std::fs::create_dir_all(&dev).unwrap();
         std::fs::create_dir_all(root.join("sys/bus/pci/drivers/mlx5_core")).unwrap();
         std::os::unix::fs::symlink(root.join("sys/bus/pci"), dev.join("subsystem")).unwrap();
-        std::os::unix::fs::symlink(root.join("sys/bus/pci/drivers/mlx5_core"), dev.join("driver")).unwrap();
+        std::os::unix::fs::symlink(
+            root.join("sys/bus/pci/drivers/mlx5_core"),
+            dev.join("driver"),
+        )
+        .unwrap();
         std::fs::write(dev.join("vendor"), "0x15b3\n").unwrap();
         std::fs::write(dev.join("device"), format!("{device}\n")).unwrap();
         std::fs::write(dev.join("sriov_numvfs"), "0\n").unwrap();
@@ -290,7 +414,10 @@ mod tests {
     }
 
     fn outcome(f: &[Finding], check: &str) -> Outcome {
-        f.iter().find(|x| x.check == check).unwrap_or_else(|| panic!("{check} missing: {f:?}")).outcome
+        f.iter()
+            .find(|x| x.check == check)
+            .unwrap_or_else(|| panic!("{check} missing: {f:?}"))
+            .outcome
     }
 
     #[test]
@@ -301,7 +428,12 @@ mod tests {
         std::fs::create_dir_all(d.path().join("sys/class/iommu/dmar0")).unwrap();
         let root = Root::new(d.path());
         let l = lag(&["ens3f0", "ens3f1"], 8);
-        let f = for_pf(&root, &Cmdline::parse("intel_iommu=on iommu=pt"), &l, &l.pfs[0]);
+        let f = for_pf(
+            &root,
+            &Cmdline::parse("intel_iommu=on iommu=pt"),
+            &l,
+            &l.pfs[0],
+        );
         assert!(f.iter().all(|x| x.outcome == Outcome::Pass), "{f:#?}");
     }
 
@@ -319,9 +451,17 @@ mod tests {
         assert_eq!(outcome(&f, "vf-lag-capable"), Outcome::Warn);
         assert_eq!(outcome(&f, "same-nic"), Outcome::Fail);
         let sriov = f.iter().find(|x| x.check == "sriov").unwrap();
-        assert!(sriov.hint.as_deref().unwrap().contains("mlxconfig -d 0000:37:00.0 set SRIOV_EN=1 NUM_OF_VFS=8"));
+        assert!(sriov
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("mlxconfig -d 0000:37:00.0 set SRIOV_EN=1 NUM_OF_VFS=8"));
         let f = pf(&root, &l, &l.pfs[1]);
-        assert_eq!(outcome(&f, "sriov"), Outcome::Fail, "PCI without sriov_totalvfs: SR-IOV off");
+        assert_eq!(
+            outcome(&f, "sriov"),
+            Outcome::Fail,
+            "PCI without sriov_totalvfs: SR-IOV off"
+        );
         let f = pf(&root, &l, &IfName::new("ens9").unwrap());
         assert_eq!(outcome(&f, "present"), Outcome::Fail);
     }
@@ -330,7 +470,10 @@ mod tests {
     fn non_pci_devices_skip_iommu() {
         let d = tempfile::tempdir().unwrap();
         let root = Root::new(d.path());
-        assert_eq!(kernel(&root, &Cmdline::parse(""), false)[0].outcome, Outcome::Skip);
+        assert_eq!(
+            kernel(&root, &Cmdline::parse(""), false)[0].outcome,
+            Outcome::Skip
+        );
     }
 
     #[test]

@@ -61,7 +61,11 @@ impl Cmdline {
                 None => invalid.push(value.to_string()),
             }
         }
-        Cmdline { enabled, invalid, words }
+        Cmdline {
+            enabled,
+            invalid,
+            words,
+        }
     }
 
     /// `/proc/cmdline` under `root`; an unreadable file counts as empty.

@@ -72,7 +72,9 @@ impl Plan {
     }
 
     pub fn pfs(&self) -> impl Iterator<Item = (&Lag, &IfName)> {
-        self.lags.iter().flat_map(|l| l.pfs.iter().map(move |p| (l, p)))
+        self.lags
+            .iter()
+            .flat_map(|l| l.pfs.iter().map(move |p| (l, p)))
     }
 }
 
@@ -197,7 +199,9 @@ fn load_files(root: &crate::paths::Root) -> Loaded {
     let dirs: Vec<PathBuf> = DROPIN_DIRS.iter().map(|d| root.path(d)).collect();
     for path in liboverdrop::scan(&dirs, "vflag.conf.d", &["conf"], true).into_values() {
         // Report paths as the host sees them, not re-rooted.
-        let shown = path.strip_prefix(root.dir()).map(|p| PathBuf::from("/").join(p));
+        let shown = path
+            .strip_prefix(root.dir())
+            .map(|p| PathBuf::from("/").join(p));
         files.push(shown.unwrap_or(path));
     }
     let mut loaded = Loaded::default();
@@ -287,7 +291,9 @@ impl Merged {
                         line: lines.find(None, k),
                         section: None,
                         key: Some(k.to_string()),
-                        message: "key outside any section is ignored; put it under [lag NAME] or [ovs]".into(),
+                        message:
+                            "key outside any section is ignored; put it under [lag NAME] or [ovs]"
+                                .into(),
                     });
                 }
                 continue;
@@ -296,7 +302,8 @@ impl Merged {
             let idx = match self.sections.iter().position(|(n, _, _)| *n == name) {
                 Some(i) => i,
                 None => {
-                    self.sections.push((name.clone(), file.to_path_buf(), Vec::new()));
+                    self.sections
+                        .push((name.clone(), file.to_path_buf(), Vec::new()));
                     self.sections.len() - 1
                 }
             };
@@ -318,7 +325,12 @@ impl Merged {
     fn finish(self, loaded: &mut Loaded) {
         let mut owner: Vec<(IfName, String)> = Vec::new();
         for (name, file, keys) in self.sections {
-            let mut p = SectionParser { section: &name, file: &file, keys: &keys, diags: Vec::new() };
+            let mut p = SectionParser {
+                section: &name,
+                file: &file,
+                keys: &keys,
+                diags: Vec::new(),
+            };
             if let Some(lag_name) = name.strip_prefix("lag ") {
                 let lag = p.lag(lag_name);
                 let ok = !p.diags.iter().any(|d| d.level == Level::Error);
@@ -452,7 +464,12 @@ impl SectionParser<'_> {
         match f(s.value.trim()) {
             Ok(v) => Some(v),
             Err(allowed) => {
-                self.diag(Level::Error, key, &s, format!("{:?} is not valid; {allowed}", s.value));
+                self.diag(
+                    Level::Error,
+                    key,
+                    &s,
+                    format!("{:?} is not valid; {allowed}", s.value),
+                );
                 None
             }
         }
@@ -473,22 +490,34 @@ impl SectionParser<'_> {
             Ok(pfs)
         });
         if self.get("pfs").is_none() {
-            self.diags.push(self.section_error("pfs: missing; list the LAG's PF interfaces, e.g. pfs = ens3f0 ens3f1".into()));
+            self.diags.push(self.section_error(
+                "pfs: missing; list the LAG's PF interfaces, e.g. pfs = ens3f0 ens3f1".into(),
+            ));
         }
         let lag = Lag {
             name: name.to_string(),
             source: self.file.to_path_buf(),
             pfs: pfs.unwrap_or_default(),
-            vfs: self.value("vfs", |v| count(v, MAX_VFS)).unwrap_or(seed::VF_COUNT),
+            vfs: self
+                .value("vfs", |v| count(v, MAX_VFS))
+                .unwrap_or(seed::VF_COUNT),
             pf_channels: self.value("pf-channels", |v| count(v, MAX_CHANNELS)),
             representor_channels: self.value("representor-channels", |v| count(v, MAX_CHANNELS)),
-            eswitch: self.value("eswitch", parse_eswitch).unwrap_or(EswitchMode::Switchdev),
-            network_stack: self.value("network-stack", parse_stack).unwrap_or(NetworkStack::Auto),
+            eswitch: self
+                .value("eswitch", parse_eswitch)
+                .unwrap_or(EswitchMode::Switchdev),
+            network_stack: self
+                .value("network-stack", parse_stack)
+                .unwrap_or(NetworkStack::Auto),
             before: self
                 .value("before", parse_units)
                 .unwrap_or_else(|| vec![DEFAULT_BEFORE.to_string()]),
-            device_timeout: self.value("device-timeout", timespan).unwrap_or(DEFAULT_DEVICE_TIMEOUT),
-            lag_timeout: self.value("lag-timeout", timespan).unwrap_or(DEFAULT_LAG_TIMEOUT),
+            device_timeout: self
+                .value("device-timeout", timespan)
+                .unwrap_or(DEFAULT_DEVICE_TIMEOUT),
+            lag_timeout: self
+                .value("lag-timeout", timespan)
+                .unwrap_or(DEFAULT_LAG_TIMEOUT),
             flow_steering_mode: self.value("flow-steering-mode", |v| {
                 one_of(v, &["dmfs", "smfs", "hmfs"]).map(str::to_string)
             }),
@@ -569,7 +598,16 @@ fn parse_eswitch(v: &str) -> Result<EswitchMode, String> {
 
 fn parse_stack(v: &str) -> Result<NetworkStack, String> {
     Ok(
-        match one_of(v, &["auto", "NetworkManager", "systemd-networkd", "network-scripts", "none"])? {
+        match one_of(
+            v,
+            &[
+                "auto",
+                "NetworkManager",
+                "systemd-networkd",
+                "network-scripts",
+                "none",
+            ],
+        )? {
             "auto" => NetworkStack::Auto,
             "NetworkManager" => NetworkStack::NetworkManager,
             "systemd-networkd" => NetworkStack::SystemdNetworkd,
@@ -582,12 +620,15 @@ fn parse_stack(v: &str) -> Result<NetworkStack, String> {
 /// Unit names as systemd accepts them (`name.type`, `*`/`?` globs allowed for the generator to
 /// expand, e.g. `kolla-*-container.service`).
 fn parse_units(v: &str) -> Result<Vec<String>, String> {
-    let allowed = "expected unit names separated by spaces, e.g. docker.service (globs * and ? allowed)";
+    let allowed =
+        "expected unit names separated by spaces, e.g. docker.service (globs * and ? allowed)";
     let units: Vec<String> = v.split_whitespace().map(str::to_string).collect();
     for u in &units {
         let (stem, suffix) = u.rsplit_once('.').ok_or(allowed)?;
-        let good_suffix = ["service", "target", "socket", "mount", "path", "timer", "scope", "slice"]
-            .contains(&suffix);
+        let good_suffix = [
+            "service", "target", "socket", "mount", "path", "timer", "scope", "slice",
+        ]
+        .contains(&suffix);
         let good_stem = !stem.is_empty()
             && u.len() <= 255
             && stem
@@ -609,13 +650,17 @@ pub fn timespan(v: &str) -> Result<Duration, String> {
         return Err(allowed());
     }
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return Err(allowed());
         }
         let n: u64 = rest[..digits].parse().map_err(|_| allowed())?;
         rest = rest[digits..].trim_start();
-        let unit_len = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
         let ms = match &rest[..unit_len] {
             "ms" | "msec" => 1,
             "" | "s" | "sec" | "second" | "seconds" => 1000,
@@ -643,7 +688,10 @@ pub fn parse_sysconfig(text: &str, file: &Path) -> (Option<Lag>, Vec<Diagnostic>
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let line = line.strip_prefix("export ").map(str::trim_start).unwrap_or(line);
+        let line = line
+            .strip_prefix("export ")
+            .map(str::trim_start)
+            .unwrap_or(line);
         let diag = |message: String| Diagnostic {
             level: Level::Error,
             file: file.to_path_buf(),
@@ -653,16 +701,23 @@ pub fn parse_sysconfig(text: &str, file: &Path) -> (Option<Lag>, Vec<Diagnostic>
             message,
         };
         let Some((name, value)) = line.split_once('=') else {
-            diags.push(diag("not a shell assignment NAME=value; line ignored".into()));
+            diags.push(diag(
+                "not a shell assignment NAME=value; line ignored".into(),
+            ));
             continue;
         };
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            diags.push(diag(format!("{name:?} is not a shell variable name; line ignored")));
+            diags.push(diag(format!(
+                "{name:?} is not a shell variable name; line ignored"
+            )));
             continue;
         }
         match shell_value(value) {
             Ok(v) => vars.push((name.to_string(), v, line_no)),
-            Err(e) => diags.push(Diagnostic { key: Some(name.to_string()), ..diag(e) }),
+            Err(e) => diags.push(Diagnostic {
+                key: Some(name.to_string()),
+                ..diag(e)
+            }),
         }
     }
     let get = |name: &str| {
@@ -672,7 +727,8 @@ pub fn parse_sysconfig(text: &str, file: &Path) -> (Option<Lag>, Vec<Diagnostic>
             .map(|(_, v, l)| (v.as_str(), *l))
     };
     let mut ok = true;
-    let mut num = |name: &str, max: u32, default: u32, diags: &mut Vec<Diagnostic>| match get(name) {
+    let mut num = |name: &str, max: u32, default: u32, diags: &mut Vec<Diagnostic>| match get(name)
+    {
         None => default,
         Some((v, line)) => count(v, max).unwrap_or_else(|allowed| {
             ok = false;
@@ -688,8 +744,18 @@ pub fn parse_sysconfig(text: &str, file: &Path) -> (Option<Lag>, Vec<Diagnostic>
         }),
     };
     let vfs = num("SRIOV_VF_COUNT", MAX_VFS, seed::VF_COUNT, &mut diags);
-    let pf_channels = num("SRIOV_PF_CHANNELS", MAX_CHANNELS, seed::PF_CHANNELS, &mut diags);
-    let vf_channels = num("SRIOV_VF_CHANNELS", MAX_CHANNELS, seed::VF_CHANNELS, &mut diags);
+    let pf_channels = num(
+        "SRIOV_PF_CHANNELS",
+        MAX_CHANNELS,
+        seed::PF_CHANNELS,
+        &mut diags,
+    );
+    let vf_channels = num(
+        "SRIOV_VF_CHANNELS",
+        MAX_CHANNELS,
+        seed::VF_CHANNELS,
+        &mut diags,
+    );
     let (pfs_text, pfs_line) = get("SRIOV_PFS").unwrap_or((seed::PFS, 0));
     let pfs = parse_pfs(pfs_text).unwrap_or_else(|allowed| {
         ok = false;
@@ -705,7 +771,13 @@ pub fn parse_sysconfig(text: &str, file: &Path) -> (Option<Lag>, Vec<Diagnostic>
     });
     for (name, _, line) in &vars {
         if name.starts_with("SRIOV_")
-            && !["SRIOV_PFS", "SRIOV_VF_COUNT", "SRIOV_PF_CHANNELS", "SRIOV_VF_CHANNELS"].contains(&name.as_str())
+            && ![
+                "SRIOV_PFS",
+                "SRIOV_VF_COUNT",
+                "SRIOV_PF_CHANNELS",
+                "SRIOV_VF_CHANNELS",
+            ]
+            .contains(&name.as_str())
         {
             diags.push(Diagnostic {
                 level: Level::Warning,
@@ -760,22 +832,27 @@ fn shell_value(v: &str) -> Result<String, String> {
                     None => return Err("unterminated single quote".into()),
                 }
             },
-            '"' => loop {
-                match chars.next() {
-                    Some('"') => break,
-                    Some('$') | Some('`') => {
-                        return Err("shell expansions ($, `) are not supported; write the value literally".into())
-                    }
-                    Some('\\') => match chars.next() {
+            '"' => {
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('$') | Some('`') => return Err(
+                            "shell expansions ($, `) are not supported; write the value literally"
+                                .into(),
+                        ),
+                        Some('\\') => match chars.next() {
+                            Some(c) => out.push(c),
+                            None => return Err("unterminated double quote".into()),
+                        },
                         Some(c) => out.push(c),
                         None => return Err("unterminated double quote".into()),
-                    },
-                    Some(c) => out.push(c),
-                    None => return Err("unterminated double quote".into()),
+                    }
                 }
-            },
+            }
             '$' | '`' => {
-                return Err("shell expansions ($, `) are not supported; write the value literally".into())
+                return Err(
+                    "shell expansions ($, `) are not supported; write the value literally".into(),
+                )
             }
             '\\' => {
                 if let Some(c) = chars.next() {
@@ -809,8 +886,17 @@ mod tests {
         let (lag, diags) = sysconfig("");
         let lag = lag.unwrap();
         assert!(diags.is_empty());
-        assert_eq!(lag.pfs, [IfName::new("ens3f0").unwrap(), IfName::new("ens3f1").unwrap()]);
-        assert_eq!((lag.vfs, lag.pf_channels, lag.representor_channels), (8, Some(63), Some(18)));
+        assert_eq!(
+            lag.pfs,
+            [
+                IfName::new("ens3f0").unwrap(),
+                IfName::new("ens3f1").unwrap()
+            ]
+        );
+        assert_eq!(
+            (lag.vfs, lag.pf_channels, lag.representor_channels),
+            (8, Some(63), Some(18))
+        );
     }
 
     #[test]
@@ -823,7 +909,10 @@ mod tests {
         assert_eq!(lag.pfs.len(), 2);
         assert_eq!(lag.pfs[1].as_str(), "p1");
         // Last assignment wins, as in the shell; an empty one means "default".
-        assert_eq!((lag.vfs, lag.pf_channels, lag.representor_channels), (5, Some(2), Some(18)));
+        assert_eq!(
+            (lag.vfs, lag.pf_channels, lag.representor_channels),
+            (5, Some(2), Some(18))
+        );
     }
 
     #[test]
@@ -831,9 +920,15 @@ mod tests {
         let (lag, diags) = sysconfig("SRIOV_PFS=$(ls)\nSRIOV_VF_COUNT=lots\n");
         assert!(lag.is_none());
         let shown: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
-        assert!(shown[0].starts_with("/etc/sysconfig/sriov:1: SRIOV_PFS:"), "{shown:?}");
+        assert!(
+            shown[0].starts_with("/etc/sysconfig/sriov:1: SRIOV_PFS:"),
+            "{shown:?}"
+        );
         assert!(shown[0].contains("expansions"), "{shown:?}");
-        assert!(shown[1].starts_with("/etc/sysconfig/sriov:2: SRIOV_VF_COUNT:"), "{shown:?}");
+        assert!(
+            shown[1].starts_with("/etc/sysconfig/sriov:2: SRIOV_VF_COUNT:"),
+            "{shown:?}"
+        );
         let (_, diags) = sysconfig("SRIOV_PFS=a b\n");
         assert!(diags[0].message.contains("must be quoted"), "{diags:?}");
     }
@@ -853,7 +948,16 @@ mod tests {
         assert_eq!(timespan("30").unwrap(), Duration::from_secs(30));
         assert_eq!(timespan("1min 30s").unwrap(), Duration::from_secs(90));
         assert_eq!(timespan("1500ms").unwrap(), Duration::from_millis(1500));
-        for bad in ["", "0", "500ms", "2h", "-1s", "1x", "s", "99999999999999999999999"] {
+        for bad in [
+            "",
+            "0",
+            "500ms",
+            "2h",
+            "-1s",
+            "1x",
+            "s",
+            "99999999999999999999999",
+        ] {
             assert!(timespan(bad).is_err(), "{bad}");
         }
     }

@@ -46,9 +46,11 @@ pub struct Output {
 
 pub fn units(loaded: &Loaded, root: &Root) -> Output {
     let mut out = Output::default();
-    out.log.extend(loaded.diagnostics.iter().map(|d| d.to_string()));
+    out.log
+        .extend(loaded.diagnostics.iter().map(|d| d.to_string()));
     if loaded.disabled_by_cmdline {
-        out.log.push("disabled by vflag=0 on the kernel command line; no units generated".into());
+        out.log
+            .push("disabled by vflag=0 on the kernel command line; no units generated".into());
         return out;
     }
     for lag in &loaded.plan.lags {
@@ -79,12 +81,22 @@ fn early(out: &mut Output, lag: &Lag, pf: &IfName) {
         "[Unit]\nSourcePath={}\nRequires={device}\nAfter={device}\n",
         lag.source.display()
     );
-    out.entries.insert(PathBuf::from(format!("{unit}.d/50-vflag.conf")), Entry::File(s));
+    out.entries.insert(
+        PathBuf::from(format!("{unit}.d/50-vflag.conf")),
+        Entry::File(s),
+    );
     // Bound the wait for a NIC that never appears, so network-pre.target is not held for
     // systemd's default 90 s (the seed's units did that).
     let mut t = header(lag);
-    let _ = write!(t, "[Unit]\nJobRunningTimeoutSec={}ms\n", lag.device_timeout.as_millis());
-    out.entries.insert(PathBuf::from(format!("{device}.d/50-vflag.conf")), Entry::File(t));
+    let _ = write!(
+        t,
+        "[Unit]\nJobRunningTimeoutSec={}ms\n",
+        lag.device_timeout.as_millis()
+    );
+    out.entries.insert(
+        PathBuf::from(format!("{device}.d/50-vflag.conf")),
+        Entry::File(t),
+    );
     // Wants= (from the target's .wants) + the template's Before=, as systemd asks of
     // network-pre.target users; not the seed's Requires=.
     out.entries.insert(
@@ -105,7 +117,10 @@ fn rebind(out: &mut Output, lag: &Lag, pf: &IfName, before: &[String]) {
         "\n[Service]\nTimeoutStartSec={}s\n",
         lag.lag_timeout.as_secs() + REBIND_MARGIN_SECS
     );
-    out.entries.insert(PathBuf::from(format!("{unit}.d/50-vflag.conf")), Entry::File(s));
+    out.entries.insert(
+        PathBuf::from(format!("{unit}.d/50-vflag.conf")),
+        Entry::File(s),
+    );
     out.entries.insert(
         PathBuf::from(format!("multi-user.target.wants/{unit}")),
         Entry::Symlink(Path::new(UNIT_DIR).join("vflag-rebind@.service")),
@@ -179,9 +194,15 @@ mod tests {
 
     #[test]
     fn globs() {
-        assert!(glob_match("kolla-*-container.service", "kolla-nova_compute-container.service"));
+        assert!(glob_match(
+            "kolla-*-container.service",
+            "kolla-nova_compute-container.service"
+        ));
         assert!(glob_match("docker.service", "docker.service"));
-        assert!(!glob_match("kolla-*-container.service", "kolla-nova.service"));
+        assert!(!glob_match(
+            "kolla-*-container.service",
+            "kolla-nova.service"
+        ));
         assert!(glob_match("a?c", "abc"));
         assert!(!glob_match("a?c", "ac"));
         assert!(glob_match("*", ""));

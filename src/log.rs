@@ -6,14 +6,20 @@ use tracing_subscriber::prelude::*;
 /// Under systemd (JOURNAL_STREAM is set for services whose output goes to the journal) log
 /// natively to journald; elsewhere to stderr. Falls back to stderr if journald is absent.
 pub fn init(verbose: bool) {
-    let level = if verbose { tracing::Level::DEBUG } else { tracing::Level::INFO };
+    let level = if verbose {
+        tracing::Level::DEBUG
+    } else {
+        tracing::Level::INFO
+    };
     let filter = tracing_subscriber::filter::LevelFilter::from_level(level);
     if std::env::var_os("JOURNAL_STREAM").is_some() {
         if let Ok(journald) = tracing_journald::layer() {
             let journald = journald
                 .with_syslog_identifier("vflag".into())
                 .with_field_prefix(None);
-            tracing_subscriber::registry().with(journald.with_filter(filter)).init();
+            tracing_subscriber::registry()
+                .with(journald.with_filter(filter))
+                .init();
             return;
         }
     }
@@ -21,7 +27,9 @@ pub fn init(verbose: bool) {
         .with_writer(std::io::stderr)
         .without_time()
         .with_target(false);
-    tracing_subscriber::registry().with(fmt.with_filter(filter)).init();
+    tracing_subscriber::registry()
+        .with(fmt.with_filter(filter))
+        .init();
 }
 
 /// Tell systemd a one-line status (shown by `systemctl status`); a no-op outside systemd.

@@ -10,7 +10,11 @@ use vflag::names::IfName;
 use vflag::paths::Root;
 
 #[derive(Parser)]
-#[command(name = "vflag", version, about = "VF-LAG set-up for SR-IOV NICs at boot")]
+#[command(
+    name = "vflag",
+    version,
+    about = "VF-LAG set-up for SR-IOV NICs at boot"
+)]
 struct Cli {
     /// Log debug detail.
     #[arg(short, long, global = true)]
@@ -63,7 +67,11 @@ fn plan(root: &Root, json: bool) -> Result<ExitCode> {
     } else {
         print_plan(&loaded);
     }
-    Ok(if loaded.errors().next().is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if loaded.errors().next().is_some() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn print_plan(loaded: &Loaded) {
@@ -75,7 +83,9 @@ fn print_plan(loaded: &Loaded) {
         return;
     }
     if loaded.plan.lags.is_empty() {
-        println!("Nothing to do: no LAG is configured (/etc/vflag/vflag.conf or /etc/sysconfig/sriov).");
+        println!(
+            "Nothing to do: no LAG is configured (/etc/vflag/vflag.conf or /etc/sysconfig/sriov)."
+        );
         return;
     }
     for lag in &loaded.plan.lags {
@@ -85,10 +95,17 @@ fn print_plan(loaded: &Loaded) {
         println!("  VFs per PF:   {}", lag.vfs);
         println!("  eSwitch:      {:?}", lag.eswitch);
         let ch = |c: Option<u32>| c.map_or("unchanged".to_string(), |n| n.to_string());
-        println!("  channels:     PF {}, representor {}", ch(lag.pf_channels), ch(lag.representor_channels));
+        println!(
+            "  channels:     PF {}, representor {}",
+            ch(lag.pf_channels),
+            ch(lag.representor_channels)
+        );
         println!("  network:      {:?}", lag.network_stack);
         println!("  rebind before {}", lag.before.join(" "));
-        println!("  NIC wait:     {:?}, LAG wait: {:?}", lag.device_timeout, lag.lag_timeout);
+        println!(
+            "  NIC wait:     {:?}, LAG wait: {:?}",
+            lag.device_timeout, lag.lag_timeout
+        );
         for pf in &lag.pfs {
             println!(
                 "  units:        vflag@{0}.service (before network-pre.target), vflag-rebind@{0}.service",
@@ -104,7 +121,9 @@ fn check(root: &Root, pfs: &[String], json: bool) -> Result<ExitCode> {
     let targets: Vec<(&Lag, IfName)> = if pfs.is_empty() {
         loaded.plan.pfs().map(|(l, p)| (l, p.clone())).collect()
     } else {
-        pfs.iter().map(|p| configured_pf(&loaded, p)).collect::<Result<_>>()?
+        pfs.iter()
+            .map(|p| configured_pf(&loaded, p))
+            .collect::<Result<_>>()?
     };
     let mut findings: Vec<Finding> = Vec::new();
     for (lag, pf) in &targets {
@@ -115,7 +134,10 @@ fn check(root: &Root, pfs: &[String], json: bool) -> Result<ExitCode> {
             }
         }
     }
-    let failed: Vec<&Finding> = findings.iter().filter(|f| f.outcome == Outcome::Fail).collect();
+    let failed: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.outcome == Outcome::Fail)
+        .collect();
     if json {
         println!("{}", serde_json::to_string_pretty(&findings)?);
     } else {
@@ -124,9 +146,21 @@ fn check(root: &Root, pfs: &[String], json: bool) -> Result<ExitCode> {
     // Under systemd the journal gets one line per failure; by hand the table says it all.
     let under_systemd = std::env::var_os("INVOCATION_ID").is_some();
     for f in failed.iter().filter(|_| under_systemd) {
-        let pf = f.pf.as_ref().map(|p| format!(" on {p}")).unwrap_or_default();
-        let hint = f.hint.as_ref().map(|h| format!("; fix: {h}")).unwrap_or_default();
-        tracing::error!(check = f.check, "check {} failed{pf}: {}{hint}", f.check, f.detail);
+        let pf =
+            f.pf.as_ref()
+                .map(|p| format!(" on {p}"))
+                .unwrap_or_default();
+        let hint = f
+            .hint
+            .as_ref()
+            .map(|h| format!("; fix: {h}"))
+            .unwrap_or_default();
+        tracing::error!(
+            check = f.check,
+            "check {} failed{pf}: {}{hint}",
+            f.check,
+            f.detail
+        );
     }
     if let Some(f) = failed.first() {
         vflag::log::status(&format!("check {} failed: {}", f.check, f.detail));

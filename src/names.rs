@@ -100,7 +100,15 @@ mod tests {
 
     #[test]
     fn accepts_kernel_names() {
-        for n in ["ens3f0", "eni10np1", "bond0", "a-b", "x.y", "123456789012345", "é"] {
+        for n in [
+            "ens3f0",
+            "eni10np1",
+            "bond0",
+            "a-b",
+            "x.y",
+            "123456789012345",
+            "é",
+        ] {
             assert!(IfName::new(n).is_ok(), "{n}");
         }
     }
@@ -109,11 +117,26 @@ mod tests {
     fn refuses_hostile_names() {
         assert_eq!(IfName::new(""), Err(NameError::Empty));
         assert!(matches!(IfName::new(".."), Err(NameError::Reserved(_))));
-        assert!(matches!(IfName::new("../../x"), Err(NameError::BadChar(_, '/'))));
-        assert!(matches!(IfName::new("a:b"), Err(NameError::BadChar(_, ':'))));
-        assert!(matches!(IfName::new("a b"), Err(NameError::BadChar(_, ' '))));
-        assert!(matches!(IfName::new("a\nb"), Err(NameError::BadChar(_, '\n'))));
-        assert!(matches!(IfName::new("1234567890123456"), Err(NameError::TooLong(_))));
+        assert!(matches!(
+            IfName::new("../../x"),
+            Err(NameError::BadChar(_, '/'))
+        ));
+        assert!(matches!(
+            IfName::new("a:b"),
+            Err(NameError::BadChar(_, ':'))
+        ));
+        assert!(matches!(
+            IfName::new("a b"),
+            Err(NameError::BadChar(_, ' '))
+        ));
+        assert!(matches!(
+            IfName::new("a\nb"),
+            Err(NameError::BadChar(_, '\n'))
+        ));
+        assert!(matches!(
+            IfName::new("1234567890123456"),
+            Err(NameError::TooLong(_))
+        ));
     }
 
     #[test]
@@ -123,7 +146,10 @@ mod tests {
         assert_eq!(n.device_unit(), "sys-subsystem-net-devices-ens3f0.device");
         let n = IfName::new("bond-a").unwrap();
         assert_eq!(n.unit_instance(), "bond\\x2da");
-        assert_eq!(n.device_unit(), "sys-subsystem-net-devices-bond\\x2da.device");
+        assert_eq!(
+            n.device_unit(),
+            "sys-subsystem-net-devices-bond\\x2da.device"
+        );
         assert_eq!(unescape_instance("bond\\x2da"), b"bond-a");
     }
 }

@@ -44,7 +44,13 @@ mod tests {
     #[test]
     fn reroots_absolute_paths() {
         let r = Root::new("/tmp/x");
-        assert_eq!(r.path("/sys/class/net"), PathBuf::from("/tmp/x/sys/class/net"));
-        assert_eq!(Root::new("/").path("/proc/cmdline"), PathBuf::from("/proc/cmdline"));
+        assert_eq!(
+            r.path("/sys/class/net"),
+            PathBuf::from("/tmp/x/sys/class/net")
+        );
+        assert_eq!(
+            Root::new("/").path("/proc/cmdline"),
+            PathBuf::from("/proc/cmdline")
+        );
     }
 }

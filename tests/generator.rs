@@ -12,13 +12,18 @@ const GENERATOR: &str = env!("CARGO_BIN_EXE_vflag-generator");
 /// Every file and symlink under `dir`: relative path → content or "-> target".
 fn tree(dir: &Path) -> BTreeMap<PathBuf, String> {
     fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, String>) {
-        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
         for e in rd.flatten() {
             let p = e.path();
             let rel = p.strip_prefix(base).unwrap().to_path_buf();
             let ft = e.file_type().unwrap();
             if ft.is_symlink() {
-                out.insert(rel, format!("-> {}", std::fs::read_link(&p).unwrap().display()));
+                out.insert(
+                    rel,
+                    format!("-> {}", std::fs::read_link(&p).unwrap().display()),
+                );
             } else if ft.is_dir() {
                 walk(base, &p, out);
             } else {
@@ -37,7 +42,10 @@ fn run_generator(root: &Path, out: &Path) -> (i32, String) {
         .env("VFLAG_ROOT", root)
         .output()
         .unwrap();
-    (o.status.code().unwrap_or(-1), String::from_utf8(o.stderr).unwrap())
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8(o.stderr).unwrap(),
+    )
 }
 
 fn copy_tree(from: &Path, to: &Path) {
@@ -77,8 +85,18 @@ fn golden_directories() {
         let out = tempfile::tempdir().unwrap();
         let root_before = tree(&case.join("root"));
         let (code, stderr) = run_generator(&case.join("root"), out.path());
-        assert_eq!(code, 0, "{}: a config problem must never fail the boot", case.display());
-        assert_eq!(tree(&case.join("root")), root_before, "{}: generator wrote into the root", case.display());
+        assert_eq!(
+            code,
+            0,
+            "{}: a config problem must never fail the boot",
+            case.display()
+        );
+        assert_eq!(
+            tree(&case.join("root")),
+            root_before,
+            "{}: generator wrote into the root",
+            case.display()
+        );
         let expected_dir = case.join("expected");
         if bless {
             let _ = std::fs::remove_dir_all(&expected_dir);
@@ -89,11 +107,17 @@ fn golden_directories() {
         let got = tree(out.path());
         let want = tree(&expected_dir);
         if got != want {
-            failures.push(format!("{}: output tree differs\n got: {got:#?}\nwant: {want:#?}", case.display()));
+            failures.push(format!(
+                "{}: output tree differs\n got: {got:#?}\nwant: {want:#?}",
+                case.display()
+            ));
         }
         let want_log = std::fs::read_to_string(case.join("stderr")).unwrap_or_default();
         if stderr != want_log {
-            failures.push(format!("{}: log differs\n got: {stderr}\nwant: {want_log}", case.display()));
+            failures.push(format!(
+                "{}: log differs\n got: {stderr}\nwant: {want_log}",
+                case.display()
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
@@ -105,7 +129,10 @@ fn golden_directories() {
 fn generated_units_pass_systemd_analyze_verify() {
     let analyze = Path::new("/usr/bin/systemd-analyze");
     if !analyze.exists() {
-        assert!(std::env::var_os("CI").is_none(), "systemd-analyze missing in CI");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "systemd-analyze missing in CI"
+        );
         eprintln!("SKIP: systemd-analyze not installed");
         return;
     }
@@ -118,7 +145,13 @@ fn generated_units_pass_systemd_analyze_verify() {
         std::fs::create_dir_all(&unit_dir).unwrap();
         for host_units in ["/usr/lib/systemd/system", "/lib/systemd/system"] {
             if Path::new(host_units).is_dir() {
-                let _ = Command::new("cp").args(["-rn", &format!("{host_units}/."), unit_dir.to_str().unwrap()]).status();
+                let _ = Command::new("cp")
+                    .args([
+                        "-rn",
+                        &format!("{host_units}/."),
+                        unit_dir.to_str().unwrap(),
+                    ])
+                    .status();
             }
         }
         copy_tree(&repo.join("units"), &unit_dir);
@@ -145,7 +178,11 @@ fn generated_units_pass_systemd_analyze_verify() {
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(o.status.success() && err.trim().is_empty(), "{}: systemd-analyze verify {units:?}:\n{err}", case.display());
+        assert!(
+            o.status.success() && err.trim().is_empty(),
+            "{}: systemd-analyze verify {units:?}:\n{err}",
+            case.display()
+        );
         checked += units.len();
     }
     assert!(checked >= 10, "too few units verified: {checked}");
@@ -188,6 +225,10 @@ fn writes_only_into_its_output_dir() {
     let all = tree(dir.path());
     assert!(!all.is_empty());
     for p in all.keys() {
-        assert!(p.starts_with("normal"), "wrote outside the normal dir: {}", p.display());
+        assert!(
+            p.starts_with("normal"),
+            "wrote outside the normal dir: {}",
+            p.display()
+        );
     }
 }

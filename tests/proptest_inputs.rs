@@ -76,7 +76,12 @@ proptest! {
 
 fn systemd_escape(args: &[&str]) -> Option<String> {
     let o = Command::new("systemd-escape").args(args).output().ok()?;
-    Some(String::from_utf8(o.stdout).ok()?.trim_end_matches('\n').to_string())
+    Some(
+        String::from_utf8(o.stdout)
+            .ok()?
+            .trim_end_matches('\n')
+            .to_string(),
+    )
 }
 
 proptest! {
@@ -99,7 +104,17 @@ proptest! {
 /// Hostile instance names are refused before any path is built.
 #[test]
 fn hostile_names_refused() {
-    for bad in ["..", ".", "../../x", "a/b", "0123456789abcdef", "", "a b", "a:b", "tab\there"] {
+    for bad in [
+        "..",
+        ".",
+        "../../x",
+        "a/b",
+        "0123456789abcdef",
+        "",
+        "a b",
+        "a:b",
+        "tab\there",
+    ] {
         assert!(IfName::new(bad).is_err(), "{bad:?}");
     }
 }
