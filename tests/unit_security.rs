@@ -9,7 +9,10 @@ use std::process::Command;
 fn units_exposure_at_most_5() {
     let analyze = Path::new("/usr/bin/systemd-analyze");
     if !analyze.exists() {
-        assert!(std::env::var_os("CI").is_none(), "systemd-analyze missing in CI");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "systemd-analyze missing in CI"
+        );
         eprintln!("SKIP: systemd-analyze not installed");
         return;
     }
@@ -28,9 +31,16 @@ fn units_exposure_at_most_5() {
             .output()
             .unwrap();
         let out = String::from_utf8_lossy(&o.stdout);
-        let overall = out.lines().find(|l| l.contains("Overall exposure level")).unwrap_or("(none)");
+        let overall = out
+            .lines()
+            .find(|l| l.contains("Overall exposure level"))
+            .unwrap_or("(none)");
         println!("{unit}: {overall}");
-        assert!(o.status.success(), "{unit} exposure above 5.0:\n{out}\n{}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{unit} exposure above 5.0:\n{out}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         let score: f32 = overall
             .split(':')
             .nth(1)
