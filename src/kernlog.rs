@@ -916,6 +916,28 @@ pub fn parse_ovs_offload_error(line: &str) -> Option<OffloadError> {
     })
 }
 
+/// Offload errors in the last `max_tail_bytes` of an ovs-vswitchd log file (Kolla:
+/// `/var/log/kolla/openvswitch/ovs-vswitchd.log`; Debian: `/var/log/openvswitch/ovs-vswitchd.log`).
+/// Only the tail is read, so a huge log costs no more than `max_tail_bytes`.
+pub fn read_ovs_offload_errors(
+    path: impl AsRef<std::path::Path>,
+    max_tail_bytes: u64,
+) -> io::Result<Vec<OffloadError>> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    let start = len.saturating_sub(max_tail_bytes);
+    f.seek(SeekFrom::Start(start))?;
+    let mut data = Vec::new();
+    f.take(max_tail_bytes).read_to_end(&mut data)?;
+    let text = String::from_utf8_lossy(&data);
+    let mut lines = text.lines();
+    if start > 0 {
+        lines.next(); // most likely a partial line
+    }
+    Ok(lines.filter_map(parse_ovs_offload_error).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

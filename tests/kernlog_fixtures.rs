@@ -398,3 +398,25 @@ fn ovs_offload_errors_from_log() {
     assert_eq!(errs[2].module.as_deref(), Some("dpif_netlink(handler224)"));
     assert_eq!(errs[2].port, "enp65s0f0np0pf0vf3");
 }
+
+#[test]
+fn offload_errors_from_the_tail_of_a_log_file() {
+    let log = fixture("ovs-vswitchd.log");
+    assert_eq!(
+        kernlog::read_ovs_offload_errors(&log, 1 << 20)
+            .unwrap()
+            .len(),
+        3
+    );
+    // Only the tail: the last line alone (the cut first line is dropped, not misparsed).
+    let last = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .len() as u64;
+    let tail = kernlog::read_ovs_offload_errors(&log, last + 10).unwrap();
+    assert_eq!(tail.len(), 1);
+    assert_eq!(tail[0].port, "enp65s0f0np0pf0vf3");
+    assert!(kernlog::read_ovs_offload_errors(fixture("no-such.log"), 100).is_err());
+}

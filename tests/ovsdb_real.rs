@@ -17,11 +17,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use vflag::ovsdb::{
-    count_flows_by_in_port, parse_dump_flows, OvsError, OvsVersion, OvsdbClient, Unixctl,
+    count_flows_by_in_port, ovs_status, parse_dump_flows, OvsError, OvsVersion, OvsdbClient,
+    Unixctl,
 };
 use vflag::paths::Root;
 
+/// Bound for one client call in these tests.
 const T: Duration = Duration::from_secs(5);
+/// Bound for a daemon to come up (generous: CI machines are busy).
+const STARTUP: Duration = Duration::from_secs(20);
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -218,8 +222,9 @@ impl Server {
             dir,
             children: vec![child],
         };
-        wait_for("ovsdb-server socket", T, || {
-            std::os::unix::net::UnixStream::connect(s.sock()).is_ok()
+        // The database socket and the control socket appear one after the other.
+        wait_for("ovsdb-server sockets", STARTUP, || {
+            std::os::unix::net::UnixStream::connect(s.sock()).is_ok() && s.ctl().exists()
         });
         s
     }
@@ -275,7 +280,7 @@ impl Server {
         let pid = child.id();
         self.children.push(child);
         let ctl = rundir.join(format!("ovs-vswitchd.{pid}.ctl"));
-        wait_for("ovs-vswitchd control socket and pidfile", T, || {
+        wait_for("ovs-vswitchd control socket and pidfile", STARTUP, || {
             ctl.exists() && rundir.join("ovs-vswitchd.pid").exists()
         });
     }
@@ -379,6 +384,25 @@ fn real_enable_hw_offload_on_empty_other_config() {
         srv.vsctl(&["get", "Open_vSwitch", ".", "other_config"]),
         "{hw-offload=\"true\"}"
     );
+}
+
+#[test]
+fn real_status_without_vswitchd() {
+    let Some(ovs) = ovs() else { return };
+    let srv = Server::start(ovs);
+    srv.vsctl(&["init"]);
+    srv.vsctl(&["set", "Open_vSwitch", ".", "ovs_version=2.12.0"]);
+    let st = ovs_status(&Root::new("/"), srv.sock(), srv.dir.path(), T);
+    assert!(st.present);
+    assert!(
+        st.errors.is_empty(),
+        "no vswitchd is absence, not an error: {:?}",
+        st.errors
+    );
+    assert_eq!(st.hw_offload, Some(false));
+    assert_eq!(st.version.map(|v| v.to_string()).as_deref(), Some("2.12.0"));
+    assert_eq!(st.vswitchd_version, None);
+    assert_eq!(st.offloaded_flows, None);
 }
 
 #[test]
@@ -492,7 +516,7 @@ fn real_vswitchd_dummy_datapath_flow_dump() {
     let packet = "in_port(1),eth(src=00:00:00:00:00:01,dst=00:00:00:00:00:02),eth_type(0x0800),\
                   ipv4(src=10.0.0.1,dst=10.0.0.2,proto=6,tos=0,ttl=64,frag=no),tcp(src=1,dst=2)";
     // The first packet is an upcall that installs the flow; later ones are counted on it.
-    wait_for("a datapath flow with counted packets", T, || {
+    wait_for("a datapath flow with counted packets", STARTUP, || {
         u.command("netdev-dummy/receive", &["p1", packet]).unwrap();
         u.dump_flows(None)
             .unwrap()
@@ -503,13 +527,29 @@ fn real_vswitchd_dummy_datapath_flow_dump() {
     assert_eq!(flows.len(), 1, "{flows:?}");
     assert_eq!(flows[0].in_port.as_deref(), Some("p1"));
     assert!(flows[0].packets.unwrap() >= 1);
-    assert_eq!(flows[0].actions, "p2,br0");
+    // Flooding order is not fixed.
+    let mut outputs: Vec<&str> = flows[0].actions.split(',').collect();
+    outputs.sort();
+    assert_eq!(outputs, ["br0", "p2"]);
     let counts = count_flows_by_in_port(&flows, &["p1", "p2"]);
     assert_eq!((counts["p1"], counts["p2"]), (1, 0));
 
     let offloaded = u.dump_offloaded_flows().unwrap();
     eprintln!("offloaded flows on the dummy datapath: {}", offloaded.len());
     assert!(offloaded.len() <= flows.len());
+
+    // The combined status: version from the daemon (the row has none), offload on, flows.
+    let st = ovs_status(&root, srv.sock(), srv.dir.path(), T);
+    assert!(st.present, "{st:?}");
+    assert!(st.errors.is_empty(), "{:?}", st.errors);
+    assert_eq!(st.hw_offload, Some(true));
+    assert_eq!(st.version, Some(version));
+    assert_eq!(st.version_supported(), Some(true));
+    assert!(st.vswitchd_version.is_some() && st.schema_version.is_some());
+    assert_eq!(
+        st.offloaded_flows.as_ref().map(Vec::len),
+        Some(offloaded.len())
+    );
 
     match u.command("dpctl/dump-flows", &["--no-such-option"]) {
         Err(OvsError::Rpc { error, .. }) => {
@@ -541,6 +581,19 @@ fn absent_socket_is_a_typed_state() {
         .err()
         .unwrap();
     assert!(err.is_absent(), "{err:?}");
+}
+
+#[test]
+fn status_of_absent_ovs() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Root::new(dir.path());
+    let t0 = Instant::now();
+    let st = ovs_status(&root, "/run/openvswitch/db.sock", "/run/openvswitch", T);
+    assert!(t0.elapsed() < Duration::from_secs(1));
+    assert!(!st.present);
+    assert!(st.errors.is_empty());
+    assert_eq!((st.row, st.version, st.hw_offload), (None, None, None));
+    assert_eq!(st.db_sock, dir.path().join("run/openvswitch/db.sock"));
 }
 
 #[test]
