@@ -353,6 +353,34 @@ pub fn parse_line(line: &str, index: usize) -> Option<LogLine> {
     })
 }
 
+/// `mlx5_core_err`/`_warn` put `<func>:<line>:(pid <n>): ` before the message (kernels before
+/// 5.4 or so: `<pci>:<func>:<line>:(pid <n>): `); `mlx5_core_info` does not. Strip it if present.
+fn strip_err_prefix(text: &str) -> &str {
+    let Some(pid_at) = text.find(":(pid ") else {
+        return text;
+    };
+    let Some(close) = text[pid_at..].find("): ") else {
+        return text;
+    };
+    let head = &text[..pid_at];
+    let pid = &text[pid_at + ":(pid ".len()..pid_at + close];
+    // head = [<pci>:]<func>:<line>
+    let Some((func_part, line)) = head.rsplit_once(':') else {
+        return text;
+    };
+    let func = func_part
+        .strip_prefix(func_part.get(..12).filter(|p| is_pci_addr(p)).unwrap_or(""))
+        .map(|f| f.strip_prefix(':').unwrap_or(f))
+        .unwrap_or(func_part);
+    let ident = !func.is_empty() && func.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+    if ident && digits(line) && digits(pid) {
+        &text[pid_at + close + "): ".len()..]
+    } else {
+        text
+    }
+}
+
 /// Parse `port 1:2 port 2:2 shared_fdb:1 mode:hash` (any subset after the ports).
 fn parse_map_tokens(s: &str) -> Option<(Vec<PortMap>, Option<bool>, Option<String>)> {
     let mut ports = Vec::new();
@@ -410,6 +438,7 @@ fn classify(text: &str, mlx5: bool) -> Option<Piece> {
     if !mlx5 {
         return None;
     }
+    let text = strip_err_prefix(text);
     let ev = |kind| Some(Piece::Event(kind));
     if let Some(rest) = text.strip_prefix("modify lag map ") {
         let (ports, shared_fdb, mode) = parse_map_tokens(rest)?;
@@ -1014,6 +1043,28 @@ mod tests {
             false
         )
         .is_some());
+    }
+
+    #[test]
+    fn err_prefixes_are_stripped() {
+        assert_eq!(
+            strip_err_prefix("mlx5_create_lag:308:(pid 1207): Failed to create LAG (-22)"),
+            "Failed to create LAG (-22)"
+        );
+        assert_eq!(
+            strip_err_prefix(
+                "0000:5e:00.0:mlx5_create_lag:241:(pid 512): Failed to create LAG (-5)"
+            ),
+            "Failed to create LAG (-5)"
+        );
+        assert_eq!(
+            strip_err_prefix("lag map port 1:1 port 2:2"),
+            "lag map port 1:1 port 2:2"
+        );
+        assert_eq!(
+            strip_err_prefix("odd text:(pid x): y"),
+            "odd text:(pid x): y"
+        );
     }
 
     #[test]

@@ -420,3 +420,15 @@ fn offload_errors_from_the_tail_of_a_log_file() {
     assert_eq!(tail[0].port, "enp65s0f0np0pf0vf3");
     assert!(kernlog::read_ovs_offload_errors(fixture("no-such.log"), 100).is_err());
 }
+
+#[test]
+fn old_kernel_error_prefix_with_pci_name() {
+    let r = report("failed-old-dmesg.txt");
+    match &r.devices["0000:5e:00.0"].state {
+        LagState::Failed { reason, at } => {
+            assert_eq!(*reason, LagFailure::Create(-5));
+            assert_eq!(at.usec, Some(31_402_990));
+        }
+        other => panic!("expected failed, got {other:?}"),
+    }
+}
