@@ -42,8 +42,8 @@ pub const MIN_OVS_VERSION: OvsVersion = OvsVersion {
     minor: 12,
     patch: 0,
 };
-/// Largest single message accepted (a huge flow dump still fits; a runaway peer does not).
-const MAX_MESSAGE: u64 = 256 << 20;
+/// Most bytes read from one connection (a huge flow dump still fits; a runaway peer does not).
+const MAX_INPUT: u64 = 256 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OvsError {
@@ -109,6 +109,9 @@ struct JsonRpc {
     deadline: Arc<Mutex<Instant>>,
     timeout: Duration,
     next_id: u64,
+    /// Set after a timeout or I/O/protocol error: the stream may be mid-message, so later calls
+    /// fail at once instead of misreading it.
+    broken: Option<String>,
 }
 
 /// Connect to a unix stream socket within `timeout` (a non-blocking connect: a listener with a
@@ -172,10 +175,11 @@ impl JsonRpc {
         Ok(JsonRpc {
             path: path.to_path_buf(),
             writer,
-            reader: serde_json::Deserializer::from_reader(BufReader::new(reader.take(MAX_MESSAGE))),
+            reader: serde_json::Deserializer::from_reader(BufReader::new(reader.take(MAX_INPUT))),
             deadline,
             timeout,
             next_id: 0,
+            broken: None,
         })
     }
 
@@ -224,6 +228,22 @@ impl JsonRpc {
     /// answered (`echo`) or ignored (notifications). Returns the reply's `result` or
     /// `Err(Rpc)` with its `error`.
     fn call(&mut self, method: &str, params: Value) -> Result<Value, OvsError> {
+        if let Some(why) = &self.broken {
+            return Err(OvsError::Protocol(
+                self.path.clone(),
+                format!("connection unusable after an earlier error ({why}); reconnect"),
+            ));
+        }
+        let r = self.exchange(method, params);
+        if let Err(e) = &r {
+            if !matches!(e, OvsError::Rpc { .. }) {
+                self.broken = Some(e.to_string());
+            }
+        }
+        r
+    }
+
+    fn exchange(&mut self, method: &str, params: Value) -> Result<Value, OvsError> {
         let deadline = self.set_deadline();
         self.next_id += 1;
         let id = self.next_id;

@@ -647,6 +647,12 @@ fn silent_peer_times_out_quickly() {
         took >= timeout && took < Duration::from_secs(2),
         "took {took:?}"
     );
+    // The stream may be mid-message now: the client refuses to reuse it.
+    let again = c.list_dbs().unwrap_err();
+    assert!(
+        matches!(again, OvsError::Protocol(_, ref m) if m.contains("reconnect")),
+        "{again:?}"
+    );
 }
 
 /// A peer that trickles bytes must not extend the call past its deadline.
