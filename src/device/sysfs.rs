@@ -48,11 +48,13 @@ pub fn read_attr(path: &Path) -> Result<Option<String>> {
     }
 }
 
-/// Write a sysfs attribute in one write(2), without creating or truncating-by-create: a
-/// missing file is an error, as it is on sysfs. The kernel's errno (EBUSY, ENOMEM...) is kept.
+/// Write a sysfs attribute in one write(2), as `echo v > file` does (O_TRUNC, which sysfs
+/// ignores) but never creating it: a missing file is an error, as it is on sysfs. The kernel's
+/// errno (EBUSY, ENOMEM...) is kept.
 pub fn write_attr(path: &Path, value: &str) -> Result<()> {
     let mut f = fs::OpenOptions::new()
         .write(true)
+        .truncate(true)
         .open(path)
         .map_err(|e| Error::io(path, e))?;
     f.write_all(value.as_bytes())
