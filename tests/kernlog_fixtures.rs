@@ -148,8 +148,8 @@ fn multiline_map_is_grouped() {
     assert_eq!(
         maps,
         vec![
-            (Some(2210), MapChange::CreateOrModify, pm(&[(1, 1), (2, 2)])),
-            (Some(2301), MapChange::CreateOrModify, pm(&[(1, 2), (2, 2)])),
+            (Some(2210), MapChange::Create, pm(&[(1, 1), (2, 2)])),
+            (Some(2301), MapChange::Modify, pm(&[(1, 2), (2, 2)])),
         ]
     );
     let r = kernlog::fold_events(events);
