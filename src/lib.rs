@@ -9,6 +9,7 @@ pub mod cmdline;
 pub mod config;
 pub mod device;
 pub mod generator;
+pub mod hotplug;
 pub mod kernlog;
 pub mod log;
 pub mod names;
