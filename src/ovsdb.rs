@@ -547,6 +547,22 @@ pub struct Unixctl {
     rpc: JsonRpc,
 }
 
+impl std::fmt::Debug for Unixctl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unixctl")
+            .field("path", &self.rpc.path)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for OvsdbClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OvsdbClient")
+            .field("path", &self.rpc.path)
+            .finish()
+    }
+}
+
 /// One datapath flow from `dpctl/dump-flows`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DpFlow {
