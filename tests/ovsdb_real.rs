@@ -565,7 +565,7 @@ fn real_vswitchd_dummy_datapath_flow_dump() {
 fn absent_socket_is_a_typed_state() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("db.sock");
-    let err = OvsdbClient::connect(&missing, T).err().expect("must fail");
+    let err = OvsdbClient::connect(&missing, T).expect_err("must fail");
     assert!(
         matches!(err, OvsError::Absent(ref p) if p == &missing),
         "{err:?}"
@@ -574,7 +574,7 @@ fn absent_socket_is_a_typed_state() {
     assert!(err.to_string().contains("db.sock"));
 
     let root = Root::new(dir.path());
-    let err = OvsdbClient::connect_default(&root, T).err().unwrap();
+    let err = OvsdbClient::connect_default(&root, T).unwrap_err();
     assert!(matches!(err, OvsError::Absent(ref p) if p.ends_with("run/openvswitch/db.sock")));
 
     let err = Unixctl::connect_vswitchd(&root, "/run/openvswitch", T)
@@ -601,7 +601,7 @@ fn stale_socket_is_not_running() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("db.sock");
     drop(UnixListener::bind(&p).unwrap()); // the file stays, nobody listens
-    let err = OvsdbClient::connect(&p, T).err().unwrap();
+    let err = OvsdbClient::connect(&p, T).unwrap_err();
     assert!(matches!(err, OvsError::NotRunning(_)), "{err:?}");
     assert!(err.is_absent());
 }
