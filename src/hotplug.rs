@@ -63,7 +63,8 @@
 //! Nothing here is long-running: [`udev_import`] only reads the config, a few sysfs files and
 //! the marker.
 
-use crate::config::{NetworkStack, Plan};
+use crate::bus::{self, Bus, BusError, Outcome, Stack};
+use crate::config::{Lag, NetworkStack, Plan};
 use crate::names::IfName;
 use crate::paths::Root;
 use std::path::{Path, PathBuf};
@@ -381,6 +382,74 @@ pub fn held_in_udev_db(root: &Root, ifindex: u32) -> bool {
     std::fs::read_to_string(db)
         .map(|s| s.lines().any(|l| l.trim_end() == "E:VFLAG_HOLD=1"))
         .unwrap_or(false)
+}
+
+/// How long [`stage_end`] waits for udev to clear the hold.
+pub const UDEV_WAIT: Duration = Duration::from_secs(10);
+
+/// What [`stage_start`] did.
+#[derive(Debug)]
+pub struct StageStart {
+    pub begin: std::io::Result<()>,
+    pub stack: Stack,
+    pub hold: Result<Outcome, BusError>,
+}
+
+/// Call at the START of the early stage for `pf`: [`begin`], then `bus::hold` on the stack that
+/// runs (at boot none does yet: skipped). Never fails the stage: log what it returns.
+pub fn stage_start(root: &Root, lag: &Lag, pf: &IfName, timeout: Duration) -> StageStart {
+    let begin = begin(root, pf);
+    let (stack, hold) = with_stack(lag, timeout, |b, stack| bus::hold(b, stack, pf));
+    StageStart { begin, stack, hold }
+}
+
+/// What [`stage_end`] did.
+#[derive(Debug)]
+pub struct StageEnd {
+    pub finish: std::io::Result<Finish>,
+    pub stack: Stack,
+    pub release: Result<Outcome, BusError>,
+}
+
+/// Call at the END of the early stage for `pf` — after success AND after failure (from
+/// `ExecStopPost=` when `$SERVICE_RESULT` is not `success`): [`finish`] (marker + clear the udev
+/// hold), then `bus::release` on the stack that runs. Never fails the stage: log what it
+/// returns; a release error means the port may need `nmcli`/`networkctl` by hand.
+pub fn stage_end(root: &Root, lag: &Lag, pf: &IfName, timeout: Duration) -> StageEnd {
+    let finish = finish(root, pf, UDEV_WAIT);
+    let (stack, release) = with_stack(lag, timeout, |b, stack| bus::release(b, root, stack, pf));
+    StageEnd {
+        finish,
+        stack,
+        release,
+    }
+}
+
+/// Connect to the system bus and pick the stack; a missing bus is "no stack" for `auto` and an
+/// error for an explicitly configured stack.
+fn with_stack(
+    lag: &Lag,
+    timeout: Duration,
+    f: impl FnOnce(&Bus, Stack) -> Result<Outcome, BusError>,
+) -> (Stack, Result<Outcome, BusError>) {
+    if lag.network_stack == NetworkStack::None {
+        return (
+            Stack::None,
+            Ok(Outcome::Skipped("network-stack = none".into())),
+        );
+    }
+    let b = match Bus::system(timeout) {
+        Ok(b) => b,
+        Err(e) if lag.network_stack == NetworkStack::Auto => {
+            return (
+                Stack::None,
+                Ok(Outcome::Skipped(format!("no system bus: {e}"))),
+            )
+        }
+        Err(e) => return (bus::choose(lag.network_stack, None), Err(e)),
+    };
+    let stack = bus::choose(lag.network_stack, Some(&b));
+    (stack, f(&b, stack))
 }
 
 #[cfg(test)]
