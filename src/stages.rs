@@ -895,7 +895,15 @@ pub fn rebind_with(
             Err(e) => problems.push(format!("VF {} ({}): {e}", vf.index, vf.addr)),
         }
     }
-    r.bound = Some(bound);
+    if vfs.is_empty() && r.vfs > 0 {
+        // netdevsim: VFs exist only as representors, there is no device to bind.
+        r.warn(format!(
+            "{} has {} VFs but no VF devices on bus {}: nothing to bind",
+            dev.name, r.vfs, dev.bus
+        ));
+    } else {
+        r.bound = Some(bound);
+    }
     if !problems.is_empty() {
         return Err(StageError::Incomplete {
             pf: pf.to_string(),
