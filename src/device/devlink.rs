@@ -420,7 +420,7 @@ mod tests {
         b.extend(((4 + v.len()) as u16).to_ne_bytes());
         b.extend(t.to_ne_bytes());
         b.extend(v);
-        while b.len() % 4 != 0 {
+        while !b.len().is_multiple_of(4) {
             b.push(0);
         }
         b

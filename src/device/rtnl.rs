@@ -141,7 +141,7 @@ mod tests {
             p.extend(((4 + v.len()) as u16).to_ne_bytes());
             p.extend(t.to_ne_bytes());
             p.extend(v);
-            while p.len() % 4 != 0 {
+            while !p.len().is_multiple_of(4) {
                 p.push(0);
             }
         };
