@@ -344,19 +344,22 @@ pub enum Finish {
 /// End of the early stage (success or failure): write the marker, then clear vflag's hold
 /// from the udev database, waiting at most `wait`. See the module docs.
 pub fn finish(root: &Root, pf: &IfName, wait: Duration) -> std::io::Result<Finish> {
-    let ifindex: u32 = read_trim(&root.path(format!("/sys/class/net/{pf}/ifindex")))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::NotFound, format!("no ifindex for {pf}"))
-        })?;
+    let ifindex: Option<u32> =
+        read_trim(&root.path(format!("/sys/class/net/{pf}/ifindex"))).and_then(|s| s.parse().ok());
     let m = marker(root, pf);
-    if let Some(dir) = m.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    // Write-then-rename: udev-import never reads a half-written marker.
-    let tmp = m.with_extension("tmp");
-    std::fs::write(&tmp, format!("{ifindex}\n"))?;
+    std::fs::create_dir_all(root.path(MARKER_DIR))?;
+    // Write-then-rename: udev-import never reads a half-written marker. With the netdev gone,
+    // "0" still records "finished this boot", so a later re-add is Readded (no hold that no
+    // RemainAfterExit unit would release), not Pending.
+    let tmp = root.path(format!("{MARKER_DIR}/.{pf}.new"));
+    std::fs::write(&tmp, format!("{}\n", ifindex.unwrap_or(0)))?;
     std::fs::rename(&tmp, &m)?;
+    let Some(ifindex) = ifindex else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{pf} has no ifindex (netdev gone?); marker written, udev hold not checked"),
+        ));
+    };
 
     if !held_in_udev_db(root, ifindex) {
         return Ok(Finish::NotHeld);

@@ -357,6 +357,16 @@ fn finish_is_bounded_when_udev_does_not_answer() {
 fn finish_fails_cleanly_for_a_missing_netdev() {
     let h = host(AUTO);
     assert!(hotplug::finish(&h.root, &name("ens1f0"), Duration::from_millis(10)).is_err());
+    // The marker still says "finished this boot": a netdev that comes back is a re-add (not
+    // held by a vflag@ that would not run again), not a pending PF.
+    assert_eq!(
+        std::fs::read_to_string(h.path("/run/vflag/hotplug/ens1f0")).unwrap(),
+        "0\n"
+    );
+    assert_eq!(
+        hotplug::state(&h.root, &name("ens1f0"), Some(12)),
+        hotplug::PfState::Readded
+    );
 }
 
 // --- udev-rules/*.rules: syntax-level check ---------------------------------------------------
