@@ -18,14 +18,25 @@ UDEVDIR      ?= $(call pkgvar,udev,udevdir,/usr/lib/udev)
 
 RELEASE = target/release
 
-.PHONY: all build install uninstall test check clean
+# Shell completions (contrib/completions/). zsh has no pkg-config file: Debian's zsh reads
+# vendor-completions, Fedora/RHEL/Rocky's site-functions.
+BASHCOMPDIR ?= $(call pkgvar,bash-completion,completionsdir,$(PREFIX)/share/bash-completion/completions)
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/$(if $(wildcard /etc/debian_version),vendor-completions,site-functions)
 
-all: build
+# Man pages: man/*.in are the pages, written directly in roff (man macros). The build step is
+# only "substitute @VERSION@, gzip -n" with sed and gzip, which every Debian and Rocky build
+# host has: no pandoc/asciidoctor/ronn toolchain to install, and the output is reproducible.
+VERSION  := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+MANPAGES := $(patsubst man/%.in,target/man/%.gz,$(wildcard man/*.in))
+
+.PHONY: all build install uninstall test check clean man deb rpm packages
+
+all: build man
 
 build:
 	VFLAG_UNIT_DIR=$(UNITDIR) $(CARGO) build --release --locked
 
-install: build
+install: build man
 	install -Dm755 $(RELEASE)/vflag $(DESTDIR)$(BINDIR)/vflag
 	install -Dm755 $(RELEASE)/vflag-generator $(DESTDIR)$(GENERATORDIR)/vflag-generator
 	install -d $(DESTDIR)$(UNITDIR)
@@ -40,14 +51,18 @@ install: build
 	done
 	install -d $(DESTDIR)$(SYSCONFDIR)/vflag/vflag.conf.d
 	install -Dm644 contrib/vflag.conf.example $(DESTDIR)$(PREFIX)/share/doc/vflag/vflag.conf.example
-	for m in man/*.[0-9]; do [ -e "$$m" ] || continue; \
-		s=$${m##*.}; install -Dm644 $$m $(DESTDIR)$(MANDIR)/man$$s/$$(basename $$m); \
+	for m in $(MANPAGES); do p=$$(basename $$m .gz); s=$${p##*.}; \
+		install -Dm644 $$m $(DESTDIR)$(MANDIR)/man$$s/$$p.gz; \
 	done
+	install -Dm644 contrib/completions/vflag.bash $(DESTDIR)$(BASHCOMPDIR)/vflag
+	install -Dm644 contrib/completions/_vflag $(DESTDIR)$(ZSHCOMPDIR)/_vflag
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/vflag $(DESTDIR)$(GENERATORDIR)/vflag-generator
 	rm -f $(DESTDIR)$(UNITDIR)/vflag@.service $(DESTDIR)$(UNITDIR)/vflag-rebind@.service
 	for r in udev-rules/*.rules; do rm -f $(DESTDIR)$(UDEVDIR)/rules.d/$$(basename $$r); done
+	for m in $(MANPAGES); do p=$$(basename $$m .gz); rm -f $(DESTDIR)$(MANDIR)/man$${p##*.}/$$p.gz; done
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/vflag $(DESTDIR)$(ZSHCOMPDIR)/_vflag
 
 # Host tests (unit, golden, systemd-analyze, dbus-daemon, ovsdb-server), then the QEMU guest.
 test:
@@ -59,6 +74,28 @@ test:
 check:
 	tests/setup-host.sh
 	$(CARGO) test --locked --all-targets
+
+# Man pages, built into target/man/ (see MANPAGES above).
+man: $(MANPAGES)
+
+target/man/%.gz: man/%.in Cargo.toml
+	@mkdir -p target/man
+	sed 's/@VERSION@/$(VERSION)/g' $< > target/man/$*
+	gzip -9nf target/man/$*
+
+# Packages (metadata in Cargo.toml; needs cargo-deb / cargo-generate-rpm, see tests/packages.sh).
+# Both use the /usr/lib paths of Debian 12+ and Rocky/RHEL 8/9, whatever this host's pkg-config says.
+PKG_ENV = VFLAG_UNIT_DIR=/usr/lib/systemd/system
+deb: man
+	$(PKG_ENV) $(CARGO) build --release --locked
+	$(PKG_ENV) $(CARGO) deb --no-build
+
+# The binaries link the build host's glibc: build the RPM on the oldest Rocky release it is for.
+rpm: man
+	$(PKG_ENV) $(CARGO) build --release --locked
+	$(CARGO) generate-rpm
+
+packages: deb rpm
 
 clean:
 	$(CARGO) clean
