@@ -97,7 +97,7 @@ log "root tree ready ($(( $(date +%s) - t0 )) s, $(du -sm "$work/root" | cut -f1
 
 mkdir -p "$work/out"
 cp "$work/root/boot/vmlinuz-$KV" "$work/out/vmlinuz"
-cp "$work/root/boot/initrd.img-$KV" "$work/out/initrd.img"
+cp "$work/root/boot/vflag-testbed-initrd.img" "$work/out/initrd.img"
 echo "$KV" > "$work/out/kernel-release"
 truncate -s 3G "$work/out/rootfs.raw"
 mke2fs -q -t ext4 -L vflagroot -E root_owner=0:0 -d "$work/root" "$work/out/rootfs.raw"

@@ -15,8 +15,9 @@ class Facts:
     def __init__(self, results, phase="boot"):
         self.root = results
         self.dir = os.path.join(results, phase)
-        self._units = {}
+        self._units = None
         self._journal = None
+        self._links = None
 
     def path(self, *p):
         return os.path.join(self.dir, *p)
@@ -41,17 +42,21 @@ class Facts:
             return None
 
     def unit(self, name):
-        if name not in self._units:
-            t = self.text("units", name + ".show")
-            props = None
-            if t is not None:
+        """systemctl show properties of a unit (one units.show file, blocks with Id=)."""
+        if self._units is None:
+            self._units = {}
+            t = self.text("units.show") or ""
+            for block in t.split("\n\n"):
                 props = {}
-                for line in t.splitlines():
+                for line in block.splitlines():
                     if "=" in line:
                         k, v = line.split("=", 1)
                         props[k] = v
-            self._units[name] = props
-        return self._units[name]
+                if "Id" in props:
+                    self._units[props["Id"]] = props
+                    for n in props.get("Names", "").split():
+                        self._units.setdefault(n, props)
+        return self._units.get(name)
 
     def kv_lines(self, *p):
         """key=value words per line -> list of dicts (pfs.txt, probe-* files)."""
@@ -82,17 +87,26 @@ class Facts:
                 pfs[r["pf"]] = r
         return at, pfs
 
+    def links(self):
+        if self._links is None:
+            d = self.json("ip-link.json")
+            self._links = {l["ifname"]: l for l in d} if isinstance(d, list) else {}
+        return self._links
+
     def sysfs(self, ifname):
-        t = self.text("net", ifname + ".sysfs")
-        if t is None:
+        """What the checks need about a netdev, from `ip -j -d link` (rtnetlink = sysfs values)."""
+        l = self.links().get(ifname)
+        if l is None:
             return None
-        return dict(l.split("=", 1) for l in t.splitlines() if "=" in l)
+        return {
+            "address": l.get("address", ""), "master": l.get("master", ""),
+            "phys_switch_id": l.get("phys_switch_id", ""), "phys_port_name": l.get("phys_port_name", ""),
+            "device": l.get("parentdev", ""),
+            "devlink": f"{l['parentbus']}/{l['parentdev']}" if l.get("parentbus") else "",
+        }
 
     def netdevs(self):
-        d = self.path("net")
-        if not os.path.isdir(d):
-            return []
-        return sorted(f[: -len(".sysfs")] for f in os.listdir(d) if f.endswith(".sysfs"))
+        return sorted(self.links())
 
     def representors(self, pf):
         s = self.sysfs(pf)
@@ -161,8 +175,8 @@ def check(name, usage):
 
 @check("facts", "facts  -- the guest wrote its facts (always implied)")
 def c_facts(f):
-    ok = f.exists("units") and f.exists("ip-link.json")
-    return ok, "units/ and ip-link.json present" if ok else f"facts missing under {f.dir}"
+    ok = f.exists("units.show") and bool(f.links())
+    return ok, "units.show and ip-link.json present" if ok else f"facts missing under {f.dir}"
 
 
 @check("system-state", "system-state STATE...  -- systemctl is-system-running after settling")
@@ -238,10 +252,16 @@ def c_eswitch(f, pf, mode):
     if s is None:
         return False, f"{pf} does not exist"
     h = s.get("devlink", "")
-    d = f.json("devlink-eswitch.json")
-    if not isinstance(d, dict):
-        return False, f"no devlink eswitch facts ({(f.text('devlink-eswitch.json') or '').strip()[:120]})"
-    got = (d.get("dev", {}).get(h) or {}).get("mode")
+    devs, junk = {}, []
+    for line in (f.text("devlink-eswitch.jsonl") or "").splitlines():
+        try:
+            devs.update(json.loads(line).get("dev", {}))
+        except (ValueError, AttributeError):
+            if line.strip():
+                junk.append(line.strip())
+    if h not in devs:
+        return False, f"{pf}: no eswitch facts for {h!r} ({'; '.join(junk)[:160] or 'devlink listed no such instance'})"
+    got = devs[h].get("mode")
     return got == mode, f"{h}: mode {got}"
 
 
@@ -295,57 +315,93 @@ def c_enslaved(f, bond, *pfs):
     return not bad, "; ".join(bad) if bad else f"{' '.join(pfs)} in {bond}"
 
 
-def _enslave_times(f, pfs):
+def _kernel_enslaves(f, pfs):
+    """Kernel log 'bondX: (slave PF): Enslaving ...' -> {pf: kernel timestamp in us}."""
     out = {}
-    for p in pfs:
-        t = f.text("enslaved-" + p)
-        if t:
-            out[p] = int(t.split()[0])
+    for e in f.journal():
+        m = e.get("MESSAGE")
+        if e.get("_TRANSPORT") != "kernel" or not isinstance(m, str):
+            continue
+        g = re.search(r"\(slave (\S+)\): Enslaving", m)
+        if g and g.group(1) in pfs and g.group(1) not in out:
+            out[g.group(1)] = int(e.get("_SOURCE_MONOTONIC_TIMESTAMP") or e.get("__MONOTONIC_TIMESTAMP") or 0)
     return out
 
 
+def _state_ok(rows, pfs, want, probe):
+    bad = []
+    for p in pfs:
+        r = rows.get(p)
+        if r is None or r.get("present") != "yes":
+            bad.append(f"{probe}: {p} not present")
+            continue
+        for k, v in want.items():
+            if k == "vfdrivers":
+                vals = {x.split(":", 1)[1] for x in r.get("vfs", "none").split(",") if ":" in x}
+                if vals != {v}:
+                    bad.append(f"{probe}: {p} VF drivers {sorted(vals) or 'no VFs'}, want {v}")
+            elif r.get(k) != v:
+                bad.append(f"{probe}: {p} {k}={r.get(k)}, want {v}")
+    return bad
+
+
 @check("ready-before-enslave",
-       "ready-before-enslave STAGE-UNIT-PREFIX PF... key=value...  -- each PF's stage unit was active "
-       "before the first PF was enslaved, and at network-pre and at the first enslave every PF showed "
-       "key=value (numvfs, eswitch, reps, vfdrivers=none)")
-def c_ready(f, prefix, *args):
+       "ready-before-enslave STACK-UNIT PREFIX PF... key=value...  -- PREFIX@PF active before the "
+       "pre-network snapshot; the snapshot shows key=value (numvfs, eswitch, reps, vfdrivers) for every "
+       "PF and no master; STACK-UNIT started after it; the kernel's 'Enslaving' lines come after it")
+def c_ready(f, stack, prefix, *args):
     pfs = [a for a in args if "=" not in a]
     want = dict(a.split("=", 1) for a in args if "=" in a)
-    ens = _enslave_times(f, pfs)
-    if not ens:
-        return False, "no PF was seen enslaved (watcher: " + (f.text("enslaved-none") or "no record") + ")"
-    first = min(ens.values())
-    notes, bad = [f"first enslave at {_fmt(first)}"], []
+    probe_u = "vflag-testbed-probe-pre.service"
+    pp = f.unit(probe_u) or {}
+    p_start, p_done = _ts(pp, "InactiveExitTimestampMonotonic"), _ts(pp, "ActiveEnterTimestampMonotonic")
+    if not p_done:
+        return False, f"{probe_u} did not run"
+    bad, notes = [], [f"snapshot {_fmt(p_start)}-{_fmt(p_done)}"]
     for p in pfs:
         u = f"{prefix}@{p}.service"
-        pu = f.unit(u)
-        t = _finish_of(pu, u) if pu else 0
+        t = _finish_of(f.unit(u) or {}, u)
         if not t:
             bad.append(f"{u} never became active")
-        elif t > first:
-            bad.append(f"{u} active at {_fmt(t)}, AFTER the enslave")
-        else:
-            notes.append(f"{u} active at {_fmt(t)}")
-    for probe in ("pre-network", "first-enslave"):
-        at, rows = f.probe(probe)
-        if at is None:
-            bad.append(f"no {probe} snapshot")
-            continue
-        for p in pfs:
-            r = rows.get(p)
-            if r is None:
-                bad.append(f"{probe}: {p} missing")
-                continue
-            for k, v in want.items():
-                if k == "vfdrivers":
-                    vals = {x.split(":", 1)[1] for x in r.get("vfs", "none").split(",") if ":" in x}
-                    if vals != {v}:
-                        bad.append(f"{probe}: {p} VF drivers {sorted(vals) or 'no VFs'}, want {v}")
-                elif r.get(k) != v:
-                    bad.append(f"{probe}: {p} {k}={r.get(k)}, want {v}")
-            if probe == "pre-network" and r.get("master"):
-                bad.append(f"pre-network: {p} already enslaved to {r['master']}")
-    return not bad, "; ".join(bad + notes[:1]) if bad else "; ".join(notes)
+        elif t > p_start:
+            bad.append(f"{u} active at {_fmt(t)}, after the snapshot started")
+    at, rows = f.probe("pre-network")
+    if at is None:
+        bad.append("no pre-network snapshot")
+    else:
+        bad += _state_ok(rows, pfs, want, "pre-network")
+        bad += [f"pre-network: {p} already enslaved to {rows[p]['master']}" for p in pfs
+                if rows.get(p, {}).get("master")]
+    su = f.unit(stack) or {}
+    ts = _ts(su, "InactiveExitTimestampMonotonic")
+    if not ts:
+        bad.append(f"{stack} never started")
+    elif ts < p_done:
+        bad.append(f"{stack} started at {_fmt(ts)}, before the snapshot was done")
+    else:
+        notes.append(f"{stack} started {_fmt(ts)}")
+    ens = _kernel_enslaves(f, pfs)
+    for p in pfs:
+        if p not in ens:
+            bad.append(f"kernel never logged enslaving {p}")
+        elif ens[p] < p_done:
+            bad.append(f"{p} enslaved at {_fmt(ens[p])} (kernel clock), before the snapshot was done")
+    if ens:
+        notes.append("enslaved (kernel clock) " + ", ".join(f"{p} {_fmt(t)}" for p, t in sorted(ens.items())))
+    return not bad, "; ".join(bad) if bad else "; ".join(notes)
+
+
+@check("state-at-first-enslave",
+       "state-at-first-enslave PF... key=value...  -- the watcher's snapshot taken right after the first "
+       "PF gained a master shows key=value for every PF")
+def c_first_enslave(f, *args):
+    pfs = [a for a in args if "=" not in a]
+    want = dict(a.split("=", 1) for a in args if "=" in a)
+    at, rows = f.probe("first-enslave")
+    if at is None:
+        return False, "the watcher took no snapshot (no PF seen enslaved)"
+    bad = _state_ok(rows, pfs, want, "first-enslave")
+    return not bad, "; ".join(bad) if bad else f"snapshot at {_fmt(at)}: " + " ".join(f"{k}={v}" for k, v in want.items())
 
 
 @check("vfs-bound", "vfs-bound PF DRIVER  -- every VF of PF bound to DRIVER, its netdev MAC = the PF's vf MAC")
@@ -363,7 +419,7 @@ def c_vfs_bound(f, pf, driver):
     by_pci = {}
     for n in f.netdevs():
         s = f.sysfs(n)
-        by_pci[os.path.basename(s.get("device", ""))] = (n, s.get("address"))
+        by_pci[s.get("device", "")] = (n, s.get("address"))
     names = []
     for i, (addr, _) in enumerate(vfs):
         if addr not in by_pci:

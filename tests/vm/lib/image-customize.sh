@@ -6,10 +6,10 @@ set -euo pipefail
 R=$1
 KV=${VFLAG_KV:?}
 KO=${VFLAG_NETDEVSIM_KO:?}
-in() { chroot "$R" "$@"; }
+chr() { chroot "$R" "$@"; }
 
 install -D -m 0644 "$KO" "$R/lib/modules/$KV/updates/netdevsim.ko"
-in depmod -a "$KV"
+chr depmod -a "$KV"
 
 # Small initramfs: only what mounts an ext4 root on virtio-blk.
 cat > "$R/etc/initramfs-tools/conf.d/vflag-testbed.conf" <<'X'
@@ -17,13 +17,47 @@ MODULES=list
 COMPRESS=zstd
 X
 printf '%s\n' virtio_pci virtio_blk ext4 > "$R/etc/initramfs-tools/modules"
-in update-initramfs -c -k "$KV" >/dev/null 2>&1 || in update-initramfs -u -k "$KV" >/dev/null
+chr update-initramfs -c -k "$KV" >/dev/null 2>&1 || chr update-initramfs -u -k "$KV" >/dev/null
+
+# The initrd QEMU boots: busybox (static, from the host's busybox-static) + the modules that mount
+# an ext4 root on virtio-blk, nothing else. Boots in a fraction of initramfs-tools' time under TCG.
+fast=$(mktemp -d)
+mkdir -p "$fast"/{bin,dev,proc,sys,newroot,lib/modules}
+cp /bin/busybox "$fast/bin/busybox"
+ln -s busybox "$fast/bin/sh"
+mods=""
+for m in $(chr modprobe --show-depends -S "$KV" virtio_pci virtio_blk ext4 | awk '$1 == "insmod" { print $2 }'); do
+    b=${m##*/}; b=${b%.xz}; b=${b%.zst}
+    case "$m" in
+        *.xz) xz -dc "$R$m" > "$fast/lib/modules/$b" ;;
+        *.zst) zstd -qdc "$R$m" > "$fast/lib/modules/$b" ;;
+        *) cp "$R$m" "$fast/lib/modules/$b" ;;
+    esac
+    case " $mods " in *" $b "*) ;; *) mods="$mods $b" ;; esac
+done
+cat > "$fast/init" <<X
+#!/bin/sh
+export PATH=/bin
+busybox mount -t proc proc /proc
+busybox mount -t sysfs sysfs /sys
+busybox mount -t devtmpfs devtmpfs /dev
+for m in $mods; do busybox insmod /lib/modules/\$m 2>/dev/null; done
+i=0
+while [ ! -b /dev/vda ] && [ \$i -lt 300 ]; do busybox sleep 0.05; i=\$((i + 1)); done
+busybox mount -t ext4 -o rw /dev/vda /newroot || { echo "initrd: cannot mount /dev/vda"; busybox sh; }
+busybox umount /proc /sys
+busybox mount --move /dev /newroot/dev 2>/dev/null || busybox umount /dev
+exec busybox switch_root /newroot /sbin/init
+X
+chmod 755 "$fast/init"
+(cd "$fast" && find . | cpio -o -H newc --quiet | gzip -1) > "$R/boot/vflag-testbed-initrd.img"
+rm -rf "$fast"
 
 # Fixed machine-id: no first-boot preset pass (it would re-enable units disabled below).
 echo 5f1e4c0a7d2b4e6f8a9c0b1d2e3f4a5b > "$R/etc/machine-id"
 echo vflag-guest > "$R/etc/hostname"
 printf '127.0.0.1 localhost\n127.0.1.1 vflag-guest\n' > "$R/etc/hosts"
-in passwd -d root >/dev/null
+chr passwd -d root >/dev/null
 
 cat > "$R/etc/fstab" <<'X'
 /dev/vda / ext4 rw,noatime 0 1
@@ -55,13 +89,13 @@ for u in NetworkManager.service NetworkManager-wait-online.service NetworkManage
          openvswitch-switch.service ovsdb-server.service ovs-vswitchd.service networking.service \
          systemd-networkd.service systemd-networkd-wait-online.service systemd-networkd.socket \
          systemd-resolved.service; do
-    in systemctl disable "$u" >/dev/null 2>&1 || true
+    chr systemctl disable "$u" >/dev/null 2>&1 || true
 done
 # Quiet, quick boots.
 for u in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer \
          man-db.timer getty@tty1.service systemd-timesyncd.service; do
-    in systemctl mask "$u" >/dev/null 2>&1 || true
+    chr systemctl mask "$u" >/dev/null 2>&1 || true
 done
-in systemctl set-default multi-user.target >/dev/null
+chr systemctl set-default multi-user.target >/dev/null
 
 rm -rf "$R"/var/cache/apt/*.bin "$R"/var/lib/apt/lists/* "$R"/var/log/*.log

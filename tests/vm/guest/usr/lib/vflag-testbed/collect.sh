@@ -5,42 +5,35 @@
 R=/results
 settle=$(cat /etc/vflag-testbed/settle-timeout 2>/dev/null || echo 90)
 state=$(timeout "$settle" systemctl is-system-running --wait 2>&1); src=$?
-udevadm settle --timeout=10
 
 if ! mountpoint -q "$R"; then mount "$R" || { echo "vflag-testbed: /results not mounted"; }; fi
 
-facts() { # facts DIR
-    local D=$1 u n
-    mkdir -p "$D/units" "$D/net"
+facts() { # facts DIR  (few forks: under TCG every process costs)
+    local D=$1 n units
+    mkdir -p "$D/net"
     uptime_us > "$D/at_us"
     systemctl is-system-running > "$D/system-state" 2>&1
     systemctl list-jobs --no-pager > "$D/jobs.txt" 2>&1
     systemctl --failed --no-pager --plain > "$D/failed.txt" 2>&1
-    { cat /etc/vflag-testbed/units 2>/dev/null
-      systemctl list-units --all --plain --no-legend --no-pager 'vflag*' 'docker*' 'network*' \
-          'NetworkManager*' 'systemd-networkd*' 'openvswitch*' 'ovs*' | awk '{ print $1 }'
-    } | sort -u | while read -r u; do
-        [ -n "$u" ] && systemctl show --no-pager "$u" > "$D/units/$u.show" 2>&1
-    done
+    units=$( { cat /etc/vflag-testbed/units 2>/dev/null
+               systemctl list-units --all --plain --no-legend --no-pager 'vflag*' 'docker*' 'network*' \
+                   'NetworkManager*' 'systemd-networkd*' 'openvswitch*' 'ovs*' | awk '{ print $1 }'
+             } | sort -u)
+    # one process for all units; blocks are separated by blank lines, each has Id=
+    systemctl show --no-pager $units > "$D/units.show" 2>&1
     systemctl status --no-pager -l --lines=30 'vflag*' > "$D/status.txt" 2>&1
     ip -j -d link show > "$D/ip-link.json" 2>&1
     ip -d link show > "$D/ip-link.txt" 2>&1
     ip -j addr show > "$D/ip-addr.json" 2>&1
-    devlink -j dev eswitch show > "$D/devlink-eswitch.json" 2>&1
+    # one JSON document a line, one line per devlink instance (iproute2 6.1 wants a handle)
+    for h in $(devlink dev show 2>/dev/null); do
+        devlink -j dev eswitch show "$h" 2>&1; echo
+    done > "$D/devlink-eswitch.jsonl"
     devlink -j port show > "$D/devlink-port.json" 2>&1
     for n in /sys/class/net/*; do
         n=${n##*/}; [ "$n" = lo ] && continue
         ethtool -k "$n" > "$D/net/$n.features" 2>&1
         ethtool -l "$n" > "$D/net/$n.channels" 2>&1
-        ethtool -i "$n" > "$D/net/$n.driver" 2>&1
-        { echo "name=$n"
-          for f in ifindex address operstate carrier phys_switch_id phys_port_name; do
-              echo "$f=$(cat "/sys/class/net/$n/$f" 2>/dev/null)"; done
-          echo "master=$(basename "$(readlink "/sys/class/net/$n/master" 2>/dev/null)" 2>/dev/null)"
-          echo "device=$(readlink -f "/sys/class/net/$n/device" 2>/dev/null)"
-          echo "driver=$(basename "$(readlink -f "/sys/class/net/$n/device/driver" 2>/dev/null)" 2>/dev/null)"
-          echo "devlink=$(devlink_handle "$n" 2>/dev/null)"
-        } > "$D/net/$n.sysfs"
     done
     for pf in $(pfs); do pf_facts "$pf"; done > "$D/pfs.txt"
     for b in /proc/net/bonding/*; do [ -e "$b" ] && cp "$b" "$D/bonding-${b##*/}.txt"; done
@@ -48,15 +41,18 @@ facts() { # facts DIR
     journalctl -b -o short-monotonic --no-pager > "$D/journal.txt" 2>&1
 }
 
+step() { echo "vflag-testbed: $* at $(uptime_us)us"; }
+step "boot settled: $state"
 mkdir -p "$R/boot"
 { echo "is_system_running=$state rc=$src"; echo "kernel=$(uname -r)"; echo "cmdline=$(cat /proc/cmdline)"; } > "$R/boot/meta"
 { for d in /run/systemd/generator /run/systemd/generator.early /run/systemd/generator.late; do
       echo "### ls -lR $d"; ls -lR "$d" 2>&1; done
   for f in $(grep -rl vflag /run/systemd/generator* 2>/dev/null); do echo "### $f"; cat "$f"; done
 } > "$R/boot/generator.txt"
-systemd-analyze critical-chain network-pre.target > "$R/boot/critical-chain.txt" 2>&1
+step "generator listing done"
 cp "$RUNDIR"/* "$R/boot/" 2>/dev/null
 facts "$R/boot"
+step "boot facts collected"
 
 # Scenario actions (fault/hotplug/benchmark scenarios): each runs once, output and rc kept.
 if [ -d /etc/vflag-testbed/actions.d ] && [ -n "$(ls /etc/vflag-testbed/actions.d)" ]; then

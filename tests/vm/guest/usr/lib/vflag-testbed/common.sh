@@ -16,23 +16,28 @@ eswitch_mode() {
     devlink dev eswitch show "$h" 2>/dev/null | sed -n 's/.* mode \([a-z]*\).*/\1/p' | grep . || echo none
 }
 # One line of key=value facts about a PF, read straight from sysfs (+ devlink for the mode).
+# Builtins only in the loops: under TCG every fork costs.
 pf_facts() {
-    local pf=$1 n=/sys/class/net/$1 sw reps=0 r vfs="" v drv
+    local pf=$1 n=/sys/class/net/$1 sw="" reps=0 r s p vfs="" v drv numvfs="none" master=""
     [ -d "$n" ] || { echo "pf=$pf present=no"; return; }
-    sw=$(cat "$n/phys_switch_id" 2>/dev/null || true)
+    read -r sw < "$n/phys_switch_id" 2>/dev/null
     if [ -n "$sw" ]; then
         for r in /sys/class/net/*; do
-            [ "$(cat "$r/phys_switch_id" 2>/dev/null)" = "$sw" ] || continue
-            [[ "$(cat "$r/phys_port_name" 2>/dev/null)" =~ ^(c[0-9]+)?pf[0-9]+vf[0-9]+$ ]] && reps=$((reps + 1))
+            s=""; p=""
+            read -r s < "$r/phys_switch_id" 2>/dev/null
+            [ "$s" = "$sw" ] || continue
+            read -r p < "$r/phys_port_name" 2>/dev/null
+            [[ "$p" =~ ^(c[0-9]+)?pf[0-9]+vf[0-9]+$ ]] && reps=$((reps + 1))
         done
     fi
     for v in "$n"/device/virtfn*; do
         [ -e "$v" ] || continue
-        drv=$(basename "$(readlink "$v/driver" 2>/dev/null)" 2>/dev/null); drv=${drv:-none}
-        vfs="$vfs${vfs:+,}$(basename "$(readlink -f "$v")"):$drv"
+        drv=$(readlink "$v/driver" 2>/dev/null); drv=${drv##*/}
+        p=$(readlink "$v"); p=${p##*/}
+        vfs="$vfs${vfs:+,}$p:${drv:-none}"
     done
-    echo "pf=$pf present=yes numvfs=$(cat "$n/device/sriov_numvfs" 2>/dev/null || echo none)" \
-         "eswitch=$(eswitch_mode "$pf") reps=$reps" \
-         "master=$(basename "$(readlink "$n/master" 2>/dev/null)" 2>/dev/null || true)" \
-         "vfs=${vfs:-none}"
+    read -r numvfs < "$n/device/sriov_numvfs" 2>/dev/null
+    [ -e "$n/master" ] && { master=$(readlink "$n/master"); master=${master##*/}; }
+    echo "pf=$pf present=yes numvfs=${numvfs:-none} eswitch=$(eswitch_mode "$pf") reps=$reps" \
+         "master=$master vfs=${vfs:-none}"
 }
