@@ -14,3 +14,4 @@ pub mod log;
 pub mod names;
 pub mod ovsdb;
 pub mod paths;
+pub mod report;

@@ -141,7 +141,7 @@ fn check(root: &Root, pfs: &[String], json: bool) -> Result<ExitCode> {
     if json {
         println!("{}", serde_json::to_string_pretty(&findings)?);
     } else {
-        print_findings(&findings);
+        print!("{}", vflag::report::table(&findings));
     }
     // Under systemd the journal gets one line per failure; by hand the table says it all.
     let under_systemd = std::env::var_os("INVOCATION_ID").is_some();
@@ -167,24 +167,6 @@ fn check(root: &Root, pfs: &[String], json: bool) -> Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn print_findings(findings: &[Finding]) {
-    for f in findings {
-        let mark = match f.outcome {
-            Outcome::Pass => "✓",
-            Outcome::Warn => "!",
-            Outcome::Fail => "✗",
-            Outcome::Skip => "-",
-        };
-        let pf = f.pf.as_ref().map(IfName::as_str).unwrap_or("");
-        println!("{mark} {:<16} {:<15} {}", f.check, pf, f.detail);
-        if f.outcome != Outcome::Pass {
-            if let Some(h) = &f.hint {
-                println!("  {:<32} → {h}", "");
-            }
-        }
-    }
 }
 
 /// The unit instance (`%I`) must name a configured PF; anything else is refused before a path
