@@ -8,7 +8,7 @@
 //! | --- | --- |
 //! | oldest | `lag map port 1:2 port 2:2` on creation, `modify lag map port 1:1 port 2:2` on failover |
 //! | shared FDB | `lag map port 1:1 port 2:1 shared_fdb:1`, then `... shared_fdb:1 mode:hash` |
-//! | multi-port | `lag map:` followed by one `\tport N:M` record per port, then `shared_fdb:%d mode:%s` |
+//! | multi-port | creation: `lag map:`, one `\tport N:M` record per port, `shared_fdb:%d mode:%s`; failover: `modify lag map`, one `\tmap port N:M` record per port |
 //! | newest | `lag map: port 1:1 port 2:2` (or `lag map active ports: 1, 2` in hash mode) then `shared_fdb:%d mode:%s`; remaps print the map line again |
 //!
 //! plus `Operation mode is single FDB`, `Failed to create LAG (%d)`, `Failed to modify LAG (%d)`,
@@ -104,13 +104,14 @@ impl LagFailure {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MapChange {
-    /// `lag map port ...`: older kernels print this only when the LAG is created.
+    /// `lag map port ...`, or the multi-line `lag map:` + `\tport N:M` group: printed only
+    /// when the LAG is created.
     Create,
-    /// `modify lag map port ...`: older kernels' failover remap.
+    /// `modify lag map port ...`, or the multi-line `modify lag map` + `\tmap port N:M` group:
+    /// a failover remap.
     Modify,
-    /// `lag map: port ...`, `lag map active ports: ...` or the multi-line `lag map:` group:
-    /// newer kernels print these both on creation (followed by a `shared_fdb:` line) and on
-    /// remap.
+    /// `lag map: port ...` or `lag map active ports: ...` (newest kernels): printed both on
+    /// creation (then followed by a `shared_fdb:` line) and on remap.
     CreateOrModify,
 }
 
@@ -353,6 +354,34 @@ pub fn parse_line(line: &str, index: usize) -> Option<LogLine> {
     })
 }
 
+/// `mlx5_core_err`/`_warn` put `<func>:<line>:(pid <n>): ` before the message (kernels before
+/// 5.4 or so: `<pci>:<func>:<line>:(pid <n>): `); `mlx5_core_info` does not. Strip it if present.
+fn strip_err_prefix(text: &str) -> &str {
+    let Some(pid_at) = text.find(":(pid ") else {
+        return text;
+    };
+    let Some(close) = text[pid_at..].find("): ") else {
+        return text;
+    };
+    let head = &text[..pid_at];
+    let pid = &text[pid_at + ":(pid ".len()..pid_at + close];
+    // head = [<pci>:]<func>:<line>
+    let Some((func_part, line)) = head.rsplit_once(':') else {
+        return text;
+    };
+    let func = func_part
+        .strip_prefix(func_part.get(..12).filter(|p| is_pci_addr(p)).unwrap_or(""))
+        .map(|f| f.strip_prefix(':').unwrap_or(f))
+        .unwrap_or(func_part);
+    let ident = !func.is_empty() && func.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+    if ident && digits(line) && digits(pid) {
+        &text[pid_at + close + "): ".len()..]
+    } else {
+        text
+    }
+}
+
 /// Parse `port 1:2 port 2:2 shared_fdb:1 mode:hash` (any subset after the ports).
 fn parse_map_tokens(s: &str) -> Option<(Vec<PortMap>, Option<bool>, Option<String>)> {
     let mut ports = Vec::new();
@@ -389,9 +418,9 @@ fn paren_code(s: &str) -> Option<i32> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Piece {
     Event(LagEventKind),
-    /// `lag map:` with nothing after it: `port N:M` records follow.
-    MapHeader,
-    /// `\tport N:M` record of the multi-line form.
+    /// `lag map:` / `modify lag map` with nothing after it: per-port records follow.
+    MapHeader(MapChange),
+    /// `\tport N:M` / `\tmap port N:M` record of the multi-line form.
     MapPort(PortMap),
 }
 
@@ -410,7 +439,11 @@ fn classify(text: &str, mlx5: bool) -> Option<Piece> {
     if !mlx5 {
         return None;
     }
+    let text = strip_err_prefix(text);
     let ev = |kind| Some(Piece::Event(kind));
+    if text == "modify lag map" {
+        return Some(Piece::MapHeader(MapChange::Modify));
+    }
     if let Some(rest) = text.strip_prefix("modify lag map ") {
         let (ports, shared_fdb, mode) = parse_map_tokens(rest)?;
         return ev(LagEventKind::Map {
@@ -427,7 +460,7 @@ fn classify(text: &str, mlx5: bool) -> Option<Piece> {
     }
     if let Some(rest) = text.strip_prefix("lag map:") {
         if rest.trim().is_empty() {
-            return Some(Piece::MapHeader);
+            return Some(Piece::MapHeader(MapChange::Create));
         }
         let (ports, shared_fdb, mode) = parse_map_tokens(rest)?;
         return ev(LagEventKind::Map {
@@ -446,8 +479,9 @@ fn classify(text: &str, mlx5: bool) -> Option<Piece> {
             mode,
         });
     }
-    if text.starts_with("port ") {
-        let (ports, None, None) = parse_map_tokens(text)? else {
+    if text.starts_with("port ") || text.starts_with("map port ") {
+        let tokens = text.strip_prefix("map ").unwrap_or(text);
+        let (ports, None, None) = parse_map_tokens(tokens)? else {
             return None;
         };
         return match ports.as_slice() {
@@ -526,18 +560,17 @@ pub fn parse_events<S: AsRef<str>>(lines: &[S]) -> Vec<LagEvent> {
     }
 
     let mut events = Vec::new();
-    // Open multi-line maps per device: (stamp of the header, ports so far).
-    let mut open: BTreeMap<Option<String>, (Stamp, Vec<PortMap>)> = BTreeMap::new();
-    let close = |open: &mut BTreeMap<Option<String>, (Stamp, Vec<PortMap>)>,
-                 dev: &Option<String>,
-                 events: &mut Vec<LagEvent>| {
-        if let Some((at, ports)) = open.remove(dev) {
+    // Open multi-line maps per device: (stamp of the header, kind, ports so far).
+    type Open = BTreeMap<Option<String>, (Stamp, MapChange, Vec<PortMap>)>;
+    let mut open: Open = BTreeMap::new();
+    let close = |open: &mut Open, dev: &Option<String>, events: &mut Vec<LagEvent>| {
+        if let Some((at, change, ports)) = open.remove(dev) {
             if !ports.is_empty() {
                 events.push(LagEvent {
                     at,
                     device: dev.clone(),
                     kind: LagEventKind::Map {
-                        change: MapChange::CreateOrModify,
+                        change,
                         ports,
                         shared_fdb: None,
                         mode: None,
@@ -551,12 +584,12 @@ pub fn parse_events<S: AsRef<str>>(lines: &[S]) -> Vec<LagEvent> {
             continue;
         };
         match piece {
-            Piece::MapHeader => {
+            Piece::MapHeader(change) => {
                 close(&mut open, &rec.device, &mut events);
-                open.insert(rec.device.clone(), (rec.at, Vec::new()));
+                open.insert(rec.device.clone(), (rec.at, change, Vec::new()));
             }
             Piece::MapPort(p) => {
-                if let Some((_, ports)) = open.get_mut(&rec.device) {
+                if let Some((_, _, ports)) = open.get_mut(&rec.device) {
                     ports.push(p);
                 }
             }
@@ -916,6 +949,28 @@ pub fn parse_ovs_offload_error(line: &str) -> Option<OffloadError> {
     })
 }
 
+/// Offload errors in the last `max_tail_bytes` of an ovs-vswitchd log file (Kolla:
+/// `/var/log/kolla/openvswitch/ovs-vswitchd.log`; Debian: `/var/log/openvswitch/ovs-vswitchd.log`).
+/// Only the tail is read, so a huge log costs no more than `max_tail_bytes`.
+pub fn read_ovs_offload_errors(
+    path: impl AsRef<std::path::Path>,
+    max_tail_bytes: u64,
+) -> io::Result<Vec<OffloadError>> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    let start = len.saturating_sub(max_tail_bytes);
+    f.seek(SeekFrom::Start(start))?;
+    let mut data = Vec::new();
+    f.take(max_tail_bytes).read_to_end(&mut data)?;
+    let text = String::from_utf8_lossy(&data);
+    let mut lines = text.lines();
+    if start > 0 {
+        lines.next(); // most likely a partial line
+    }
+    Ok(lines.filter_map(parse_ovs_offload_error).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -968,7 +1023,15 @@ mod tests {
             m("lag map port 1:1 port 2:1 shared_fdb:1 mode:hash"),
             Some(Piece::Event(LagEventKind::Map { shared_fdb: Some(true), mode: Some(ref md), .. })) if md == "hash"
         ));
-        assert_eq!(m("lag map:"), Some(Piece::MapHeader));
+        assert_eq!(m("lag map:"), Some(Piece::MapHeader(MapChange::Create)));
+        assert_eq!(
+            m("modify lag map"),
+            Some(Piece::MapHeader(MapChange::Modify))
+        );
+        assert_eq!(
+            m("map port 1:2"),
+            Some(Piece::MapPort(PortMap { port: 1, to: 2 }))
+        );
         assert_eq!(
             m("port 2:1"),
             Some(Piece::MapPort(PortMap { port: 2, to: 1 }))
@@ -992,6 +1055,28 @@ mod tests {
             false
         )
         .is_some());
+    }
+
+    #[test]
+    fn err_prefixes_are_stripped() {
+        assert_eq!(
+            strip_err_prefix("mlx5_create_lag:308:(pid 1207): Failed to create LAG (-22)"),
+            "Failed to create LAG (-22)"
+        );
+        assert_eq!(
+            strip_err_prefix(
+                "0000:5e:00.0:mlx5_create_lag:241:(pid 512): Failed to create LAG (-5)"
+            ),
+            "Failed to create LAG (-5)"
+        );
+        assert_eq!(
+            strip_err_prefix("lag map port 1:1 port 2:2"),
+            "lag map port 1:1 port 2:2"
+        );
+        assert_eq!(
+            strip_err_prefix("odd text:(pid x): y"),
+            "odd text:(pid x): y"
+        );
     }
 
     #[test]

@@ -42,8 +42,8 @@ pub const MIN_OVS_VERSION: OvsVersion = OvsVersion {
     minor: 12,
     patch: 0,
 };
-/// Largest single message accepted (a huge flow dump still fits; a runaway peer does not).
-const MAX_MESSAGE: u64 = 256 << 20;
+/// Most bytes read from one connection (a huge flow dump still fits; a runaway peer does not).
+const MAX_INPUT: u64 = 256 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OvsError {
@@ -109,6 +109,9 @@ struct JsonRpc {
     deadline: Arc<Mutex<Instant>>,
     timeout: Duration,
     next_id: u64,
+    /// Set after a timeout or I/O/protocol error: the stream may be mid-message, so later calls
+    /// fail at once instead of misreading it.
+    broken: Option<String>,
 }
 
 /// Connect to a unix stream socket within `timeout` (a non-blocking connect: a listener with a
@@ -172,10 +175,11 @@ impl JsonRpc {
         Ok(JsonRpc {
             path: path.to_path_buf(),
             writer,
-            reader: serde_json::Deserializer::from_reader(BufReader::new(reader.take(MAX_MESSAGE))),
+            reader: serde_json::Deserializer::from_reader(BufReader::new(reader.take(MAX_INPUT))),
             deadline,
             timeout,
             next_id: 0,
+            broken: None,
         })
     }
 
@@ -224,6 +228,22 @@ impl JsonRpc {
     /// answered (`echo`) or ignored (notifications). Returns the reply's `result` or
     /// `Err(Rpc)` with its `error`.
     fn call(&mut self, method: &str, params: Value) -> Result<Value, OvsError> {
+        if let Some(why) = &self.broken {
+            return Err(OvsError::Protocol(
+                self.path.clone(),
+                format!("connection unusable after an earlier error ({why}); reconnect"),
+            ));
+        }
+        let r = self.exchange(method, params);
+        if let Err(e) = &r {
+            if !matches!(e, OvsError::Rpc { .. }) {
+                self.broken = Some(e.to_string());
+            }
+        }
+        r
+    }
+
+    fn exchange(&mut self, method: &str, params: Value) -> Result<Value, OvsError> {
         let deadline = self.set_deadline();
         self.next_id += 1;
         let id = self.next_id;
@@ -527,6 +547,22 @@ pub struct Unixctl {
     rpc: JsonRpc,
 }
 
+impl std::fmt::Debug for Unixctl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unixctl")
+            .field("path", &self.rpc.path)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for OvsdbClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OvsdbClient")
+            .field("path", &self.rpc.path)
+            .finish()
+    }
+}
+
 /// One datapath flow from `dpctl/dump-flows`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DpFlow {
@@ -552,9 +588,15 @@ pub fn parse_dump_flows(text: &str) -> Vec<DpFlow> {
 fn parse_flow_line(line: &str) -> Option<DpFlow> {
     let line = line.trim();
     let act = line.rfind("actions:")?;
-    let actions = line[act + "actions:".len()..].trim().to_string();
-    let head = line[..act].trim_end().trim_end_matches(',');
     let mut fields = BTreeMap::new();
+    // With -m, userspace datapaths append `, dp-extra-info:...` after the actions.
+    let mut actions = &line[act + "actions:".len()..];
+    if let Some((a, extra)) = actions.split_once(", dp-extra-info:") {
+        fields.insert("dp-extra-info".to_string(), extra.trim().to_string());
+        actions = a;
+    }
+    let actions = actions.trim().to_string();
+    let head = line[..act].trim_end().trim_end_matches(',');
     // `ufid:<uuid>, ` may precede the match (with -m).
     let mut rest = head;
     if let Some(after) = rest.strip_prefix("ufid:") {
@@ -687,17 +729,115 @@ impl Unixctl {
         Ok(self.command("version", &[])?.trim().to_string())
     }
 
-    /// Offloaded datapath flows (`dpctl/dump-flows --names type=offloaded`), with port names.
-    /// Falls back to numbers if the daemon does not know `--names`.
-    pub fn dump_offloaded_flows(&mut self) -> Result<Vec<DpFlow>, OvsError> {
-        let text = match self.command("dpctl/dump-flows", &["--names", "type=offloaded"]) {
+    /// Datapath flows (`dpctl/dump-flows --names [filter]`, e.g. filter `type=offloaded`), with
+    /// port names; falls back to port numbers if the daemon does not know `--names`.
+    pub fn dump_flows(&mut self, filter: Option<&str>) -> Result<Vec<DpFlow>, OvsError> {
+        let mut args = vec!["--names"];
+        args.extend(filter);
+        let text = match self.command("dpctl/dump-flows", &args) {
             Err(OvsError::Rpc { error, .. }) if error.contains("--names") => {
-                self.command("dpctl/dump-flows", &["type=offloaded"])?
+                self.command("dpctl/dump-flows", &args[1..])?
             }
             other => other?,
         };
         Ok(parse_dump_flows(&text))
     }
+
+    /// Offloaded datapath flows: `dpctl/dump-flows --names type=offloaded`.
+    pub fn dump_offloaded_flows(&mut self) -> Result<Vec<DpFlow>, OvsError> {
+        self.dump_flows(Some("type=offloaded"))
+    }
+}
+
+/// Everything `vflag status` wants from Open vSwitch, gathered without ever waiting longer than
+/// the timeout per step (at most four steps: database row, schema, daemon version, flow dump).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OvsStatus {
+    /// The database socket asked.
+    pub db_sock: PathBuf,
+    /// False when neither the database nor ovs-vswitchd answered because they are not there
+    /// (no socket, or a stale one): Open vSwitch is absent, a state to report.
+    pub present: bool,
+    /// The `Open_vSwitch` row (None when the database was absent or unreadable).
+    pub row: Option<OpenVswitch>,
+    /// Database schema version (`get_schema`).
+    pub schema_version: Option<String>,
+    /// ovs-vswitchd's own `version` answer, e.g. "ovs-vswitchd (Open vSwitch) 3.1.0".
+    pub vswitchd_version: Option<String>,
+    /// Best known release: `Open_vSwitch.ovs_version` if set, else the daemon's answer
+    /// (ovs-vswitchd itself does not fill `ovs_version`; start scripts do).
+    pub version: Option<OvsVersion>,
+    /// `other_config:hw-offload` is "true" (None when the row could not be read).
+    pub hw_offload: Option<bool>,
+    /// `dpctl/dump-flows type=offloaded` (None when ovs-vswitchd was not reachable).
+    pub offloaded_flows: Option<Vec<DpFlow>>,
+    /// Problems other than absence (timeouts, protocol or RPC errors), as text.
+    pub errors: Vec<String>,
+}
+
+impl OvsStatus {
+    /// Version at least [`MIN_OVS_VERSION`], when known.
+    pub fn version_supported(&self) -> Option<bool> {
+        self.version.map(|v| v.is_supported())
+    }
+}
+
+/// Gather [`OvsStatus`]: the database at `db_sock` and ovs-vswitchd under `rundir` (both
+/// mapped through `root`), each call bounded by `timeout`.
+pub fn ovs_status(
+    root: &Root,
+    db_sock: impl AsRef<Path>,
+    rundir: impl AsRef<Path>,
+    timeout: Duration,
+) -> OvsStatus {
+    let mut st = OvsStatus {
+        db_sock: root.path(db_sock.as_ref()),
+        ..OvsStatus::default()
+    };
+    let note = |st: &mut OvsStatus, e: OvsError| {
+        if !e.is_absent() {
+            st.present = true;
+            st.errors.push(e.to_string());
+        }
+    };
+    match OvsdbClient::connect(&st.db_sock, timeout) {
+        Ok(mut c) => {
+            st.present = true;
+            match c.open_vswitch() {
+                Ok(row) => {
+                    st.hw_offload = Some(row.hw_offload());
+                    st.version = row.version();
+                    st.row = Some(row);
+                }
+                Err(e) => note(&mut st, e),
+            }
+            match c.schema_version() {
+                Ok(v) => st.schema_version = Some(v),
+                Err(e) => note(&mut st, e),
+            }
+        }
+        Err(e) => note(&mut st, e),
+    }
+    match Unixctl::connect_vswitchd(root, rundir, timeout) {
+        Ok(mut u) => {
+            st.present = true;
+            match u.version() {
+                Ok(v) => {
+                    if st.version.is_none() {
+                        st.version = OvsVersion::parse(&v);
+                    }
+                    st.vswitchd_version = Some(v);
+                }
+                Err(e) => note(&mut st, e),
+            }
+            match u.dump_offloaded_flows() {
+                Ok(f) => st.offloaded_flows = Some(f),
+                Err(e) => note(&mut st, e),
+            }
+        }
+        Err(e) => note(&mut st, e),
+    }
+    st
 }
 
 #[cfg(test)]

@@ -424,14 +424,84 @@ fn no_bus_at_all_is_a_connect_error_and_auto_means_none() {
     );
 }
 
+/// The only test that touches DBUS_SYSTEM_BUS_ADDRESS (process-wide): Bus::system() and the
+/// early stage's start/end calls (hotplug::stage_start / stage_end), which use the system bus.
 #[test]
-fn system_bus_honours_dbus_system_bus_address() {
+fn system_bus_and_stage_start_end() {
     let d = Daemon::start();
-    // Only this test touches the variable.
     std::env::set_var("DBUS_SYSTEM_BUS_ADDRESS", &d.address);
     let bus = Bus::system(T).expect("system bus = private daemon");
     assert!(bus.name_has_owner("org.freedesktop.DBus").unwrap());
     assert!(!bus.name_has_owner(bus::NM_NAME).unwrap());
+
+    let conns = vec![port_profile("bond0-port-ens1f0", "u0", "ens1f0", "bond0")];
+    let nm = start_fake_nm(&d.address, &[("ens1f0", true)], conns, Activation::Succeeds);
+    let (t, root) = sysroot(&[("ens1f0", 7, "02:00:00:00:00:01")]);
+    let lag_with = |stack: &str| {
+        let p = t.path().join("etc/vflag/vflag.conf");
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(
+            &p,
+            format!("[lag bond0]\npfs = ens1f0 ens1f1\nvfs = 4\nnetwork-stack = {stack}\n"),
+        )
+        .unwrap();
+        let loaded = vflag::config::load(&root);
+        assert_eq!(loaded.errors().count(), 0, "{:?}", loaded.diagnostics);
+        loaded.plan.lags[0].clone()
+    };
+    let pf = name("ens1f0");
+
+    let lag = lag_with("auto");
+    let start = vflag::hotplug::stage_start(&root, &lag, &pf, T);
+    assert!(start.begin.is_ok(), "{start:?}");
+    assert_eq!(start.stack, Stack::NetworkManager);
+    assert_eq!(start.hold.as_ref().unwrap(), &Outcome::Held);
+    assert!(t.path().join("run/vflag/hotplug").is_dir());
+    assert!(
+        !nm.w.lock().unwrap().devices["ens1f0"].0,
+        "held: Managed=false"
+    );
+
+    let end = vflag::hotplug::stage_end(&root, &lag, &pf, T);
+    assert_eq!(
+        end.finish.as_ref().unwrap(),
+        &vflag::hotplug::Finish::NotHeld,
+        "no udev database here"
+    );
+    assert_eq!(end.stack, Stack::NetworkManager);
+    assert!(
+        matches!(end.release, Ok(Outcome::Activated { .. })),
+        "{end:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("run/vflag/hotplug/ens1f0")).unwrap(),
+        "7\n"
+    );
+    assert!(
+        nm.w.lock().unwrap().devices["ens1f0"].0,
+        "released: Managed=true"
+    );
+
+    // Explicit stack that does not run: skipped, not failed.
+    let end = vflag::hotplug::stage_end(&root, &lag_with("systemd-networkd"), &pf, T);
+    assert!(matches!(end.release, Ok(Outcome::Skipped(_))), "{end:?}");
+    // network-stack = none: the bus is not even asked.
+    let end = vflag::hotplug::stage_end(&root, &lag_with("none"), &pf, T);
+    assert_eq!(end.stack, Stack::None);
+    assert!(matches!(end.release, Ok(Outcome::Skipped(_))), "{end:?}");
+
+    // No system bus at all: auto is "no stack"; an explicit stack is an error.
+    let gone = format!("unix:path={}", t.path().join("no-bus").display());
+    std::env::set_var("DBUS_SYSTEM_BUS_ADDRESS", &gone);
+    let end = vflag::hotplug::stage_end(&root, &lag_with("auto"), &pf, T);
+    assert_eq!(end.stack, Stack::None);
+    assert!(matches!(end.release, Ok(Outcome::Skipped(_))), "{end:?}");
+    let end = vflag::hotplug::stage_end(&root, &lag_with("NetworkManager"), &pf, T);
+    assert!(matches!(end.release, Err(BusError::Connect(_))), "{end:?}");
+    assert!(
+        end.finish.is_ok(),
+        "the marker is written even without a bus"
+    );
 }
 
 #[test]

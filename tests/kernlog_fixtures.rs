@@ -148,8 +148,8 @@ fn multiline_map_is_grouped() {
     assert_eq!(
         maps,
         vec![
-            (Some(2210), MapChange::CreateOrModify, pm(&[(1, 1), (2, 2)])),
-            (Some(2301), MapChange::CreateOrModify, pm(&[(1, 2), (2, 2)])),
+            (Some(2210), MapChange::Create, pm(&[(1, 1), (2, 2)])),
+            (Some(2301), MapChange::Modify, pm(&[(1, 2), (2, 2)])),
         ]
     );
     let r = kernlog::fold_events(events);
@@ -397,4 +397,38 @@ fn ovs_offload_errors_from_log() {
     assert_eq!(errs[2].timestamp, None);
     assert_eq!(errs[2].module.as_deref(), Some("dpif_netlink(handler224)"));
     assert_eq!(errs[2].port, "enp65s0f0np0pf0vf3");
+}
+
+#[test]
+fn offload_errors_from_the_tail_of_a_log_file() {
+    let log = fixture("ovs-vswitchd.log");
+    assert_eq!(
+        kernlog::read_ovs_offload_errors(&log, 1 << 20)
+            .unwrap()
+            .len(),
+        3
+    );
+    // Only the tail: the last line alone (the cut first line is dropped, not misparsed).
+    let last = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .len() as u64;
+    let tail = kernlog::read_ovs_offload_errors(&log, last + 10).unwrap();
+    assert_eq!(tail.len(), 1);
+    assert_eq!(tail[0].port, "enp65s0f0np0pf0vf3");
+    assert!(kernlog::read_ovs_offload_errors(fixture("no-such.log"), 100).is_err());
+}
+
+#[test]
+fn old_kernel_error_prefix_with_pci_name() {
+    let r = report("failed-old-dmesg.txt");
+    match &r.devices["0000:5e:00.0"].state {
+        LagState::Failed { reason, at } => {
+            assert_eq!(*reason, LagFailure::Create(-5));
+            assert_eq!(at.usec, Some(31_402_990));
+        }
+        other => panic!("expected failed, got {other:?}"),
+    }
 }

@@ -26,6 +26,17 @@ LIBS="libxdp1 libbpf1 libcap-ng0 libnuma1 libssl3 libunbound8 libevent-2.1-7"
 
 log() { echo "setup-ovs: $*" >&2; }
 
+# apt-get update, retried: another job may hold the lists lock for a while.
+update() {
+    local i
+    for i in 1 2 3 4 5 6; do
+        apt-get update -qq >&2 && return 0
+        log "apt-get update failed (try $i); retrying in 10 s"
+        sleep 10
+    done
+    return 1
+}
+
 candidate() {
     apt-cache policy openvswitch-switch 2>/dev/null | awk '/Candidate:/ {print $2; exit}'
 }
@@ -61,7 +72,7 @@ fi
 ver=$(candidate || true)
 if [ -z "$ver" ] || [ "$ver" = "(none)" ]; then
     log "no candidate for openvswitch-switch; running apt-get update"
-    apt-get update -qq >&2
+    update
     ver=$(candidate)
 fi
 [ -n "$ver" ] && [ "$ver" != "(none)" ] || { log "openvswitch-switch not available from apt"; exit 1; }
@@ -90,7 +101,7 @@ mkdir -p "$work/debs"
 if ! fetch; then
     # Stale package lists name versions the archive no longer has.
     log "apt-get download failed; running apt-get update and retrying"
-    apt-get update -qq >&2
+    update
     ver=$(candidate)
     dir="$CACHE/ovs-$ver"
     fetch

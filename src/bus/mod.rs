@@ -251,9 +251,8 @@ pub fn choose(config: NetworkStack, bus: Option<&Bus>) -> Stack {
         NetworkStack::SystemdNetworkd => Stack::Networkd,
         NetworkStack::NetworkScripts => Stack::NetworkScripts,
         NetworkStack::Auto => bus.map(detect).unwrap_or(Stack::None),
-        // A stack the config may learn later (e.g. "none") means: do not touch any.
-        #[allow(unreachable_patterns)]
-        _ => Stack::None,
+        // "none": vflag neither holds back nor hands over the ports.
+        NetworkStack::None => Stack::None,
     }
 }
 

@@ -7,6 +7,7 @@
 //! - [`devlink`]: eswitch mode, port dump, params.
 //! - [`ethtool`]: features (`hw-tc-offload`) and channels.
 //! - [`repr`]: which netdevs are the representors of a PF's VFs.
+//! - [`net`]: the netlink operations the stages use, as a trait (real: [`net::Kernel`]).
 //!
 //! Interface names are validated [`crate::names::IfName`]s; every sysfs path goes through
 //! [`crate::paths::Root`]. Netdevs that udev may rename (representors, VF netdevs) are addressed
@@ -15,6 +16,7 @@
 pub mod devlink;
 pub mod ethtool;
 pub mod genl;
+pub mod net;
 pub mod nl;
 pub mod repr;
 pub mod rtnl;

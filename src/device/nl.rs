@@ -241,8 +241,11 @@ impl AttrBuf {
     }
 }
 
+/// Attributes of a stream as (type, value) pairs, in order.
+pub type Attrs<'a> = Vec<(u16, &'a [u8])>;
+
 /// The (type, value) pairs of an attribute stream; type without the NESTED/BYTEORDER bits.
-pub fn attrs(buf: &[u8]) -> Result<Vec<(u16, &[u8])>> {
+pub fn attrs(buf: &[u8]) -> Result<Attrs<'_>> {
     NlasIterator::new(buf)
         .map(|nla| {
             let nla = nla.map_err(|e| Error::Decode(e.to_string()))?;
@@ -294,7 +297,7 @@ pub fn genl_payload(cmd: u8, version: u8, attrs: &AttrBuf) -> Vec<u8> {
 }
 
 /// Split a generic netlink reply payload into its command and attributes.
-pub fn genl_split(payload: &[u8]) -> Result<(u8, Vec<(u16, &[u8])>)> {
+pub fn genl_split(payload: &[u8]) -> Result<(u8, Attrs<'_>)> {
     if payload.len() < 4 {
         return Err(Error::Decode(
             "generic netlink reply shorter than its header".into(),

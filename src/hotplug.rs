@@ -1,0 +1,474 @@
+//! Hot-plug: what udev learns from vflag about a net device, and the hold/release protocol
+//! between udev, the early stage and the network stack.
+//!
+//! # The problem
+//! At boot, unit ordering protects a PF: `vflag@<pf>.service` (oneshot) runs before
+//! `network-pre.target`, so NetworkManager / systemd-networkd / network.service start after the
+//! PF is in switchdev. After boot (NIC hot-plugged, driver reloaded, netdev re-registered) the
+//! stack sees the PF the moment it appears and would enslave it into the bond before vflag has
+//! set it up — and a bond port cannot change eswitch mode.
+//!
+//! # The design
+//! 1. udev (`udev-rules/81-vflag.rules`) runs `vflag udev-import $name` on every net device
+//!    `add`/`change`/`move`. [`udev_import`] answers from the configuration:
+//!    - a configured PF: `VFLAG_PF=1`, `VFLAG_LAG`, `VFLAG_INSTANCE`, `VFLAG_UNIT` (the rule
+//!      appends it to `SYSTEMD_WANTS`) and, only in [`PfState::Pending`], the hold:
+//!      `VFLAG_HOLD=1`, `NM_UNMANAGED=1` (NetworkManager) and/or `ID_NET_MANAGED_BY=vflag`
+//!      (systemd-networkd 255+ manages a link only if that property is unset or
+//!      `io.systemd.Network`; NetworkManager 1.46+ treats any other value like `NM_UNMANAGED`;
+//!      networkd before 255 has no udev-level hold at all).
+//!    - a VF netdev of a configured PF: `VFLAG_VF=1`, `NM_UNMANAGED=1`,
+//!      `ID_NET_MANAGED_BY=vflag` for good: VFs belong to guests, never to the host stack.
+//!    - anything else: nothing.
+//!
+//!    When is a PF held? Only when someone is sure to release it ([`state`]):
+//!    - [`PfState::BeforeProtocol`] (no `/run/vflag/hotplug/` yet: boot coldplug before any
+//!      early stage started): no hold — unit ordering protects the boot, a hold adds only risk.
+//!    - [`PfState::Pending`] (the directory exists, no marker for this PF): the early stage is
+//!      running, or its unit is failed/inactive and the wanted `vflag@<pf>.service` will run:
+//!      hold; that run releases it.
+//!    - [`PfState::Finished`] (marker = this ifindex): no hold.
+//!    - [`PfState::Readded`] (marker = another ifindex: the netdev came back after the early
+//!      stage finished this boot): `vflag@` is `RemainAfterExit=yes`, so wanting it again starts
+//!      nothing and a hold would never be released. Held only when a `vflag-hotplug@.service`
+//!      template (one that runs on every start) is installed; `VFLAG_UNIT` then names it.
+//!      Otherwise `VFLAG_READD=1` and no hold: the stack takes the port as it is (bond up, no
+//!      offload) — a degraded LAG, never a dead one.
+//! 2. The early stage, at its start, calls [`begin`] (creates `/run/vflag/hotplug/`, forgets
+//!    this PF's marker) and, if a stack runs, `bus::hold` (explicit NetworkManager
+//!    `Managed=false` for a PF that was already managed, e.g. on a manual restart).
+//! 3. The early stage, at its END — on success AND on failure, because a PF left held is a
+//!    bond that never comes up, while a PF enslaved in legacy mode is merely a LAG without
+//!    offload — calls [`finish`] and then `bus::release`. On failure (including a failed
+//!    `ExecStartPre=` check, when `ExecStart=` never runs) only `ExecStopPost=` runs: it must do
+//!    the same when `$SERVICE_RESULT` is not `success` (and nothing on a clean stop at
+//!    shutdown).
+//!    - [`finish`] writes the marker `/run/vflag/hotplug/<pf>` (content: the ifindex), then,
+//!      if the udev database still shows vflag's hold for that ifindex, asks udev to re-run the
+//!      rules (`change` written to `/sys/class/net/<pf>/uevent`) and waits, bounded, until the
+//!      database no longer shows `VFLAG_HOLD`. The hold lives in the udev database, so clearing
+//!      it there is what guarantees that a stack which starts (or restarts) later sees the
+//!      device as its own; this is why the early stage must not end before it.
+//!    - `bus::release` then hands the port over explicitly: NetworkManager `Managed=true`
+//!      (an explicit D-Bus decision overrides the udev flag, should NM still hold it) and
+//!      activation of the bond-port profile; networkd `ReconfigureLink`; network-scripts ifup.
+//!
+//! The marker is keyed by ifindex, so no `remove` rule is needed.
+//!
+//! network-scripts (RHEL/Rocky ifcfg) does not act on hot-plug by itself, so nothing holds it;
+//! its ifcfg files should say `NM_CONTROLLED=no` if NetworkManager also runs (else configure
+//! `network-stack = networkmanager`), and `ONBOOT=yes` for the ports so `network.service`
+//! enslaves them at boot (ordered after the early stage by the generator).
+//!
+//! Nothing here is long-running: [`udev_import`] only reads the config, a few sysfs files and
+//! the marker.
+
+use crate::bus::{self, Bus, BusError, Outcome, Stack};
+use crate::config::{Lag, NetworkStack, Plan};
+use crate::names::IfName;
+use crate::paths::Root;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Markers: `/run/vflag/hotplug/<pf>` holds the ifindex the early stage finished with.
+pub const MARKER_DIR: &str = "/run/vflag/hotplug";
+/// udev's database of net devices: `/run/udev/data/n<ifindex>`, lines `E:KEY=VALUE`.
+pub const UDEV_DB_DIR: &str = "/run/udev/data";
+/// The early stage's template (`vflag@<pf>.service`, oneshot, RemainAfterExit=yes).
+pub const EARLY_TEMPLATE: &str = "vflag@";
+/// A hot-plug unit that runs the early stage again on every start (not RemainAfterExit). Not
+/// shipped yet; when a unit file of this name is installed, re-added PFs are held too.
+pub const HOTPLUG_TEMPLATE: &str = "vflag-hotplug@";
+/// Where udev-import looks for unit files.
+pub const UNIT_DIRS: [&str; 4] = [
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/usr/lib/systemd/system",
+    "/lib/systemd/system",
+];
+/// The value vflag gives `ID_NET_MANAGED_BY` while it holds a device.
+pub const MANAGED_BY: &str = "vflag";
+
+/// What udev tells vflag about the event (udev passes the device's properties to the program
+/// as environment: `DEVPATH`, `IFINDEX`, `ACTION`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UdevEvent {
+    /// `$name`: the name the device has or is about to get (after the naming rules).
+    pub name: String,
+    /// `DEVPATH` (e.g. `/devices/pci0000:00/.../net/eth3`): sysfs is read through it, because
+    /// during a rename the netdev is not yet reachable under `/sys/class/net/<name>`.
+    pub devpath: Option<String>,
+    pub ifindex: Option<u32>,
+}
+
+impl UdevEvent {
+    /// The event as udev describes it in the program's environment.
+    pub fn from_env(name: &str) -> UdevEvent {
+        UdevEvent {
+            name: name.to_string(),
+            devpath: std::env::var("DEVPATH").ok().filter(|d| !d.is_empty()),
+            ifindex: std::env::var("IFINDEX")
+                .ok()
+                .and_then(|i| i.trim().parse().ok()),
+        }
+    }
+
+    fn sysdir(&self, root: &Root) -> PathBuf {
+        match &self.devpath {
+            Some(d) if !d.contains("..") => root.path(format!("/sys{d}")),
+            _ => root.path(format!("/sys/class/net/{}", self.name)),
+        }
+    }
+}
+
+/// `vflag udev-import <ifname>`: udev properties for a net device, from the configuration.
+/// Reads `DEVPATH`/`IFINDEX` from the environment udev gives the program.
+pub fn udev_import(root: &Root, plan: &Plan, ifname: &str) -> Vec<(String, String)> {
+    udev_import_event(root, plan, &UdevEvent::from_env(ifname))
+}
+
+/// The pure form of [`udev_import`].
+pub fn udev_import_event(root: &Root, plan: &Plan, ev: &UdevEvent) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let Ok(name) = IfName::new(&ev.name) else {
+        return out;
+    };
+    let dir = ev.sysdir(root);
+    let kv = |k: &str, v: &str| (k.to_string(), v.to_string());
+
+    // A VF netdev (has device/physfn): unmanaged for good if its PF is configured.
+    let physfn_net = dir.join("device/physfn/net");
+    if dir.join("device/physfn").exists() {
+        let pf_stack = list_names(&physfn_net)
+            .iter()
+            .filter_map(|n| IfName::new(n).ok())
+            .find_map(|n| plan.lag_of(&n).map(|l| l.network_stack));
+        if let Some(stack) = pf_stack {
+            out.push(kv("VFLAG_VF", "1"));
+            if stack != NetworkStack::None {
+                out.push(kv("NM_UNMANAGED", "1"));
+                out.push(kv("ID_NET_MANAGED_BY", MANAGED_BY));
+            }
+        }
+        return out;
+    }
+
+    let Some(lag) = plan.lag_of(&name) else {
+        return out;
+    };
+    // A representor (pfNvfM, cNpfNvfM, pfNsfM) may share a PF's PCI parent; never a PF.
+    if is_representor(&read_trim(&dir.join("phys_port_name")).unwrap_or_default()) {
+        return out;
+    }
+    out.push(kv("VFLAG_PF", "1"));
+    out.push(kv("VFLAG_LAG", &sanitize(&lag.name)));
+    let instance = name.unit_instance();
+    if instance.contains('\\') {
+        // systemd versions differ in whether SYSTEMD_WANTS keeps backslashes: a wrong unit name
+        // would leave the hold without anyone to release it. No unit, no hold; boot-time
+        // ordering still covers this PF, hot-plug does not.
+        out.push(kv("VFLAG_SKIP", "instance-needs-escaping"));
+        return out;
+    }
+    out.push(kv("VFLAG_INSTANCE", &instance));
+    let early_unit = format!("{EARLY_TEMPLATE}{instance}.service");
+    let ifindex = ev
+        .ifindex
+        .or_else(|| read_trim(&dir.join("ifindex")).and_then(|s| s.parse().ok()));
+    let hold = match state(root, &name, ifindex) {
+        // No early stage ran the protocol yet this boot (boot coldplug): unit ordering holds
+        // the stacks back; a udev hold here would only be a risk.
+        PfState::BeforeProtocol | PfState::Finished => {
+            out.push(kv("VFLAG_UNIT", &early_unit));
+            false
+        }
+        // The early stage runs (or will run: its unit is failed/inactive) for this PF and
+        // clears the hold at its end.
+        PfState::Pending => {
+            out.push(kv("VFLAG_UNIT", &early_unit));
+            true
+        }
+        // Re-added after the early stage finished this boot. vflag@ is RemainAfterExit=yes:
+        // wanting it again starts nothing, so a hold would never be released. Hold only if a
+        // unit that runs on every start is installed.
+        PfState::Readded => {
+            out.push(kv("VFLAG_READD", "1"));
+            if template_installed(root, HOTPLUG_TEMPLATE) {
+                out.push(kv(
+                    "VFLAG_UNIT",
+                    &format!("{HOTPLUG_TEMPLATE}{instance}.service"),
+                ));
+                true
+            } else {
+                out.push(kv("VFLAG_UNIT", &early_unit));
+                false
+            }
+        }
+    };
+    if !hold {
+        return out;
+    }
+    let (nm, networkd) = match lag.network_stack {
+        NetworkStack::Auto => (true, true),
+        NetworkStack::NetworkManager => (true, false),
+        NetworkStack::SystemdNetworkd => (false, true),
+        NetworkStack::NetworkScripts | NetworkStack::None => (false, false),
+    };
+    if nm || networkd {
+        out.push(kv("VFLAG_HOLD", "1"));
+    }
+    if nm {
+        out.push(kv("NM_UNMANAGED", "1"));
+    }
+    if networkd {
+        out.push(kv("ID_NET_MANAGED_BY", MANAGED_BY));
+    }
+    out
+}
+
+/// Where a PF stands in the hold/release protocol this boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PfState {
+    /// `/run/vflag/hotplug/` does not exist: no early stage has called [`begin`] this boot.
+    BeforeProtocol,
+    /// No marker for this PF: its early stage has not finished this boot.
+    Pending,
+    /// The marker names this netdev (ifindex), or the ifindex is unknown: finished.
+    Finished,
+    /// The marker names another ifindex: finished with an earlier netdev of this name.
+    Readded,
+}
+
+/// The PF's [`PfState`].
+pub fn state(root: &Root, pf: &IfName, ifindex: Option<u32>) -> PfState {
+    if !root.path(MARKER_DIR).is_dir() {
+        return PfState::BeforeProtocol;
+    }
+    let Some(content) = read_trim(&marker(root, pf)) else {
+        return PfState::Pending;
+    };
+    match (ifindex, content.parse::<u32>().ok()) {
+        (Some(now), Some(then)) if now != then => PfState::Readded,
+        _ => PfState::Finished,
+    }
+}
+
+fn template_installed(root: &Root, template: &str) -> bool {
+    UNIT_DIRS
+        .iter()
+        .any(|d| root.path(format!("{d}/{template}.service")).exists())
+}
+
+/// `KEY=VALUE` lines as `IMPORT{program}` reads them.
+pub fn format_properties(props: &[(String, String)]) -> String {
+    props.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
+}
+
+fn is_representor(phys_port_name: &str) -> bool {
+    let p = phys_port_name.trim();
+    let rest = p
+        .strip_prefix('c')
+        .map(|r| r.trim_start_matches(|c: char| c.is_ascii_digit()));
+    let p = match rest {
+        Some(r) if r.starts_with("pf") => r,
+        _ => p,
+    };
+    p.strip_prefix("pf")
+        .map(|r| r.trim_start_matches(|c: char| c.is_ascii_digit()))
+        .is_some_and(|r| r.starts_with("vf") || r.starts_with("sf"))
+}
+
+/// Keep a value safe for udev's property parser: `[A-Za-z0-9._@:-]`, others become `_`.
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._@:-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn read_trim(p: &Path) -> Option<String> {
+    std::fs::read_to_string(p)
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+fn list_names(dir: &Path) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<String> = rd
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The marker file of a PF.
+pub fn marker(root: &Root, pf: &IfName) -> PathBuf {
+    root.path(format!("{MARKER_DIR}/{pf}"))
+}
+
+/// Has the early stage finished with this netdev this boot? A marker for another ifindex (the
+/// netdev was re-added) does not count; with no ifindex known, any marker counts.
+pub fn finished(root: &Root, pf: &IfName, ifindex: Option<u32>) -> bool {
+    state(root, pf, ifindex) == PfState::Finished
+}
+
+/// Start of the early stage: forget that it finished (a restart must hold again on re-add).
+pub fn begin(root: &Root, pf: &IfName) -> std::io::Result<()> {
+    std::fs::create_dir_all(root.path(MARKER_DIR))?;
+    match std::fs::remove_file(marker(root, pf)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// What [`finish`] found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finish {
+    /// The udev database showed no vflag hold (or there is no udev database): nothing to clear.
+    NotHeld,
+    /// The hold was cleared from the udev database.
+    Released { after: Duration },
+    /// udev did not clear the hold in time (the stack may still see the PF as not its own;
+    /// `bus::release` still hands it over explicitly where the stack allows it).
+    StillHeld,
+}
+
+/// End of the early stage (success or failure): write the marker, then clear vflag's hold
+/// from the udev database, waiting at most `wait`. See the module docs.
+pub fn finish(root: &Root, pf: &IfName, wait: Duration) -> std::io::Result<Finish> {
+    let ifindex: u32 = read_trim(&root.path(format!("/sys/class/net/{pf}/ifindex")))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotFound, format!("no ifindex for {pf}"))
+        })?;
+    let m = marker(root, pf);
+    if let Some(dir) = m.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    // Write-then-rename: udev-import never reads a half-written marker.
+    let tmp = m.with_extension("tmp");
+    std::fs::write(&tmp, format!("{ifindex}\n"))?;
+    std::fs::rename(&tmp, &m)?;
+
+    if !held_in_udev_db(root, ifindex) {
+        return Ok(Finish::NotHeld);
+    }
+    let started = Instant::now();
+    std::fs::write(root.path(format!("/sys/class/net/{pf}/uevent")), "change")?;
+    loop {
+        if !held_in_udev_db(root, ifindex) {
+            return Ok(Finish::Released {
+                after: started.elapsed(),
+            });
+        }
+        if started.elapsed() >= wait {
+            return Ok(Finish::StillHeld);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Does udev's database entry for this ifindex carry vflag's hold?
+pub fn held_in_udev_db(root: &Root, ifindex: u32) -> bool {
+    let db = root.path(format!("{UDEV_DB_DIR}/n{ifindex}"));
+    std::fs::read_to_string(db)
+        .map(|s| s.lines().any(|l| l.trim_end() == "E:VFLAG_HOLD=1"))
+        .unwrap_or(false)
+}
+
+/// How long [`stage_end`] waits for udev to clear the hold.
+pub const UDEV_WAIT: Duration = Duration::from_secs(10);
+
+/// What [`stage_start`] did.
+#[derive(Debug)]
+pub struct StageStart {
+    pub begin: std::io::Result<()>,
+    pub stack: Stack,
+    pub hold: Result<Outcome, BusError>,
+}
+
+/// Call at the START of the early stage for `pf`: [`begin`], then `bus::hold` on the stack that
+/// runs (at boot none does yet: skipped). Never fails the stage: log what it returns.
+pub fn stage_start(root: &Root, lag: &Lag, pf: &IfName, timeout: Duration) -> StageStart {
+    let begin = begin(root, pf);
+    let (stack, hold) = with_stack(lag, timeout, |b, stack| bus::hold(b, stack, pf));
+    StageStart { begin, stack, hold }
+}
+
+/// What [`stage_end`] did.
+#[derive(Debug)]
+pub struct StageEnd {
+    pub finish: std::io::Result<Finish>,
+    pub stack: Stack,
+    pub release: Result<Outcome, BusError>,
+}
+
+/// Call at the END of the early stage for `pf` — after success AND after failure (from
+/// `ExecStopPost=` when `$SERVICE_RESULT` is not `success`): [`finish`] (marker + clear the udev
+/// hold), then `bus::release` on the stack that runs. Never fails the stage: log what it
+/// returns; a release error means the port may need `nmcli`/`networkctl` by hand.
+pub fn stage_end(root: &Root, lag: &Lag, pf: &IfName, timeout: Duration) -> StageEnd {
+    let finish = finish(root, pf, UDEV_WAIT);
+    let (stack, release) = with_stack(lag, timeout, |b, stack| bus::release(b, root, stack, pf));
+    StageEnd {
+        finish,
+        stack,
+        release,
+    }
+}
+
+/// Connect to the system bus and pick the stack; a missing bus is "no stack" for `auto` and an
+/// error for an explicitly configured stack.
+fn with_stack(
+    lag: &Lag,
+    timeout: Duration,
+    f: impl FnOnce(&Bus, Stack) -> Result<Outcome, BusError>,
+) -> (Stack, Result<Outcome, BusError>) {
+    if lag.network_stack == NetworkStack::None {
+        return (
+            Stack::None,
+            Ok(Outcome::Skipped("network-stack = none".into())),
+        );
+    }
+    let b = match Bus::system(timeout) {
+        Ok(b) => b,
+        Err(e) if lag.network_stack == NetworkStack::Auto => {
+            return (
+                Stack::None,
+                Ok(Outcome::Skipped(format!("no system bus: {e}"))),
+            )
+        }
+        Err(e) => return (bus::choose(lag.network_stack, None), Err(e)),
+    };
+    let stack = bus::choose(lag.network_stack, Some(&b));
+    (stack, f(&b, stack))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn representor_port_names() {
+        for r in ["pf0vf0", "pf1vf15", "c1pf0vf5", "pf0sf3", "c12pf1sf0"] {
+            assert!(is_representor(r), "{r}");
+        }
+        for p in ["", "p0", "p1", "pf0", "vf0", "c1p0", "np0"] {
+            assert!(!is_representor(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn sanitizes_values() {
+        assert_eq!(sanitize("bond0"), "bond0");
+        assert_eq!(sanitize("a b\n\"c"), "a_b__c");
+    }
+}

@@ -1,0 +1,1572 @@
+//! The early (`setup`) and late (`rebind`) stages for one PF, replacing the seed's
+//! `mlnx-vflag-early` / `mlnx-vflag-final` scripts. All kernel access goes through
+//! [`crate::device`]; this module decides what to do and in which order.
+//!
+//! Early stage order (what works on mlx5): guards that change nothing → devlink params (legacy
+//! only) → VFs (autoprobe off, 0 then N if needed, bounded wait for `virtfn*`) → unbind VFs →
+//! eswitch switchdev (only if not already) → wait for all representors → hw-tc-offload on PF and
+//! representors → channels → verify the end state.
+//!
+//! Late stage: the PF must be in a bond that is valid for VF-LAG; wait (bounded) for the LAG to
+//! be active where mlx5 shows it; restore autoprobe; bind each VF to the driver it had.
+//!
+//! Where a VF goes back to: the driver it was unbound from (recorded in
+//! `/run/vflag/<pf>.json` before the unbind). VFs that never had a driver (created with
+//! autoprobe off) are handed to `/sys/bus/<bus>/drivers_probe`, which matches a driver exactly as
+//! autoprobe would have (modalias, and `driver_override` if an administrator set one). So no
+//! driver name is ever assumed.
+
+use crate::config::{EswitchMode as ConfEswitch, Lag};
+use crate::device::devlink::{EswitchMode, Handle};
+use crate::device::ethtool::HW_TC_OFFLOAD;
+use crate::device::net::{Kernel, Net};
+use crate::device::repr::Representor;
+use crate::device::sysfs::{self, wait_for, Pf};
+use crate::device::{self, Error as DevError};
+use crate::names::IfName;
+use crate::paths::Root;
+use nix::fcntl::{Flock, FlockArg};
+use std::fs;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+
+/// VF-LAG does not activate with more VFs than this per PF (mlx5).
+pub const LAG_MAX_VFS: u32 = 64;
+
+/// Bond modes whose TX type mlx5 can offload (ACTIVEBACKUP or HASH).
+pub const LAG_BOND_MODES: [&str; 3] = ["active-backup", "balance-xor", "802.3ad"];
+
+/// Bounds of every wait (nothing waits forever, nothing sleeps a fixed time).
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    /// `virtfn*` links after writing `sriov_numvfs` (VF creation is asynchronous).
+    pub vfs: Duration,
+    /// All N representors after switchdev.
+    pub representors: Duration,
+    /// The per-NIC lock (the other PF's stage may be running).
+    pub lock: Duration,
+    /// A VF's `driver` link after bind.
+    pub bind: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            vfs: Duration::from_secs(120),
+            representors: Duration::from_secs(60),
+            lock: Duration::from_secs(300),
+            bind: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    /// A guard refused; nothing was changed.
+    #[error("{pf}: {reason} (nothing was changed)")]
+    Refused { pf: String, reason: String },
+    /// A kernel operation failed.
+    #[error("{pf}: {step}: {source}")]
+    Device {
+        pf: String,
+        step: &'static str,
+        #[source]
+        source: DevError,
+    },
+    /// The late stage did not bind the VFs, and why.
+    #[error("{pf}: {reason}; VFs were not bound")]
+    NotBound { pf: String, reason: String },
+    /// The steps ran but the end state is not what was asked for.
+    #[error("{pf}: set-up incomplete: {}", problems.join("; "))]
+    Incomplete { pf: String, problems: Vec<String> },
+    #[error("{pf}: {msg}")]
+    Other { pf: String, msg: String },
+}
+
+/// What a stage did or found; [`Report::status`] is the one-line sd_notify STATUS.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Report {
+    pub pf: String,
+    pub stage: &'static str,
+    pub vfs: u32,
+    pub eswitch: Option<String>,
+    /// hw-tc-offload on the PF and every representor.
+    pub offload: Option<bool>,
+    pub representors: Option<usize>,
+    /// Late stage: VFs bound to a driver now.
+    pub bound: Option<usize>,
+    /// Late stage: `bond0 802.3ad`.
+    pub bond: Option<String>,
+    /// Late stage: `active`, `not observable`...
+    pub lag: Option<String>,
+    /// Whether this run changed anything (false on a restart of a configured PF).
+    pub changed: bool,
+    pub warnings: Vec<String>,
+}
+
+impl Report {
+    /// e.g. "8 VFs, switchdev, offload on, 8 representors" or
+    /// "8 VFs bound, bond0 802.3ad, LAG active".
+    pub fn status(&self) -> String {
+        let mut parts = vec![];
+        match self.bound {
+            Some(b) => parts.push(format!("{b} VFs bound")),
+            None => parts.push(format!("{} VFs", self.vfs)),
+        }
+        if let Some(m) = &self.eswitch {
+            parts.push(m.clone());
+        }
+        if let Some(o) = self.offload {
+            parts.push(format!("offload {}", if o { "on" } else { "off" }));
+        }
+        if let Some(r) = self.representors {
+            parts.push(format!("{r} representors"));
+        }
+        if let Some(b) = &self.bond {
+            parts.push(b.clone());
+        }
+        if let Some(l) = &self.lag {
+            parts.push(format!("LAG {l}"));
+        }
+        if !self.changed {
+            parts.push("unchanged".into());
+        }
+        parts.join(", ")
+    }
+
+    fn warn(&mut self, msg: String) {
+        warn!(pf = %self.pf, step = self.stage, "{msg}");
+        self.warnings.push(msg);
+    }
+}
+
+/// What the early stage remembers for the late one: `/run/vflag/<pf>.json`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct State {
+    /// Devlink handle of the PF's device; a record for another device is ignored.
+    pub device: String,
+    /// `sriov_drivers_autoprobe` before vflag turned it off.
+    pub autoprobe_before: Option<bool>,
+    pub vfs: Vec<VfRecord>,
+    pub setup_done: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct VfRecord {
+    pub index: u32,
+    pub addr: String,
+    /// The driver it was unbound from; `None`: never bound (created with autoprobe off).
+    pub driver: Option<String>,
+}
+
+fn run_dir(root: &Root) -> PathBuf {
+    root.path("/run/vflag")
+}
+
+pub fn state_path(root: &Root, pf: &IfName) -> PathBuf {
+    run_dir(root).join(format!("{}.json", pf.as_str()))
+}
+
+impl State {
+    /// The record for this PF's current device, or an empty one.
+    pub fn load(root: &Root, pf: &IfName, h: &Handle) -> State {
+        let fresh = State {
+            device: h.to_string(),
+            ..State::default()
+        };
+        let Ok(text) = fs::read_to_string(state_path(root, pf)) else {
+            return fresh;
+        };
+        match serde_json::from_str::<State>(&text) {
+            Ok(s) if s.device == fresh.device => s,
+            Ok(_) => fresh,
+            Err(e) => {
+                warn!(pf = %pf, "ignoring unreadable {}: {e}", state_path(root, pf).display());
+                fresh
+            }
+        }
+    }
+
+    /// Written to a temporary file and renamed, so a crash never leaves half a record.
+    pub fn save(&self, root: &Root, pf: &IfName) -> std::io::Result<()> {
+        fs::create_dir_all(run_dir(root))?;
+        let path = state_path(root, pf);
+        let tmp = path.with_extension("json.tmp");
+        fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?,
+        )?;
+        fs::rename(tmp, path)
+    }
+
+    fn record(&mut self, vf: &sysfs::Vf, driver: Option<String>) {
+        match self.vfs.iter_mut().find(|r| r.index == vf.index) {
+            Some(r) if r.addr == vf.addr => {
+                if r.driver.is_none() {
+                    r.driver = driver;
+                }
+            }
+            Some(r) => {
+                *r = VfRecord {
+                    index: vf.index,
+                    addr: vf.addr.clone(),
+                    driver,
+                }
+            }
+            None => self.vfs.push(VfRecord {
+                index: vf.index,
+                addr: vf.addr.clone(),
+                driver,
+            }),
+        }
+        self.vfs.sort_by_key(|r| r.index);
+    }
+}
+
+/// An exclusive lock for one NIC (both PFs of a card share it), held while a stage runs.
+pub struct NicLock {
+    _lock: Flock<fs::File>,
+    pub path: PathBuf,
+}
+
+/// The lock file name: the PCI slot (`dddd:bb:dd`) for PCI devices, else the device.
+pub fn nic_lock_path(root: &Root, pf: &Pf) -> PathBuf {
+    let id = match pf.pci_addr() {
+        Some(a) => a.slot(),
+        None => format!("{}-{}", pf.bus, pf.dev_name),
+    };
+    run_dir(root).join(format!("nic-{id}.lock"))
+}
+
+pub fn lock_nic(root: &Root, pf: &Pf, timeout: Duration) -> Result<NicLock, StageError> {
+    let pfs = pf.name.to_string();
+    let path = nic_lock_path(root, pf);
+    let other = |msg: String| StageError::Other {
+        pf: pfs.clone(),
+        msg,
+    };
+    fs::create_dir_all(run_dir(root))
+        .map_err(|e| other(format!("{}: {e}", run_dir(root).display())))?;
+    let start = Instant::now();
+    loop {
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| other(format!("{}: {e}", path.display())))?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(l) => return Ok(NicLock { _lock: l, path }),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) if start.elapsed() < timeout => {
+                std::thread::sleep(sysfs::POLL_INTERVAL)
+            }
+            Err((_, e)) => {
+                return Err(other(format!(
+                    "could not lock {} within {:.0} s: {e} (another vflag stage holds this NIC)",
+                    path.display(),
+                    timeout.as_secs_f64()
+                )))
+            }
+        }
+    }
+}
+
+fn dev_err<'a>(pf: &'a IfName, step: &'static str) -> impl Fn(DevError) -> StageError + 'a {
+    move |source| StageError::Device {
+        pf: pf.to_string(),
+        step,
+        source,
+    }
+}
+
+fn refused(pf: &IfName, reason: impl Into<String>) -> StageError {
+    StageError::Refused {
+        pf: pf.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn open_pf(root: &Root, lag: &Lag, pf: &IfName) -> Result<Pf, StageError> {
+    if !lag.has_pf(pf) {
+        return Err(refused(pf, format!("is not a PF of LAG {}", lag.name)));
+    }
+    Pf::open(root, pf).map_err(|e| match e {
+        DevError::NotFound(m) | DevError::Unsupported(m) => refused(pf, m),
+        e => dev_err(pf, "open")(e),
+    })
+}
+
+/// The bond (or other master) the PF is enslaved to: sysfs `master`, or IFLA_MASTER/IFF_SLAVE.
+fn master_of(dev: &Pf, net: &mut dyn Net) -> Result<Option<String>, StageError> {
+    let pf = &dev.name;
+    if let Some(m) = dev.master().map_err(dev_err(pf, "read master"))? {
+        return Ok(Some(m));
+    }
+    let link = net
+        .link(dev.ifindex().map_err(dev_err(pf, "read ifindex"))?)
+        .map_err(dev_err(pf, "rtnetlink"))?;
+    match link.master {
+        Some(m) => Ok(Some(
+            net.link(m)
+                .map(|l| l.name)
+                .unwrap_or_else(|_| format!("#{m}")),
+        )),
+        None if link.is_slave() => Ok(Some("a bond".into())),
+        None => Ok(None),
+    }
+}
+
+/// The two PFs of a LAG must be ports of one NIC: same PCI domain:bus:device, other function.
+fn check_pair(root: &Root, lag: &Lag, dev: &Pf, report: &mut Report) -> Result<(), StageError> {
+    let Some(mine) = dev.pci_addr() else {
+        return Ok(()); // not PCI (netdevsim): nothing to compare
+    };
+    for other in lag.pfs.iter().filter(|p| **p != dev.name) {
+        let o = match Pf::open(root, other) {
+            Ok(o) => o,
+            Err(e) => {
+                report.warn(format!("cannot check that {other} is on the same NIC: {e}"));
+                continue;
+            }
+        };
+        match o.pci_addr() {
+            Some(a) if a.same_slot(&mine) && a.function != mine.function => {}
+            Some(_) => {
+                return Err(refused(
+                    &dev.name,
+                    format!(
+                        "{} ({}) and {other} ({}) are not two ports of one NIC: VF-LAG needs both ports of the same card",
+                        dev.name, dev.dev_name, o.dev_name
+                    ),
+                ))
+            }
+            None => report.warn(format!("{other} is not a PCI device; cannot check it shares a NIC with {}", dev.name)),
+        }
+    }
+    Ok(())
+}
+
+/// The early stage for one PF. See the module documentation for the order.
+pub fn setup(root: &Root, lag: &Lag, pf: &IfName) -> Result<Report, StageError> {
+    let mut net = Kernel::open().map_err(dev_err(pf, "open netlink"))?;
+    setup_with(root, lag, pf, &mut net, &Timeouts::default())
+}
+
+pub fn setup_with(
+    root: &Root,
+    lag: &Lag,
+    pf: &IfName,
+    net: &mut dyn Net,
+    t: &Timeouts,
+) -> Result<Report, StageError> {
+    let dev = open_pf(root, lag, pf)?;
+    let _lock = lock_nic(root, &dev, t.lock)?;
+    let h = dev.handle();
+    let want = lag.vfs;
+    let switchdev = lag.eswitch == ConfEswitch::Switchdev;
+    let mut r = Report {
+        pf: pf.to_string(),
+        stage: "setup",
+        vfs: want,
+        ..Report::default()
+    };
+    info!(pf = %pf, step = "guards", device = %h, vfs = want, "checking");
+
+    // ---- Guards: read only.
+    let numvfs = dev
+        .numvfs()
+        .map_err(dev_err(pf, "read sriov_numvfs"))?
+        .ok_or_else(|| refused(pf, format!("{h} has no SR-IOV (no sriov_numvfs)")))?;
+    let mode = if switchdev {
+        Some(
+            net.eswitch_mode(&h)
+                .map_err(|e| refused(pf, format!("cannot read the eswitch mode of {h}: {e}")))?,
+        )
+    } else {
+        None
+    };
+    let mut st = State::load(root, pf, &h);
+    if let Some(master) = master_of(&dev, net)? {
+        let configured =
+            st.setup_done && numvfs == want && (!switchdev || mode == Some(EswitchMode::Switchdev));
+        if configured {
+            r.eswitch = mode.map(|m| m.to_string());
+            r.warn(format!(
+                "already set up and enslaved to {master}: nothing changed"
+            ));
+            return Ok(r);
+        }
+        return Err(refused(
+            pf,
+            format!("is enslaved to {master}; changing SR-IOV or the eswitch of a bonded port can be fatal on mlx5"),
+        ));
+    }
+    if let Some(total) = dev.totalvfs().map_err(dev_err(pf, "read sriov_totalvfs"))? {
+        if want > total {
+            return Err(refused(pf, format!("{want} VFs requested but the device offers at most {total} (sriov_totalvfs; firmware NUM_OF_VFS?)")));
+        }
+    }
+    if want > LAG_MAX_VFS {
+        r.warn(format!(
+            "{want} VFs: VF-LAG will not activate with more than {LAG_MAX_VFS} VFs per PF"
+        ));
+    }
+    check_pair(root, lag, &dev, &mut r)?;
+
+    // ---- devlink params: only in legacy mode, before switchdev.
+    let params = [
+        ("flow_steering_mode", &lag.flow_steering_mode),
+        ("lag_port_select_mode", &lag.lag_port_select_mode),
+    ];
+    for (name, value) in params {
+        let Some(value) = value else { continue };
+        if mode == Some(EswitchMode::Legacy) {
+            info!(pf = %pf, step = "param", param = name, value = %value, "setting devlink param");
+            if let Some(old) = net
+                .set_param(&h, name, value)
+                .map_err(dev_err(pf, "devlink param"))?
+            {
+                info!(pf = %pf, step = "param", param = name, "{name}: {old} -> {value}");
+                r.changed = true;
+            }
+        } else if switchdev {
+            r.warn(format!("{name}={value} not applied: devlink params are set only in legacy mode, and the eswitch is already {}", mode.map(|m| m.to_string()).unwrap_or_default()));
+        }
+    }
+
+    // ---- VFs: autoprobe off, then create.
+    let autoprobe = dev
+        .autoprobe()
+        .map_err(dev_err(pf, "read sriov_drivers_autoprobe"))?;
+    if numvfs != want {
+        if st.autoprobe_before.is_none() {
+            st.autoprobe_before = autoprobe;
+        }
+        if autoprobe == Some(true) && want > 0 {
+            dev.set_autoprobe(false)
+                .map_err(dev_err(pf, "sriov_drivers_autoprobe"))?;
+        }
+        save(&st, root, pf)?;
+        if numvfs != 0 {
+            info!(pf = %pf, step = "vfs", from = numvfs, to = want, "resetting VF count to 0 first");
+            dev.set_numvfs(0).map_err(dev_err(pf, "sriov_numvfs 0"))?;
+            // Removal is synchronous on PCI; the bounded wait covers anything slower.
+            wait_for(&format!("the old VFs of {pf} to go"), t.vfs, || {
+                Ok(dev.vfs()?.is_empty().then_some(()))
+            })
+            .map_err(dev_err(pf, "remove VFs"))?;
+        }
+        if want > 0 {
+            info!(pf = %pf, step = "vfs", vfs = want, "creating VFs");
+            dev.set_numvfs(want).map_err(dev_err(pf, "sriov_numvfs"))?;
+        }
+        r.changed = true;
+    }
+    let vfs = if dev.is_pci() && want > 0 {
+        dev.wait_vfs(want, t.vfs)
+            .map_err(dev_err(pf, "wait for VFs"))?
+    } else {
+        // netdevsim has no VF devices: only representors.
+        dev.vfs().map_err(dev_err(pf, "list VFs"))?
+    };
+
+    // ---- Unbind every bound VF, remembering its driver.
+    for vf in &vfs {
+        let driver = vf.driver().map_err(dev_err(pf, "read VF driver"))?;
+        st.record(vf, driver.clone());
+        if let Some(d) = driver {
+            save(&st, root, pf)?;
+            info!(pf = %pf, step = "unbind", vf = vf.index, addr = %vf.addr, driver = %d, "unbinding VF");
+            sysfs::unbind(root, &dev.bus, &d, &vf.addr).map_err(dev_err(pf, "unbind VF"))?;
+            // Unbinding is synchronous on sysfs; the bounded wait only guards odd buses.
+            wait_for(&format!("{} to leave {d}", vf.addr), t.bind, || {
+                Ok(vf.driver()?.is_none().then_some(()))
+            })
+            .map_err(dev_err(pf, "unbind VF"))?;
+            r.changed = true;
+        }
+    }
+    save(&st, root, pf)?;
+
+    // ---- eswitch.
+    let mut reps: Vec<Representor> = vec![];
+    if switchdev {
+        // Re-read: changing the VF count can drop the eswitch back to legacy.
+        let now = net
+            .eswitch_mode(&h)
+            .map_err(dev_err(pf, "devlink eswitch show"))?;
+        if now != EswitchMode::Switchdev {
+            info!(pf = %pf, step = "eswitch", device = %h, from = %now, "setting eswitch mode switchdev");
+            net.set_eswitch_mode(&h, EswitchMode::Switchdev)
+                .map_err(dev_err(pf, "devlink eswitch set"))?;
+            r.changed = true;
+        }
+        if want > 0 {
+            let (found, src) = wait_for(
+                &format!("{want} representors of {pf}"),
+                t.representors,
+                || {
+                    let (reps, src) = net.representors(&dev)?;
+                    Ok((0..want)
+                        .all(|i| reps.iter().any(|r| r.vf == i))
+                        .then_some((reps, src)))
+                },
+            )
+            .map_err(dev_err(pf, "representors"))?;
+            info!(pf = %pf, step = "representors", count = found.len(), source = ?src, "found representors");
+            reps = found;
+        }
+    }
+
+    // ---- hw-tc-offload and channels; collect problems, touch every port.
+    let mut problems = vec![];
+    let pf_index = dev.ifindex().map_err(dev_err(pf, "read ifindex"))?;
+    let mut ports = vec![(pf_index, pf.to_string(), lag.pf_channels)];
+    ports.extend(reps.iter().map(|rep| {
+        (
+            rep.ifindex,
+            format!("{} (VF {})", rep.name, rep.vf),
+            lag.representor_channels,
+        )
+    }));
+    let mut offload_all = true;
+    for (idx, label, channels) in &ports {
+        match offload(net, *idx) {
+            Ok((on, changed)) => {
+                r.changed |= changed;
+                if !on {
+                    offload_all = false;
+                    let msg =
+                        format!("hw-tc-offload is off on {label} and cannot be changed [fixed]");
+                    if switchdev {
+                        problems.push(msg);
+                    } else {
+                        r.warn(msg);
+                    }
+                }
+            }
+            Err(e) => {
+                offload_all = false;
+                problems.push(format!("hw-tc-offload on {label}: {e}"));
+            }
+        }
+        if let Some(n) = channels {
+            match tune_channels(net, *idx, *n) {
+                Ok(out) => {
+                    r.changed |= out.changed;
+                    if let Some(w) = out.warning {
+                        r.warn(format!("{label}: {w}"));
+                    }
+                }
+                Err(e) => problems.push(format!("channels on {label}: {e}")),
+            }
+        }
+    }
+
+    // ---- Verify the end state.
+    match dev.numvfs() {
+        Ok(Some(n)) if n == want => {}
+        other => problems.push(format!("sriov_numvfs is {other:?}, expected {want}")),
+    }
+    for vf in dev.vfs().map_err(dev_err(pf, "list VFs"))? {
+        if let Ok(Some(d)) = vf.driver() {
+            problems.push(format!(
+                "VF {} ({}) is bound to {d} again",
+                vf.index, vf.addr
+            ));
+        }
+    }
+    if switchdev {
+        let m = net
+            .eswitch_mode(&h)
+            .map_err(dev_err(pf, "devlink eswitch show"))?;
+        if m != EswitchMode::Switchdev {
+            problems.push(format!("eswitch is {m}, expected switchdev"));
+        }
+        r.eswitch = Some(m.to_string());
+        r.representors = Some(reps.len());
+    } else {
+        r.eswitch = Some("legacy".into());
+    }
+    r.offload = Some(offload_all);
+    if !problems.is_empty() {
+        return Err(StageError::Incomplete {
+            pf: pf.to_string(),
+            problems,
+        });
+    }
+    st.setup_done = true;
+    save(&st, root, pf)?;
+    info!(pf = %pf, step = "done", status = %r.status(), "set-up complete");
+    Ok(r)
+}
+
+fn save(st: &State, root: &Root, pf: &IfName) -> Result<(), StageError> {
+    st.save(root, pf).map_err(|e| StageError::Other {
+        pf: pf.to_string(),
+        msg: format!("cannot write {}: {e}", state_path(root, pf).display()),
+    })
+}
+
+/// Turn hw-tc-offload on; (active afterwards, changed).
+fn offload(net: &mut dyn Net, idx: u32) -> device::Result<(bool, bool)> {
+    let f = net.feature(idx, HW_TC_OFFLOAD)?;
+    if f.active {
+        return Ok((true, false));
+    }
+    if !f.changeable {
+        return Ok((false, false));
+    }
+    let after = net.set_feature(idx, HW_TC_OFFLOAD, true)?;
+    if !after.active {
+        return Err(DevError::Invalid(format!(
+            "asked for hw-tc-offload on, the device kept it off (wanted={})",
+            after.wanted
+        )));
+    }
+    Ok((true, true))
+}
+
+struct ChannelOutcome {
+    changed: bool,
+    warning: Option<String>,
+}
+
+/// Set combined channels to `want`, clamped to the device maximum (with a warning).
+fn tune_channels(net: &mut dyn Net, idx: u32, want: u32) -> device::Result<ChannelOutcome> {
+    let ch = match net.channels(idx) {
+        Err(DevError::Kernel { errno: 95, .. }) => {
+            return Ok(ChannelOutcome {
+                changed: false,
+                warning: Some("the driver does not support channel settings; left as is".into()),
+            })
+        }
+        r => r?,
+    };
+    let Some(max) = ch.combined_max else {
+        return Ok(ChannelOutcome {
+            changed: false,
+            warning: Some(format!(
+                "no combined channels on this device; {want} not applied"
+            )),
+        });
+    };
+    let (target, warning) = if want > max {
+        (
+            max,
+            Some(format!(
+                "{want} combined channels requested, the maximum is {max}: using {max}"
+            )),
+        )
+    } else {
+        (want, None)
+    };
+    if ch.combined == Some(target) {
+        return Ok(ChannelOutcome {
+            changed: false,
+            warning,
+        });
+    }
+    net.set_combined(idx, target)?;
+    let now = net.channels(idx)?;
+    if now.combined != Some(target) {
+        return Err(DevError::Invalid(format!(
+            "combined channels are {:?} after setting {target}",
+            now.combined
+        )));
+    }
+    Ok(ChannelOutcome {
+        changed: true,
+        warning,
+    })
+}
+
+/// Why a bond is (not yet) right for VF-LAG.
+enum BondCheck {
+    Valid {
+        bond: String,
+        mode: String,
+    },
+    /// May still change (NetworkManager is still enslaving): wait and look again.
+    NotYet(String),
+    /// Will not fix itself (wrong mode, not a bond): give up now.
+    Invalid(String),
+}
+
+fn check_bond(
+    root: &Root,
+    lag: &Lag,
+    dev: &Pf,
+    net: &mut dyn Net,
+) -> Result<BondCheck, StageError> {
+    let Some(bond) = master_of(dev, net)? else {
+        return Ok(BondCheck::NotYet(format!(
+            "{} is not enslaved to a bond",
+            dev.name
+        )));
+    };
+    let mode = match sysfs::bond_mode(root, &bond).map_err(dev_err(&dev.name, "read bond mode"))? {
+        Some(m) => m,
+        None => {
+            return Ok(BondCheck::Invalid(format!(
+                "{} is enslaved to {bond}, which is not a bond",
+                dev.name
+            )))
+        }
+    };
+    if !LAG_BOND_MODES.contains(&mode.as_str()) {
+        return Ok(BondCheck::Invalid(format!(
+            "{bond} is in mode {mode}; VF-LAG needs one of {}",
+            LAG_BOND_MODES.join(", ")
+        )));
+    }
+    let mut slaves =
+        sysfs::bond_slaves(root, &bond).map_err(dev_err(&dev.name, "read bond slaves"))?;
+    slaves.sort();
+    let mut pfs: Vec<String> = lag.pfs.iter().map(|p| p.to_string()).collect();
+    pfs.sort();
+    let extra: Vec<&String> = slaves.iter().filter(|s| !pfs.contains(s)).collect();
+    if !extra.is_empty() {
+        return Ok(BondCheck::Invalid(format!(
+            "{bond} also has {}: VF-LAG needs exactly the LAG's PFs ({}) in the bond",
+            extra
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            pfs.join(", ")
+        )));
+    }
+    let missing: Vec<&String> = pfs.iter().filter(|p| !slaves.contains(p)).collect();
+    if !missing.is_empty() {
+        return Ok(BondCheck::NotYet(format!(
+            "{bond} does not contain {} yet",
+            missing
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    Ok(BondCheck::Valid { bond, mode })
+}
+
+/// The late stage for one PF.
+pub fn rebind(root: &Root, lag: &Lag, pf: &IfName) -> Result<Report, StageError> {
+    let mut net = Kernel::open().map_err(dev_err(pf, "open netlink"))?;
+    rebind_with(root, lag, pf, &mut net, &Timeouts::default())
+}
+
+pub fn rebind_with(
+    root: &Root,
+    lag: &Lag,
+    pf: &IfName,
+    net: &mut dyn Net,
+    t: &Timeouts,
+) -> Result<Report, StageError> {
+    let dev = open_pf(root, lag, pf)?;
+    let _lock = lock_nic(root, &dev, t.lock)?;
+    let mut r = Report {
+        pf: pf.to_string(),
+        stage: "rebind",
+        ..Report::default()
+    };
+    let not_bound = |reason: String| StageError::NotBound {
+        pf: pf.to_string(),
+        reason,
+    };
+    let start = Instant::now();
+    let deadline = lag.lag_timeout;
+
+    // ---- The bond: wait (bounded) while it is still being assembled.
+    let (bond, mode) = loop {
+        match check_bond(root, lag, &dev, net)? {
+            BondCheck::Valid { bond, mode } => break (bond, mode),
+            BondCheck::Invalid(why) => return Err(not_bound(why)),
+            BondCheck::NotYet(why) if start.elapsed() >= deadline => {
+                return Err(not_bound(format!(
+                    "{why} after {:.0} s",
+                    start.elapsed().as_secs_f64()
+                )))
+            }
+            BondCheck::NotYet(_) => std::thread::sleep(sysfs::POLL_INTERVAL),
+        }
+    };
+    info!(pf = %pf, step = "bond", bond = %bond, mode = %mode, "bond is valid for VF-LAG");
+    r.bond = Some(format!("{bond} {mode}"));
+
+    // ---- LAG activation, where the driver shows it (mlx5 debugfs).
+    r.lag = Some(match dev.pci_addr() {
+        Some(_) => {
+            let seen = sysfs::mlx5_lag_state(root, &dev.dev_name)
+                .map_err(dev_err(pf, "read lag state"))?;
+            match seen {
+                None => "not observable".to_string(),
+                Some(_) => {
+                    let left = deadline.saturating_sub(start.elapsed());
+                    let res = wait_for("LAG activation", left, || {
+                        Ok(sysfs::mlx5_lag_state(root, &dev.dev_name)?.filter(|s| s == "active"))
+                    });
+                    match res {
+                        Ok(s) => s,
+                        Err(DevError::Timeout { .. }) => {
+                            let last = sysfs::mlx5_lag_state(root, &dev.dev_name)
+                                .ok()
+                                .flatten()
+                                .unwrap_or_default();
+                            return Err(not_bound(format!(
+                                "the LAG of {bond} did not become active within {:.0} s (lag/state: {last}); binding now would leave VF-LAG inactive",
+                                deadline.as_secs_f64()
+                            )));
+                        }
+                        Err(e) => return Err(dev_err(pf, "wait for LAG")(e)),
+                    }
+                }
+            }
+        }
+        None => "not observable".to_string(),
+    });
+    info!(pf = %pf, step = "lag", state = r.lag.as_deref().unwrap_or(""), "LAG state");
+
+    // ---- Restore autoprobe, then bind each VF back.
+    let h = dev.handle();
+    let st = State::load(root, pf, &h);
+    let autoprobe = dev
+        .autoprobe()
+        .map_err(dev_err(pf, "read sriov_drivers_autoprobe"))?;
+    match (st.autoprobe_before, autoprobe) {
+        (Some(before), Some(now)) if before != now => {
+            dev.set_autoprobe(before)
+                .map_err(dev_err(pf, "restore sriov_drivers_autoprobe"))?;
+            r.changed = true;
+        }
+        (None, Some(false)) => {
+            r.warn("sriov_drivers_autoprobe is 0 and no record says what it was; left as is".into())
+        }
+        _ => {}
+    }
+    let vfs = dev.vfs().map_err(dev_err(pf, "list VFs"))?;
+    r.vfs = dev.numvfs().ok().flatten().unwrap_or(vfs.len() as u32);
+    let mut bound = 0;
+    let mut problems = vec![];
+    for vf in &vfs {
+        if vf
+            .driver()
+            .map_err(dev_err(pf, "read VF driver"))?
+            .is_some()
+        {
+            bound += 1;
+            continue;
+        }
+        let recorded = st
+            .vfs
+            .iter()
+            .find(|x| x.index == vf.index && x.addr == vf.addr)
+            .and_then(|x| x.driver.clone());
+        let target = match recorded {
+            Some(d) => Some(d),
+            None => sysfs::driver_override(&vf.dir).map_err(dev_err(pf, "read driver_override"))?,
+        };
+        info!(pf = %pf, step = "bind", vf = vf.index, addr = %vf.addr, driver = target.as_deref().unwrap_or("(bus match)"), "binding VF");
+        let res = match &target {
+            Some(d) => sysfs::bind(root, &dev.bus, d, &vf.addr),
+            None => sysfs::probe(root, &dev.bus, &vf.addr),
+        };
+        if let Err(e) = res {
+            problems.push(format!("VF {} ({}): {e}", vf.index, vf.addr));
+            continue;
+        }
+        match wait_for(&format!("a driver on VF {}", vf.addr), t.bind, || {
+            vf.driver()
+        }) {
+            Ok(d) if target.as_ref().is_some_and(|t| *t != d) => {
+                problems.push(format!(
+                    "VF {} ({}) bound to {d}, expected {}",
+                    vf.index,
+                    vf.addr,
+                    target.as_deref().unwrap_or("")
+                ));
+            }
+            Ok(_) => {
+                bound += 1;
+                r.changed = true;
+            }
+            Err(e) => problems.push(format!("VF {} ({}): {e}", vf.index, vf.addr)),
+        }
+    }
+    if vfs.is_empty() && r.vfs > 0 {
+        // netdevsim: VFs exist only as representors, there is no device to bind.
+        r.warn(format!(
+            "{} has {} VFs but no VF devices on bus {}: nothing to bind",
+            dev.name, r.vfs, dev.bus
+        ));
+    } else {
+        r.bound = Some(bound);
+    }
+    if !problems.is_empty() {
+        return Err(StageError::Incomplete {
+            pf: pf.to_string(),
+            problems,
+        });
+    }
+    info!(pf = %pf, step = "done", status = %r.status(), "VFs bound");
+    Ok(r)
+}
+
+/// Stage logic against a fake sysfs tree and a recording fake netlink. These prove vflag's own
+/// decisions (guards, order, idempotence, what is written where); they prove nothing about
+/// kernel behaviour — that is the VM test bed's job.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::NetworkStack;
+    use crate::device::devlink::ParamValue;
+    use crate::device::ethtool::{Channels, Feature};
+    use crate::device::repr::Source;
+    use crate::device::rtnl::Link;
+    use crate::device::sysfs::testtree::Tree;
+    use crate::device::Result as DevResult;
+    use std::collections::HashMap;
+    use std::path::Path;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    fn n(s: &str) -> IfName {
+        IfName::new(s).unwrap()
+    }
+
+    fn lag(vfs: u32) -> Lag {
+        Lag {
+            name: "bond0".into(),
+            source: "/etc/vflag/vflag.conf".into(),
+            pfs: vec![n("ens3f0"), n("ens3f1")],
+            vfs,
+            pf_channels: Some(63),
+            representor_channels: Some(18),
+            eswitch: ConfEswitch::Switchdev,
+            network_stack: NetworkStack::Auto,
+            before: vec![],
+            device_timeout: Duration::from_secs(1),
+            lag_timeout: Duration::from_millis(400),
+            flow_steering_mode: None,
+            lag_port_select_mode: None,
+        }
+    }
+
+    fn quick() -> Timeouts {
+        Timeouts {
+            vfs: Duration::from_secs(5),
+            representors: Duration::from_secs(2),
+            lock: Duration::from_millis(300),
+            bind: Duration::from_secs(5),
+        }
+    }
+
+    /// Recording fake of the netlink side. Representors exist only in switchdev mode.
+    struct FakeNet {
+        mode: EswitchMode,
+        reps: Vec<Representor>,
+        features: HashMap<u32, Feature>,
+        channels: HashMap<u32, (u32, u32)>,
+        slave: bool,
+        calls: Vec<String>,
+    }
+
+    impl FakeNet {
+        fn new(nreps: u32) -> Self {
+            let mut f = FakeNet {
+                mode: EswitchMode::Legacy,
+                reps: (0..nreps)
+                    .map(|i| Representor {
+                        vf: i,
+                        ifindex: 50 + i,
+                        name: format!("eth{i}"),
+                        controller: None,
+                    })
+                    .collect(),
+                features: HashMap::new(),
+                channels: HashMap::new(),
+                slave: false,
+                calls: vec![],
+            };
+            for idx in [4, 5].into_iter().chain(50..50 + nreps) {
+                f.features.insert(
+                    idx,
+                    Feature {
+                        active: false,
+                        wanted: false,
+                        changeable: true,
+                    },
+                );
+                f.channels.insert(idx, (8, if idx < 50 { 63 } else { 16 }));
+            }
+            f
+        }
+        fn writes(&self) -> Vec<&String> {
+            self.calls.iter().filter(|c| c.starts_with("set")).collect()
+        }
+    }
+
+    impl Net for FakeNet {
+        fn link(&mut self, ifindex: u32) -> DevResult<Link> {
+            Ok(Link {
+                index: ifindex,
+                name: format!("if{ifindex}"),
+                flags: if self.slave { 0x801 } else { 0x1 },
+                master: None,
+                phys_port_name: None,
+                phys_switch_id: None,
+            })
+        }
+        fn eswitch_mode(&mut self, _h: &Handle) -> DevResult<EswitchMode> {
+            Ok(self.mode)
+        }
+        fn set_eswitch_mode(&mut self, h: &Handle, mode: EswitchMode) -> DevResult<()> {
+            self.calls.push(format!("set eswitch {h} {mode}"));
+            self.mode = mode;
+            Ok(())
+        }
+        fn set_param(
+            &mut self,
+            h: &Handle,
+            name: &str,
+            value: &str,
+        ) -> DevResult<Option<ParamValue>> {
+            self.calls
+                .push(format!("set param {h} {name}={value} in {}", self.mode));
+            Ok(Some(ParamValue::Str("dmfs".into())))
+        }
+        fn representors(&mut self, _pf: &Pf) -> DevResult<(Vec<Representor>, Source)> {
+            Ok(match self.mode {
+                EswitchMode::Switchdev => (self.reps.clone(), Source::Devlink),
+                _ => (vec![], Source::Devlink),
+            })
+        }
+        fn feature(&mut self, ifindex: u32, _name: &str) -> DevResult<Feature> {
+            Ok(self.features[&ifindex])
+        }
+        fn set_feature(&mut self, ifindex: u32, _name: &str, on: bool) -> DevResult<Feature> {
+            self.calls.push(format!("set offload #{ifindex} {on}"));
+            let f = self.features.get_mut(&ifindex).unwrap();
+            if f.changeable {
+                f.active = on;
+                f.wanted = on;
+            }
+            Ok(*f)
+        }
+        fn channels(&mut self, ifindex: u32) -> DevResult<Channels> {
+            let (c, m) = self.channels[&ifindex];
+            Ok(Channels {
+                combined: Some(c),
+                combined_max: Some(m),
+            })
+        }
+        fn set_combined(&mut self, ifindex: u32, n: u32) -> DevResult<()> {
+            self.calls.push(format!("set channels #{ifindex} {n}"));
+            self.channels.get_mut(&ifindex).unwrap().0 = n;
+            Ok(())
+        }
+    }
+
+    /// A fake kernel thread acting on the fake tree like sysfs does: `sriov_numvfs` creates or
+    /// removes VFs (bound to `driver` when autoprobe is 1), `unbind`/`bind`/`drivers_probe`
+    /// move `driver` links.
+    struct FakeKernel {
+        stop: Arc<AtomicBool>,
+        h: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl FakeKernel {
+        fn spawn(root: &Path, pf_devs: &[String], driver: &str) -> Self {
+            let stop = Arc::new(AtomicBool::new(false));
+            let (root, devs, driver, s) = (
+                root.to_path_buf(),
+                pf_devs.to_vec(),
+                driver.to_string(),
+                stop.clone(),
+            );
+            let h = std::thread::spawn(move || {
+                let vf_dir = |dev: &str, i: u32| {
+                    root.join(format!(
+                        "{}.{}",
+                        dev.rsplit_once('.').unwrap().0,
+                        2 + i + 16 * dev.ends_with(".1") as u32
+                    ))
+                };
+                let drv = root.join("sys/bus/pci/drivers");
+                let link_driver = |vf: &Path, d: &str| {
+                    let _ = fs::remove_file(vf.join("driver"));
+                    std::os::unix::fs::symlink(drv.join(d), vf.join("driver")).unwrap();
+                };
+                while !s.load(Ordering::Relaxed) {
+                    for dev in &devs {
+                        let d = root.join(dev);
+                        let want: u32 = fs::read_to_string(d.join("sriov_numvfs"))
+                            .unwrap()
+                            .trim()
+                            .parse()
+                            .unwrap_or(0);
+                        let have = (0..)
+                            .take_while(|i| d.join(format!("virtfn{i}")).exists())
+                            .count() as u32;
+                        if want == 0 && have > 0 {
+                            for i in 0..have {
+                                let _ = fs::remove_file(d.join(format!("virtfn{i}")));
+                                let _ = fs::remove_dir_all(vf_dir(dev, i));
+                            }
+                        } else if want > 0 && have == 0 {
+                            let probe = fs::read_to_string(d.join("sriov_drivers_autoprobe"))
+                                .map(|s| s.trim() == "1")
+                                .unwrap_or(true);
+                            for i in 0..want {
+                                let vf = vf_dir(dev, i);
+                                fs::create_dir_all(&vf).unwrap();
+                                std::os::unix::fs::symlink(&vf, d.join(format!("virtfn{i}")))
+                                    .unwrap();
+                                if probe {
+                                    link_driver(&vf, &driver);
+                                }
+                            }
+                        }
+                    }
+                    let pci = root.join("sys/devices/pci0000:00");
+                    for entry in fs::read_dir(&drv).unwrap().flatten() {
+                        for (file, bind) in [("unbind", false), ("bind", true)] {
+                            let f = entry.path().join(file);
+                            let addr = fs::read_to_string(&f).unwrap_or_default();
+                            if !addr.is_empty() {
+                                let vf = pci.join(addr.trim());
+                                if bind {
+                                    link_driver(&vf, &entry.file_name().to_string_lossy());
+                                } else {
+                                    let _ = fs::remove_file(vf.join("driver"));
+                                }
+                                fs::write(&f, "").unwrap();
+                            }
+                        }
+                    }
+                    let probe = root.join("sys/bus/pci/drivers_probe");
+                    let addr = fs::read_to_string(&probe).unwrap_or_default();
+                    if !addr.is_empty() {
+                        link_driver(&pci.join(addr.trim()), &driver);
+                        fs::write(&probe, "").unwrap();
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            });
+            FakeKernel { stop, h: Some(h) }
+        }
+    }
+
+    impl Drop for FakeKernel {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+            if let Some(h) = self.h.take() {
+                let _ = h.join();
+            }
+        }
+    }
+
+    /// Two ports of one NIC (0000:37:00.0/.1), `numvfs` VFs each bound to `drv`.
+    fn nic(numvfs: u32, drv: Option<&str>) -> (Tree, Vec<String>) {
+        let t = Tree::new();
+        let a = t.pci_pf("ens3f0", "0000:37:00.0", 4, Some(8), numvfs, drv);
+        let b = t.pci_pf("ens3f1", "0000:37:00.1", 5, Some(8), numvfs, drv);
+        t.driver("pci", "mlx5_core");
+        (t, vec![a, b])
+    }
+
+    #[test]
+    fn fresh_setup_does_every_step_once_in_order() {
+        let (t, devs) = nic(0, None);
+        let _k = FakeKernel::spawn(t.dir.path(), &devs, "mlx5_core");
+        let mut net = FakeNet::new(2);
+        let mut l = lag(2);
+        l.flow_steering_mode = Some("smfs".into());
+        let r = setup_with(&t.root(), &l, &n("ens3f0"), &mut net, &quick()).unwrap();
+        assert_eq!(r.status(), "2 VFs, switchdev, offload on, 2 representors");
+        assert_eq!(t.read(&format!("{}/sriov_numvfs", devs[0])), "2");
+        assert_eq!(
+            t.read(&format!("{}/sriov_drivers_autoprobe", devs[0])),
+            "0",
+            "autoprobe off before creating"
+        );
+        // VFs were created unbound: nothing to unbind.
+        assert_eq!(t.read("sys/bus/pci/drivers/mlx5_core/unbind"), "");
+        assert_eq!(
+            net.writes(),
+            [
+                "set param pci/0000:37:00.0 flow_steering_mode=smfs in legacy",
+                "set eswitch pci/0000:37:00.0 switchdev",
+                "set offload #4 true",
+                "set channels #4 63",
+                "set offload #50 true",
+                "set channels #50 16",
+                "set offload #51 true",
+                "set channels #51 16",
+            ]
+        );
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.contains("18 combined channels requested, the maximum is 16")),
+            "{:?}",
+            r.warnings
+        );
+        let st = State::load(
+            &t.root(),
+            &n("ens3f0"),
+            &Handle {
+                bus: "pci".into(),
+                dev: "0000:37:00.0".into(),
+            },
+        );
+        assert!(st.setup_done);
+        assert_eq!(st.autoprobe_before, Some(true));
+        assert_eq!(
+            st.vfs
+                .iter()
+                .map(|v| (v.addr.as_str(), v.driver.clone()))
+                .collect::<Vec<_>>(),
+            [("0000:37:00.2", None), ("0000:37:00.3", None)]
+        );
+
+        // A restart changes nothing and says so.
+        let calls = net.calls.len();
+        let again = setup_with(&t.root(), &l, &n("ens3f0"), &mut net, &quick()).unwrap();
+        assert!(!again.changed);
+        assert!(again.status().ends_with("unchanged"), "{}", again.status());
+        let new: Vec<_> = net.calls[calls..]
+            .iter()
+            .filter(|c| c.starts_with("set"))
+            .collect();
+        assert!(
+            new.iter().all(|c| c.contains("param")) || new.is_empty(),
+            "{new:?}"
+        );
+        assert!(again
+            .warnings
+            .iter()
+            .any(|w| w.contains("flow_steering_mode=smfs not applied")));
+    }
+
+    #[test]
+    fn bound_vfs_are_unbound_from_their_own_driver_and_remembered() {
+        let (t, devs) = nic(2, Some("igbvf"));
+        let _k = FakeKernel::spawn(t.dir.path(), &devs, "igbvf");
+        let mut net = FakeNet::new(2);
+        let mut l = lag(2);
+        l.eswitch = ConfEswitch::Legacy;
+        let r = setup_with(&t.root(), &l, &n("ens3f0"), &mut net, &quick()).unwrap();
+        assert_eq!(r.status(), "2 VFs, legacy, offload on");
+        assert!(!t.exists(&format!("{}.2/driver", devs[0].rsplit_once('.').unwrap().0)));
+        assert!(
+            net.calls.iter().all(|c| !c.contains("eswitch")),
+            "legacy never touches the eswitch"
+        );
+        let st = State::load(
+            &t.root(),
+            &n("ens3f0"),
+            &Handle {
+                bus: "pci".into(),
+                dev: "0000:37:00.0".into(),
+            },
+        );
+        assert_eq!(
+            st.vfs
+                .iter()
+                .map(|v| v.driver.as_deref())
+                .collect::<Vec<_>>(),
+            [Some("igbvf"), Some("igbvf")]
+        );
+        assert_eq!(
+            st.autoprobe_before, None,
+            "VF count unchanged: autoprobe untouched"
+        );
+    }
+
+    #[test]
+    fn other_vf_count_is_reset_to_zero_first() {
+        let (t, devs) = nic(3, None);
+        let _k = FakeKernel::spawn(t.dir.path(), &devs, "mlx5_core");
+        let mut net = FakeNet::new(2);
+        setup_with(&t.root(), &lag(2), &n("ens3f0"), &mut net, &quick()).unwrap();
+        assert_eq!(t.read(&format!("{}/sriov_numvfs", devs[0])), "2");
+        assert!(
+            !t.exists(&format!("{}/virtfn2", devs[0])),
+            "the fake kernel saw the 0 and removed the third VF"
+        );
+    }
+
+    #[test]
+    fn enslaved_pf_is_refused_before_any_change() {
+        let (t, _) = nic(0, None);
+        t.bond("bond0", "802.3ad 4", &["ens3f0", "ens3f1"]);
+        let mut net = FakeNet::new(2);
+        let err = setup_with(&t.root(), &lag(2), &n("ens3f0"), &mut net, &quick()).unwrap_err();
+        assert!(matches!(err, StageError::Refused { .. }), "{err}");
+        assert!(err.to_string().contains("enslaved to bond0"), "{err}");
+        assert!(net.writes().is_empty());
+        assert_eq!(
+            t.read("sys/devices/pci0000:00/0000:37:00.0/sriov_numvfs"),
+            "0\n"
+        );
+        // Also when only rtnetlink says so (IFF_SLAVE without a sysfs master link).
+        let (t, _) = nic(0, None);
+        let mut net = FakeNet::new(2);
+        net.slave = true;
+        let err = setup_with(&t.root(), &lag(2), &n("ens3f0"), &mut net, &quick()).unwrap_err();
+        assert!(matches!(err, StageError::Refused { .. }), "{err}");
+    }
+
+    #[test]
+    fn guards() {
+        let (t, _) = nic(0, None);
+        let mut net = FakeNet::new(9);
+        let e = setup_with(&t.root(), &lag(9), &n("ens3f0"), &mut net, &quick()).unwrap_err();
+        assert!(e.to_string().contains("at most 8"), "{e}");
+        let e = setup_with(&t.root(), &lag(2), &n("ens9"), &mut net, &quick()).unwrap_err();
+        assert!(e.to_string().contains("not a PF of LAG"), "{e}");
+        let mut l = lag(2);
+        l.pfs.push(n("ens9"));
+        let e = setup_with(&t.root(), &l, &n("ens9"), &mut net, &quick()).unwrap_err();
+        assert!(
+            matches!(e, StageError::Refused { .. }) && e.to_string().contains("does not exist"),
+            "{e}"
+        );
+        // Two PFs on different cards.
+        t.pci_pf("ens4f1", "0000:81:00.1", 6, Some(8), 0, None);
+        let mut l = lag(2);
+        l.pfs = vec![n("ens3f0"), n("ens4f1")];
+        let e = setup_with(&t.root(), &l, &n("ens3f0"), &mut net, &quick()).unwrap_err();
+        assert!(e.to_string().contains("not two ports of one NIC"), "{e}");
+        assert!(net.writes().is_empty());
+        assert_eq!(
+            t.read("sys/devices/pci0000:00/0000:37:00.0/sriov_numvfs"),
+            "0\n"
+        );
+    }
+
+    #[test]
+    fn more_than_64_vfs_warns() {
+        let t = Tree::new();
+        let d = t.pci_pf("ens3f0", "0000:37:00.0", 4, Some(127), 65, None);
+        let _ = d;
+        let mut net = FakeNet::new(65);
+        let mut l = lag(65);
+        l.pfs = vec![n("ens3f0")];
+        l.representor_channels = None;
+        let r = setup_with(&t.root(), &l, &n("ens3f0"), &mut net, &quick()).unwrap();
+        assert!(
+            r.warnings.iter().any(|w| w.contains("more than 64")),
+            "{:?}",
+            r.warnings
+        );
+        assert_eq!(r.representors, Some(65));
+    }
+
+    #[test]
+    fn missing_representors_time_out_and_fixed_offload_is_incomplete() {
+        let (t, devs) = nic(0, None);
+        let _k = FakeKernel::spawn(t.dir.path(), &devs, "mlx5_core");
+        let mut net = FakeNet::new(1); // only VF 0's representor ever shows up
+        let mut tm = quick();
+        tm.representors = Duration::from_millis(300);
+        let e = setup_with(&t.root(), &lag(2), &n("ens3f0"), &mut net, &tm).unwrap_err();
+        assert!(e.to_string().contains("2 representors"), "{e}");
+
+        let mut net = FakeNet::new(2);
+        net.features.insert(
+            51,
+            Feature {
+                active: false,
+                wanted: false,
+                changeable: false,
+            },
+        );
+        let e = setup_with(&t.root(), &lag(2), &n("ens3f0"), &mut net, &quick()).unwrap_err();
+        match &e {
+            StageError::Incomplete { problems, .. } => {
+                assert_eq!(problems.len(), 1, "{problems:?}");
+                assert!(problems[0].contains("eth1 (VF 1)") && problems[0].contains("[fixed]"));
+            }
+            e => panic!("{e}"),
+        }
+        // the other ports were still tuned
+        assert!(net.calls.contains(&"set offload #50 true".to_string()));
+    }
+
+    #[test]
+    fn nic_lock_is_shared_by_both_ports() {
+        let (t, _) = nic(0, None);
+        let root = t.root();
+        let other = Pf::open(&root, &n("ens3f1")).unwrap();
+        let held = lock_nic(&root, &other, Duration::from_secs(1)).unwrap();
+        assert!(held.path.ends_with("nic-0000:37:00.lock"));
+        let mut net = FakeNet::new(2);
+        let e = setup_with(&root, &lag(2), &n("ens3f0"), &mut net, &quick()).unwrap_err();
+        assert!(e.to_string().contains("could not lock"), "{e}");
+        assert!(net.calls.is_empty());
+        drop(held);
+        let me = Pf::open(&root, &n("ens3f0")).unwrap();
+        lock_nic(&root, &me, Duration::from_secs(1)).unwrap();
+    }
+
+    fn state_for_rebind(t: &Tree, drivers: &[Option<&str>]) {
+        let st = State {
+            device: "pci/0000:37:00.0".into(),
+            autoprobe_before: Some(true),
+            vfs: drivers
+                .iter()
+                .enumerate()
+                .map(|(i, d)| VfRecord {
+                    index: i as u32,
+                    addr: format!("0000:37:00.{}", 2 + i),
+                    driver: d.map(str::to_string),
+                })
+                .collect(),
+            setup_done: true,
+        };
+        st.save(&t.root(), &n("ens3f0")).unwrap();
+    }
+
+    #[test]
+    fn rebind_binds_each_vf_back_after_a_valid_bond() {
+        let (t, devs) = nic(2, None);
+        t.driver("pci", "igbvf");
+        t.write(&format!("{}/sriov_drivers_autoprobe", devs[0]), "0\n");
+        t.bond("bond0", "802.3ad 4", &["ens3f0", "ens3f1"]);
+        state_for_rebind(&t, &[Some("igbvf"), None]);
+        let _k = FakeKernel::spawn(t.dir.path(), &devs, "mlx5_core");
+        let mut net = FakeNet::new(2);
+        let r = rebind_with(&t.root(), &lag(2), &n("ens3f0"), &mut net, &quick()).unwrap();
+        assert_eq!(r.status(), "2 VFs bound, bond0 802.3ad, LAG not observable");
+        assert_eq!(
+            t.read(&format!("{}/sriov_drivers_autoprobe", devs[0])),
+            "1",
+            "autoprobe restored"
+        );
+        let drv = |i: u32| {
+            sysfs::link_basename(&t.p(&format!(
+                "sys/devices/pci0000:00/0000:37:00.{}/driver",
+                2 + i
+            )))
+            .unwrap()
+        };
+        assert_eq!(
+            drv(0).as_deref(),
+            Some("igbvf"),
+            "back to the recorded driver"
+        );
+        assert_eq!(
+            drv(1).as_deref(),
+            Some("mlx5_core"),
+            "never-bound VF: bus match via drivers_probe"
+        );
+        // Again: nothing to do.
+        let again = rebind_with(&t.root(), &lag(2), &n("ens3f0"), &mut net, &quick()).unwrap();
+        assert!(!again.changed && again.bound == Some(2));
+    }
+
+    #[test]
+    fn rebind_refuses_without_a_valid_bond() {
+        let (t, devs) = nic(2, None);
+        state_for_rebind(&t, &[None, None]);
+        let _k = FakeKernel::spawn(t.dir.path(), &devs, "mlx5_core");
+        let mut net = FakeNet::new(2);
+        let unbound = |t: &Tree| !t.exists("sys/devices/pci0000:00/0000:37:00.2/driver");
+
+        let start = Instant::now();
+        let e = rebind_with(&t.root(), &lag(2), &n("ens3f0"), &mut net, &quick()).unwrap_err();
+        assert!(
+            matches!(e, StageError::NotBound { .. }) && e.to_string().contains("not enslaved"),
+            "{e}"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "bounded by lag_timeout"
+        );
+        assert!(unbound(&t));
+
+        // balance-rr can never carry VF-LAG: refused at once, even with a long timeout.
+        t.bond("bond0", "balance-rr 0", &["ens3f0", "ens3f1"]);
+        let mut l = lag(2);
+        l.lag_timeout = Duration::from_secs(60);
+        let start = Instant::now();
+        let e = rebind_with(&t.root(), &l, &n("ens3f0"), &mut net, &quick()).unwrap_err();
+        assert!(e.to_string().contains("mode balance-rr"), "{e}");
+        assert!(start.elapsed() < Duration::from_secs(2));
+
+        // A third member.
+        t.bond("bond0", "active-backup 1", &["ens3f0", "ens3f1", "eno1"]);
+        let e = rebind_with(&t.root(), &l, &n("ens3f0"), &mut net, &quick()).unwrap_err();
+        assert!(e.to_string().contains("also has eno1"), "{e}");
+
+        // Only one PF in it (yet).
+        t.bond("bond0", "active-backup 1", &["ens3f0"]);
+        let e = rebind_with(&t.root(), &lag(2), &n("ens3f0"), &mut net, &quick()).unwrap_err();
+        assert!(e.to_string().contains("does not contain ens3f1"), "{e}");
+        assert!(unbound(&t));
+    }
+
+    #[test]
+    fn rebind_waits_for_mlx5_lag_activation() {
+        let (t, devs) = nic(1, None);
+        t.bond("bond0", "balance-xor 2", &["ens3f0", "ens3f1"]);
+        state_for_rebind(&t, &[None]);
+        t.write("sys/kernel/debug/mlx5/0000:37:00.0/lag/state", "disabled\n");
+        let _k = FakeKernel::spawn(t.dir.path(), &devs, "mlx5_core");
+        let mut net = FakeNet::new(1);
+        let e = rebind_with(&t.root(), &lag(1), &n("ens3f0"), &mut net, &quick()).unwrap_err();
+        assert!(
+            e.to_string().contains("did not become active") && e.to_string().contains("disabled"),
+            "{e}"
+        );
+        assert!(!t.exists("sys/devices/pci0000:00/0000:37:00.2/driver"));
+
+        let p = t.p("sys/kernel/debug/mlx5/0000:37:00.0/lag/state");
+        let h = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(150));
+            fs::write(p, "active\n").unwrap();
+        });
+        let mut l = lag(1);
+        l.lag_timeout = Duration::from_secs(5);
+        let r = rebind_with(&t.root(), &l, &n("ens3f0"), &mut net, &quick()).unwrap();
+        h.join().unwrap();
+        assert_eq!(r.lag.as_deref(), Some("active"));
+        assert_eq!(r.bound, Some(1));
+    }
+
+    #[test]
+    fn restart_of_an_enslaved_configured_pf_is_a_noop() {
+        let (t, _) = nic(2, None);
+        t.bond("bond0", "802.3ad 4", &["ens3f0", "ens3f1"]);
+        state_for_rebind(&t, &[None, None]);
+        let mut net = FakeNet::new(2);
+        net.mode = EswitchMode::Switchdev;
+        let r = setup_with(&t.root(), &lag(2), &n("ens3f0"), &mut net, &quick()).unwrap();
+        assert!(!r.changed);
+        assert_eq!(r.status(), "2 VFs, switchdev, unchanged");
+        assert!(net.writes().is_empty());
+    }
+
+    #[test]
+    fn state_record_keeps_first_known_driver() {
+        let mut st = State::default();
+        let vf = |a: &str| sysfs::Vf {
+            index: 0,
+            addr: a.into(),
+            dir: "/x".into(),
+        };
+        st.record(&vf("0000:37:00.2"), Some("mlx5_core".into()));
+        st.record(&vf("0000:37:00.2"), None);
+        assert_eq!(st.vfs[0].driver.as_deref(), Some("mlx5_core"));
+        st.record(&vf("0000:37:00.9"), None);
+        assert_eq!(
+            st.vfs[0].driver, None,
+            "another device at this index: old record dropped"
+        );
+        assert_eq!(st.vfs.len(), 1);
+    }
+}

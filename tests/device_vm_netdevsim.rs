@@ -1,0 +1,271 @@
+//! Real-kernel proof of the device layer and the stages against netdevsim (+ bonding).
+//!
+//! This CHANGES the kernel's state (creates a netdevsim device, VFs, switchdev, a bond), so it
+//! runs only inside a throw-away guest: it is `#[ignore]`d and additionally needs
+//! `VFLAG_TEST_NETDEVSIM=1`. In the guest: `device_vm_netdevsim --ignored --test-threads=1`.
+//! Needs the netdevsim and bonding modules loaded (`bonding max_bonds=0`), debugfs not needed
+//! (2 VFs are within netdevsim's default limit of 4).
+//!
+//! How it was run (2026-11-25, kernel 6.12.117+deb12, QEMU TCG): a busybox initramfs holding
+//! this test binary (+ the shared libraries `ldd` lists) and the modules from the test-bed
+//! image (modules psample, netdevsim, tls, bonding; `-M pc`), whose /init mounts proc/sys/devtmpfs/debugfs, insmods the modules
+//! and runs the binary with the environment variable set; `-kernel <vmlinuz> -initrd <cpio>
+//! -nic none -no-reboot`. The project's own harness is tests/vm/.
+
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use vflag::config::{EswitchMode as ConfEswitch, Lag, NetworkStack};
+use vflag::device::devlink::{Devlink, EswitchMode, Handle, PARAM_TYPE_U32, PORT_FLAVOUR_PCI_VF};
+use vflag::device::ethtool::{Ethtool, HW_TC_OFFLOAD};
+use vflag::device::net::Kernel;
+use vflag::device::rtnl::Rtnl;
+use vflag::device::sysfs::Pf;
+use vflag::device::Error;
+use vflag::names::IfName;
+use vflag::paths::Root;
+use vflag::stages::{self, StageError, Timeouts};
+
+fn write(p: &str, v: &str) {
+    fs::write(p, v).unwrap_or_else(|e| panic!("{p} <- {v:?}: {e}"));
+}
+
+fn wait<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn lag(pf: &IfName, vfs: u32) -> Lag {
+    Lag {
+        name: "bond7".into(),
+        source: "/test".into(),
+        pfs: vec![pf.clone()],
+        vfs,
+        pf_channels: Some(4),
+        representor_channels: Some(99),
+        eswitch: ConfEswitch::Switchdev,
+        network_stack: NetworkStack::Auto,
+        before: vec![],
+        device_timeout: Duration::from_secs(5),
+        lag_timeout: Duration::from_secs(3),
+        flow_steering_mode: None,
+        lag_port_select_mode: None,
+    }
+}
+
+#[test]
+#[ignore = "changes kernel state: run in the VM test bed with VFLAG_TEST_NETDEVSIM=1"]
+fn netdevsim_setup_and_rebind_on_a_real_kernel() {
+    assert_eq!(
+        std::env::var("VFLAG_TEST_NETDEVSIM").as_deref(),
+        Ok("1"),
+        "guest only"
+    );
+    assert!(
+        Path::new("/sys/bus/netdevsim/new_device").exists(),
+        "netdevsim module not loaded"
+    );
+    write("/sys/bus/netdevsim/new_device", "17 1 8");
+    let netdir = "/sys/bus/netdevsim/devices/netdevsim17/net";
+    let name = wait("netdevsim17 port", || {
+        fs::read_dir(netdir)
+            .ok()?
+            .flatten()
+            .next()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+    });
+    let pf = IfName::new(&name).unwrap();
+    let root = Root::new("/");
+    eprintln!("PF {pf}");
+
+    // sysfs model
+    let dev = Pf::open(&root, &pf).unwrap();
+    let h = dev.handle();
+    assert_eq!(h.to_string(), "netdevsim/netdevsim17");
+    assert_eq!(dev.totalvfs().unwrap(), None);
+    assert_eq!(dev.numvfs().unwrap(), Some(0));
+
+    // devlink, directly
+    let mut dl = Devlink::open().unwrap();
+    assert_eq!(dl.eswitch_mode(&h).unwrap(), EswitchMode::Legacy);
+    let p = dl.param(&h, "max_macs").unwrap();
+    assert_eq!(p.kind, PARAM_TYPE_U32);
+    eprintln!("param {p:?}");
+    assert!(!p.values.is_empty());
+    assert!(
+        matches!(
+            dl.set_param(&h, "max_macs", "16"),
+            Err(Error::Unsupported(_))
+        ),
+        "driverinit only"
+    );
+    let missing = Handle {
+        bus: "netdevsim".into(),
+        dev: "netdevsim99".into(),
+    };
+    let e = dl.eswitch_mode(&missing).unwrap_err();
+    eprintln!("missing device: {e}");
+    assert_eq!(e.errno(), Some(19), "{e}");
+
+    // the early stage, real kernel
+    let l = lag(&pf, 2);
+    let r = stages::setup_with(
+        &root,
+        &l,
+        &pf,
+        &mut Kernel::open().unwrap(),
+        &Timeouts::default(),
+    )
+    .unwrap();
+    eprintln!("setup: {} {:?}", r.status(), r.warnings);
+    assert_eq!(r.status(), "2 VFs, switchdev, offload on, 2 representors");
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains("99 combined channels requested")),
+        "{:?}",
+        r.warnings
+    );
+
+    // independent look at the result: sysfs names and the devlink port dump agree
+    assert_eq!(
+        fs::read_to_string(dev.dev_dir.join("sriov_numvfs"))
+            .unwrap()
+            .trim(),
+        "2"
+    );
+    let switch_id = fs::read_to_string(format!("/sys/class/net/{pf}/phys_switch_id")).unwrap();
+    let mut reps = vec![];
+    for e in fs::read_dir("/sys/class/net").unwrap().flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        let port = fs::read_to_string(e.path().join("phys_port_name")).unwrap_or_default();
+        let sw = fs::read_to_string(e.path().join("phys_switch_id")).unwrap_or_default();
+        if sw == switch_id && port.trim().starts_with("pf0vf") {
+            let idx: u32 = fs::read_to_string(e.path().join("ifindex"))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            reps.push((port.trim().to_string(), idx, n));
+        }
+    }
+    reps.sort();
+    assert_eq!(
+        reps.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
+        ["pf0vf0", "pf0vf1"]
+    );
+    let ports = dl.ports(&h).unwrap();
+    for (port, idx, n) in &reps {
+        let vf: u16 = port.trim_start_matches("pf0vf").parse().unwrap();
+        assert!(
+            ports.iter().any(|p| p.flavour == Some(PORT_FLAVOUR_PCI_VF)
+                && p.vf == Some(vf)
+                && p.netdev_ifindex == Some(*idx)),
+            "{port} #{idx} {n} not in {ports:?}"
+        );
+    }
+    let mut et = Ethtool::open().unwrap();
+    for (_, idx, n) in &reps {
+        assert!(et.feature(*idx, HW_TC_OFFLOAD).unwrap().active, "{n}");
+        let ch = et.channels(*idx).unwrap();
+        assert_eq!(ch.combined, ch.combined_max, "{n}: clamped to max");
+    }
+    assert_eq!(
+        et.channels(dev.ifindex().unwrap()).unwrap().combined,
+        Some(4)
+    );
+
+    // a restart changes nothing
+    let again = stages::setup_with(
+        &root,
+        &l,
+        &pf,
+        &mut Kernel::open().unwrap(),
+        &Timeouts::default(),
+    )
+    .unwrap();
+    assert!(!again.changed, "{:?}", again);
+
+    // late stage without a bond: refuses within the bound
+    let start = Instant::now();
+    let e = stages::rebind_with(
+        &root,
+        &l,
+        &pf,
+        &mut Kernel::open().unwrap(),
+        &Timeouts::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, StageError::NotBound { .. }), "{e}");
+    assert!(start.elapsed() < Duration::from_secs(6));
+
+    // a real bond: active-backup with the PF
+    write("/sys/class/net/bonding_masters", "+vfbond7");
+    write("/sys/class/net/vfbond7/bonding/mode", "active-backup");
+    write("/sys/class/net/vfbond7/bonding/slaves", &format!("+{pf}"));
+    let mut rt = Rtnl::open().unwrap();
+    let link = rt.link(dev.ifindex().unwrap()).unwrap();
+    assert!(link.is_slave() && link.master.is_some(), "{link:?}");
+
+    // enslaved: another VF count is refused and nothing changes; the same plan is a no-op
+    let e = stages::setup_with(
+        &root,
+        &lag(&pf, 3),
+        &pf,
+        &mut Kernel::open().unwrap(),
+        &Timeouts::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, StageError::Refused { .. }), "{e}");
+    assert_eq!(
+        fs::read_to_string(dev.dev_dir.join("sriov_numvfs"))
+            .unwrap()
+            .trim(),
+        "2"
+    );
+    let noop = stages::setup_with(
+        &root,
+        &l,
+        &pf,
+        &mut Kernel::open().unwrap(),
+        &Timeouts::default(),
+    )
+    .unwrap();
+    assert!(!noop.changed);
+
+    let r = stages::rebind_with(
+        &root,
+        &l,
+        &pf,
+        &mut Kernel::open().unwrap(),
+        &Timeouts::default(),
+    )
+    .unwrap();
+    eprintln!("rebind: {}", r.status());
+    assert_eq!(r.bond.as_deref(), Some("vfbond7 active-backup"));
+    assert_eq!(r.lag.as_deref(), Some("not observable"));
+
+    // a bond mode VF-LAG cannot use
+    write("/sys/class/net/vfbond7/bonding/slaves", &format!("-{pf}"));
+    write("/sys/class/net/vfbond7/bonding/mode", "balance-rr");
+    write("/sys/class/net/vfbond7/bonding/slaves", &format!("+{pf}"));
+    let e = stages::rebind_with(
+        &root,
+        &l,
+        &pf,
+        &mut Kernel::open().unwrap(),
+        &Timeouts::default(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("balance-rr"), "{e}");
+    eprintln!("VM-TEST-OK");
+}
