@@ -219,13 +219,32 @@ fn load_files(root: &crate::paths::Root) -> Loaded {
         }
         return loaded;
     }
-    let mut merged = Merged::default();
+    let mut texts = Vec::new();
     for file in files {
         match std::fs::read_to_string(root.path(&file)) {
-            Ok(text) => merged.add(&file, &text, &mut loaded.diagnostics),
-            Err(e) => loaded.diagnostics.push(file_error(&file, e)),
+            Ok(text) => texts.push((file, text)),
+            Err(e) => {
+                loaded.diagnostics.push(file_error(&file, e));
+                loaded.sources.push(file);
+            }
         }
-        loaded.sources.push(file);
+    }
+    let parsed = parse_native(&texts);
+    loaded.diagnostics.extend(parsed.diagnostics);
+    loaded.sources.extend(parsed.sources);
+    loaded.plan = parsed.plan;
+    loaded.ovs = parsed.ovs;
+    loaded
+}
+
+/// Parse native config texts (main file first, then drop-ins in order) without touching the
+/// file system: the pure core of [`load`], also the fuzz target's entry point.
+pub fn parse_native(files: &[(PathBuf, String)]) -> Loaded {
+    let mut loaded = Loaded::default();
+    let mut merged = Merged::default();
+    for (file, text) in files {
+        merged.add(file, text, &mut loaded.diagnostics);
+        loaded.sources.push(file.clone());
     }
     merged.finish(&mut loaded);
     loaded

@@ -15,4 +15,5 @@ pub mod log;
 pub mod names;
 pub mod ovsdb;
 pub mod paths;
+pub mod report;
 pub mod stages;

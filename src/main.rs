@@ -31,6 +31,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Early stage for one PF (run by vflag@<pf>.service before network-pre.target): create the
+    /// VFs and keep them unbound, switchdev, hw-tc-offload, channels. Safe to run again.
+    Setup { pf: String },
+    /// End of a failed early stage (ExecStopPost= of vflag@<pf>.service): hand the PF to the
+    /// network stack if the set-up did not get to do it.
+    SetupEnd { pf: String },
+    /// Late stage for one PF (run by vflag-rebind@<pf>.service after network-online.target):
+    /// check the bond is valid for VF-LAG, then bind the VFs back to their driver.
+    Rebind { pf: String },
+    /// Print udev properties for a net device (IMPORT{program} in 81-vflag.rules).
+    UdevImport { ifname: String },
     /// Pre-flight checks (IOMMU, firmware, NIC) for the given PFs, or all configured PFs.
     /// Exit status 1 when a check fails. vflag@<pf>.service runs this before its set-up.
     Check {
@@ -57,6 +68,18 @@ fn run(command: Command, root: &Root) -> Result<ExitCode> {
     match command {
         Command::Plan { json } => plan(root, json),
         Command::Check { pfs, json } => check(root, &pfs, json),
+        Command::Setup { pf } => setup(root, &pf),
+        Command::SetupEnd { pf } => setup_end(root, &pf),
+        Command::Rebind { pf } => rebind(root, &pf),
+        Command::UdevImport { ifname } => {
+            // udev ignores a failing program's output: print what applies, always exit 0.
+            let loaded = config::load(root);
+            if !loaded.disabled_by_cmdline {
+                let props = vflag::hotplug::udev_import(root, &loaded.plan, &ifname);
+                print!("{}", vflag::hotplug::format_properties(&props));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -115,8 +138,84 @@ fn print_plan(loaded: &Loaded) {
     }
 }
 
+/// Bound of each D-Bus exchange with the network stack.
+const BUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn setup(root: &Root, instance: &str) -> Result<ExitCode> {
+    let loaded = config::load(root);
+    if loaded.disabled_by_cmdline {
+        tracing::info!("vflag is disabled by vflag=0 on the kernel command line; nothing done");
+        vflag::log::status("disabled by vflag=0 on the kernel command line");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (lag, pf) = configured_pf(&loaded, instance)?;
+    let start = vflag::hotplug::stage_start(root, lag, &pf, BUS_TIMEOUT);
+    tracing::debug!(pf = %pf, step = "hold", "{start:?}");
+    vflag::log::status("setting up");
+    let result = vflag::stages::setup(root, lag, &pf);
+    // On success and on failure alike: a PF left held is a bond that never comes up.
+    let end = vflag::hotplug::stage_end(root, lag, &pf, BUS_TIMEOUT);
+    match &end.release {
+        Ok(o) => tracing::info!(pf = %pf, step = "release", "network stack {:?}: {o:?}", end.stack),
+        Err(e) => {
+            tracing::warn!(pf = %pf, step = "release", "could not hand {pf} to {:?}: {e}", end.stack)
+        }
+    }
+    let report = result.map_err(|e| {
+        vflag::log::status(&format!("failed: {e}"));
+        anyhow::anyhow!(e)
+    })?;
+    tracing::info!(pf = %pf, step = "done", "{}", report.status());
+    vflag::log::status(&report.status());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn setup_end(root: &Root, instance: &str) -> Result<ExitCode> {
+    // systemd sets SERVICE_RESULT for ExecStopPost=; on a clean stop (shutdown) do nothing.
+    if std::env::var("SERVICE_RESULT").is_ok_and(|r| r == "success") {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let loaded = config::load(root);
+    let (lag, pf) = configured_pf(&loaded, instance)?;
+    let ifindex = vflag::device::sysfs::netdev_ifindex(root, pf.as_str())
+        .ok()
+        .flatten();
+    if vflag::hotplug::finished(root, &pf, ifindex) {
+        return Ok(ExitCode::SUCCESS); // `vflag setup` already handed the PF over
+    }
+    let end = vflag::hotplug::stage_end(root, lag, &pf, BUS_TIMEOUT);
+    tracing::info!(pf = %pf, step = "release", "after a failed set-up: {end:?}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rebind(root: &Root, instance: &str) -> Result<ExitCode> {
+    let loaded = config::load(root);
+    if loaded.disabled_by_cmdline {
+        tracing::info!("vflag is disabled by vflag=0 on the kernel command line; nothing done");
+        vflag::log::status("disabled by vflag=0 on the kernel command line");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (lag, pf) = configured_pf(&loaded, instance)?;
+    vflag::log::status("waiting for the bond");
+    match vflag::stages::rebind(root, lag, &pf) {
+        Ok(report) => {
+            tracing::info!(pf = %pf, step = "done", "{}", report.status());
+            vflag::log::status(&report.status());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            vflag::log::status(&format!("VF-LAG degraded: {e}"));
+            Err(e.into())
+        }
+    }
+}
+
 fn check(root: &Root, pfs: &[String], json: bool) -> Result<ExitCode> {
     let loaded = config::load(root);
+    if loaded.disabled_by_cmdline {
+        println!("vflag is disabled by vflag=0 on the kernel command line; nothing to check");
+        return Ok(ExitCode::SUCCESS);
+    }
     let cmdline = Cmdline::read(root);
     let targets: Vec<(&Lag, IfName)> = if pfs.is_empty() {
         loaded.plan.pfs().map(|(l, p)| (l, p.clone())).collect()
@@ -141,7 +240,7 @@ fn check(root: &Root, pfs: &[String], json: bool) -> Result<ExitCode> {
     if json {
         println!("{}", serde_json::to_string_pretty(&findings)?);
     } else {
-        print_findings(&findings);
+        print!("{}", vflag::report::table(&findings));
     }
     // Under systemd the journal gets one line per failure; by hand the table says it all.
     let under_systemd = std::env::var_os("INVOCATION_ID").is_some();
@@ -167,24 +266,6 @@ fn check(root: &Root, pfs: &[String], json: bool) -> Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn print_findings(findings: &[Finding]) {
-    for f in findings {
-        let mark = match f.outcome {
-            Outcome::Pass => "✓",
-            Outcome::Warn => "!",
-            Outcome::Fail => "✗",
-            Outcome::Skip => "-",
-        };
-        let pf = f.pf.as_ref().map(IfName::as_str).unwrap_or("");
-        println!("{mark} {:<16} {:<15} {}", f.check, pf, f.detail);
-        if f.outcome != Outcome::Pass {
-            if let Some(h) = &f.hint {
-                println!("  {:<32} → {h}", "");
-            }
-        }
-    }
 }
 
 /// The unit instance (`%I`) must name a configured PF; anything else is refused before a path
