@@ -386,12 +386,14 @@ pub fn setup_with(
     } else {
         None
     };
+    let pf_index = dev.ifindex().map_err(dev_err(pf, "read ifindex"))?;
     let mut st = State::load(root, pf, &h);
     if let Some(master) = master_of(&dev, net)? {
         let configured =
             st.setup_done && numvfs == want && (!switchdev || mode == Some(EswitchMode::Switchdev));
         if configured {
-            r.eswitch = mode.map(|m| m.to_string());
+            r.eswitch = Some(mode.map_or("legacy".into(), |m| m.to_string()));
+            observe(net, &dev, switchdev, &mut r);
             r.warn(format!(
                 "already set up and enslaved to {master}: nothing changed"
             ));
@@ -521,7 +523,7 @@ pub fn setup_with(
 
     // ---- hw-tc-offload and channels; collect problems, touch every port.
     let mut problems = vec![];
-    let pf_index = dev.ifindex().map_err(dev_err(pf, "read ifindex"))?;
+    let pf_index = pf_ifindex_after_mode_change(net, &dev, pf_index, t, &mut r)?;
     let mut ports = vec![(pf_index, pf.to_string(), lag.pf_channels)];
     ports.extend(reps.iter().map(|rep| {
         (
@@ -600,6 +602,62 @@ pub fn setup_with(
     save(&st, root, pf)?;
     info!(pf = %pf, step = "done", status = %r.status(), "set-up complete");
     Ok(r)
+}
+
+/// Read-only look at representors and offload, for the report of a run that changes nothing.
+fn observe(net: &mut dyn Net, dev: &Pf, switchdev: bool, r: &mut Report) {
+    let mut idx = vec![];
+    if let Ok(i) = dev.ifindex() {
+        idx.push(i);
+    }
+    if switchdev {
+        if let Ok((reps, _)) = net.representors(dev) {
+            r.representors = Some(reps.len());
+            idx.extend(reps.iter().map(|x| x.ifindex));
+        }
+    }
+    let on = idx
+        .iter()
+        .map(|i| net.feature(*i, HW_TC_OFFLOAD).map(|f| f.active))
+        .collect::<device::Result<Vec<bool>>>();
+    r.offload = on.ok().map(|v| !v.is_empty() && v.iter().all(|x| *x));
+}
+
+/// The PF's ifindex after the eswitch change. mlx5 may re-register the PF netdev as the uplink
+/// representor (new ifindex, and udev may rename it, e.g. `ens3f0` -> `ens3f0np0`): keep
+/// using the old ifindex while it exists, else find the uplink under the PF's device.
+fn pf_ifindex_after_mode_change(
+    net: &mut dyn Net,
+    dev: &Pf,
+    before: u32,
+    t: &Timeouts,
+    r: &mut Report,
+) -> Result<u32, StageError> {
+    let pf = &dev.name;
+    match net.link(before) {
+        Ok(l) => {
+            if l.name != pf.as_str() {
+                r.warn(format!(
+                    "{pf} is now named {}: pin the PF name (udev rule on its PCI address) so the bond still finds it",
+                    l.name
+                ));
+            }
+            Ok(before)
+        }
+        Err(DevError::Kernel { errno: 19, .. }) => {
+            let (idx, name) = wait_for(
+                &format!("the uplink netdev of {}", dev.handle()),
+                t.representors,
+                || dev.uplink(),
+            )
+            .map_err(dev_err(pf, "find PF netdev after eswitch change"))?;
+            r.warn(format!(
+                "{pf} was re-created by the eswitch change as {name} (ifindex {before} -> {idx}); pin the PF name (udev rule on its PCI address)"
+            ));
+            Ok(idx)
+        }
+        Err(e) => Err(dev_err(pf, "rtnetlink")(e)),
+    }
 }
 
 fn save(st: &State, root: &Root, pf: &IfName) -> Result<(), StageError> {
@@ -971,6 +1029,10 @@ mod tests {
         channels: HashMap<u32, (u32, u32)>,
         slave: bool,
         calls: Vec<String>,
+        /// ifindexes rtnetlink no longer knows (ENODEV).
+        gone: Vec<u32>,
+        /// Runs when switchdev is set (to change the fake tree like a driver would).
+        on_switchdev: Option<Box<dyn FnMut()>>,
     }
 
     impl FakeNet {
@@ -989,6 +1051,8 @@ mod tests {
                 channels: HashMap::new(),
                 slave: false,
                 calls: vec![],
+                gone: vec![],
+                on_switchdev: None,
             };
             for idx in [4, 5].into_iter().chain(50..50 + nreps) {
                 f.features.insert(
@@ -1010,6 +1074,13 @@ mod tests {
 
     impl Net for FakeNet {
         fn link(&mut self, ifindex: u32) -> DevResult<Link> {
+            if self.gone.contains(&ifindex) {
+                return Err(DevError::Kernel {
+                    op: "get link".into(),
+                    errno: 19,
+                    extack: None,
+                });
+            }
             Ok(Link {
                 index: ifindex,
                 name: format!("if{ifindex}"),
@@ -1025,6 +1096,10 @@ mod tests {
         fn set_eswitch_mode(&mut self, h: &Handle, mode: EswitchMode) -> DevResult<()> {
             self.calls.push(format!("set eswitch {h} {mode}"));
             self.mode = mode;
+            if let Some(f) = self.on_switchdev.as_mut() {
+                f();
+                self.gone.push(4);
+            }
             Ok(())
         }
         fn set_param(
@@ -1545,10 +1620,58 @@ mod tests {
         state_for_rebind(&t, &[None, None]);
         let mut net = FakeNet::new(2);
         net.mode = EswitchMode::Switchdev;
+        for f in net.features.values_mut() {
+            f.active = true;
+        }
         let r = setup_with(&t.root(), &lag(2), &n("ens3f0"), &mut net, &quick()).unwrap();
         assert!(!r.changed);
-        assert_eq!(r.status(), "2 VFs, switchdev, unchanged");
+        assert_eq!(
+            r.status(),
+            "2 VFs, switchdev, offload on, 2 representors, unchanged"
+        );
         assert!(net.writes().is_empty());
+    }
+
+    #[test]
+    fn pf_recreated_by_the_mode_change_is_found_by_its_device() {
+        let (t, devs) = nic(0, None);
+        let _k = FakeKernel::spawn(t.dir.path(), &devs, "mlx5_core");
+        let mut net = FakeNet::new(1);
+        net.features.insert(
+            9,
+            Feature {
+                active: false,
+                wanted: false,
+                changeable: true,
+            },
+        );
+        net.channels.insert(9, (8, 63));
+        let (root, dev) = (t.dir.path().to_path_buf(), devs[0].clone());
+        net.on_switchdev = Some(Box::new(move || {
+            // mlx5 style: the PF netdev comes back as the uplink representor, ifindex 9.
+            fs::remove_file(root.join("sys/class/net/ens3f0")).unwrap();
+            let nd = root.join(&dev).join("net");
+            fs::rename(nd.join("ens3f0"), nd.join("ens3f0np0")).unwrap();
+            fs::write(nd.join("ens3f0np0/ifindex"), "9\n").unwrap();
+        }));
+        let r = setup_with(&t.root(), &lag(1), &n("ens3f0"), &mut net, &quick()).unwrap();
+        assert!(
+            net.calls.contains(&"set offload #9 true".to_string()),
+            "{:?}",
+            net.calls
+        );
+        assert!(
+            !net.calls.iter().any(|c| c.contains("#4 ")),
+            "{:?}",
+            net.calls
+        );
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.contains("re-created") && w.contains("ens3f0np0")),
+            "{:?}",
+            r.warnings
+        );
     }
 
     #[test]

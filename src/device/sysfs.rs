@@ -301,6 +301,36 @@ impl Pf {
     pub fn phys_port_name(&self) -> Result<Option<String>> {
         Ok(read_attr(&self.netdir().join("phys_port_name"))?.filter(|s| !s.is_empty()))
     }
+
+    /// The physical-port netdev under this PF's device (`<device>/net/*` whose
+    /// `phys_port_name` is empty/absent or `p<N>`, i.e. not a VF/SF representor), as
+    /// (ifindex, current name); `None` unless exactly one. Used when the PF netdev was
+    /// re-created (new ifindex, maybe a new name) by an eswitch mode change.
+    pub fn uplink(&self) -> Result<Option<(u32, String)>> {
+        let dir = self.dev_dir.join("net");
+        let Ok(rd) = fs::read_dir(&dir) else {
+            return Ok(None);
+        };
+        let mut found = vec![];
+        for e in rd.flatten() {
+            let p = e.path();
+            let port = read_attr(&p.join("phys_port_name"))
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            let physical = port.is_empty()
+                || port
+                    .strip_prefix('p')
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if !physical {
+                continue;
+            }
+            if let Ok(Some(idx)) = read_u32(&p.join("ifindex")) {
+                found.push((idx, e.file_name().to_string_lossy().into_owned()));
+            }
+        }
+        Ok((found.len() == 1).then(|| found.remove(0)))
+    }
 }
 
 /// The ifindex of a netdev by its current name (`None` if it is gone).
@@ -620,6 +650,27 @@ mod tests {
         let vfs = pf.wait_vfs(2, Duration::from_secs(5)).unwrap();
         h.join().unwrap();
         assert_eq!(vfs.len(), 2);
+    }
+
+    #[test]
+    fn uplink_is_the_physical_port_not_a_representor() {
+        let t = Tree::new();
+        let dev = t.pci_pf("ens3f0", "0000:37:00.0", 4, Some(8), 0, None);
+        t.representor(&dev, "eth5", 20, "b8599f0001020304", "pf0vf0");
+        let pf = Pf::open(&t.root(), &name("ens3f0")).unwrap();
+        assert_eq!(pf.uplink().unwrap(), Some((4, "ens3f0".to_string())));
+        // Re-created under another name and ifindex; the representor is still not it.
+        fs::remove_file(t.p("sys/class/net/ens3f0")).unwrap();
+        fs::rename(
+            t.p(&format!("{dev}/net/ens3f0")),
+            t.p(&format!("{dev}/net/ens3f0np0")),
+        )
+        .unwrap();
+        t.write(&format!("{dev}/net/ens3f0np0/ifindex"), "9\n");
+        assert_eq!(pf.uplink().unwrap(), Some((9, "ens3f0np0".to_string())));
+        // Two physical candidates: ambiguous, no answer.
+        t.netdev("ens3f0x", 10, Some(&dev));
+        assert_eq!(pf.uplink().unwrap(), None);
     }
 
     #[test]
