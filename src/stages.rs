@@ -425,12 +425,32 @@ pub fn setup_with(
         let Some(value) = value else { continue };
         if mode == Some(EswitchMode::Legacy) {
             info!(pf = %pf, step = "param", param = name, value = %value, "setting devlink param");
-            if let Some(old) = net
-                .set_param(&h, name, value)
-                .map_err(dev_err(pf, "devlink param"))?
-            {
-                info!(pf = %pf, step = "param", param = name, "{name}: {old} -> {value}");
-                r.changed = true;
+            match net.set_param(&h, name, value) {
+                Ok(Some(old)) => {
+                    info!(pf = %pf, step = "param", param = name, "{name}: {old} -> {value}");
+                    r.changed = true;
+                }
+                Ok(None) => {}
+                // Not a devlink param of this kernel: NVIDIA OFED has it in compat sysfs.
+                Err(
+                    e @ (DevError::Kernel {
+                        errno: 2 | 22 | 95, ..
+                    }
+                    | DevError::Unsupported(_)),
+                ) => {
+                    let file = sysfs::compat_devlink(root, pf, name);
+                    match sysfs::read_attr(&file).map_err(dev_err(pf, "compat devlink param"))? {
+                        Some(cur) if cur == *value => {}
+                        Some(cur) => {
+                            info!(pf = %pf, step = "param", param = name, "{name}: {cur} -> {value} via {}", file.display());
+                            sysfs::write_attr(&file, value)
+                                .map_err(dev_err(pf, "compat devlink param"))?;
+                            r.changed = true;
+                        }
+                        None => return Err(dev_err(pf, "devlink param")(e)),
+                    }
+                }
+                Err(e) => return Err(dev_err(pf, "devlink param")(e)),
             }
         } else if switchdev {
             r.warn(format!("{name}={value} not applied: devlink params are set only in legacy mode, and the eswitch is already {}", mode.map(|m| m.to_string()).unwrap_or_default()));
@@ -824,7 +844,8 @@ pub fn rebind_with(
     t: &Timeouts,
 ) -> Result<Report, StageError> {
     let dev = open_pf(root, lag, pf)?;
-    let _lock = lock_nic(root, &dev, t.lock)?;
+    // The waits below only read; the lock is taken for the writes, so the two PFs' late
+    // stages wait for their bond in parallel and never add up their bounds.
     let mut r = Report {
         pf: pf.to_string(),
         stage: "rebind",
@@ -888,6 +909,7 @@ pub fn rebind_with(
     info!(pf = %pf, step = "lag", state = r.lag.as_deref().unwrap_or(""), "LAG state");
 
     // ---- Restore autoprobe, then bind each VF back.
+    let _lock = lock_nic(root, &dev, t.lock)?;
     let h = dev.handle();
     let st = State::load(root, pf, &h);
     let autoprobe = dev
@@ -1033,6 +1055,8 @@ mod tests {
         gone: Vec<u32>,
         /// Runs when switchdev is set (to change the fake tree like a driver would).
         on_switchdev: Option<Box<dyn FnMut()>>,
+        /// devlink params this fake kernel does not have (EINVAL, as devlink answers).
+        no_params: bool,
     }
 
     impl FakeNet {
@@ -1053,6 +1077,7 @@ mod tests {
                 calls: vec![],
                 gone: vec![],
                 on_switchdev: None,
+                no_params: false,
             };
             for idx in [4, 5].into_iter().chain(50..50 + nreps) {
                 f.features.insert(
@@ -1108,6 +1133,13 @@ mod tests {
             name: &str,
             value: &str,
         ) -> DevResult<Option<ParamValue>> {
+            if self.no_params {
+                return Err(DevError::Kernel {
+                    op: format!("devlink dev param show {h} name {name}"),
+                    errno: 22,
+                    extack: Some("Requested parameter does not exist".into()),
+                });
+            }
             self.calls
                 .push(format!("set param {h} {name}={value} in {}", self.mode));
             Ok(Some(ParamValue::Str("dmfs".into())))
@@ -1672,6 +1704,32 @@ mod tests {
             "{:?}",
             r.warnings
         );
+    }
+
+    #[test]
+    fn params_fall_back_to_ofed_compat_sysfs_else_fail_with_the_kernel_text() {
+        let (t, devs) = nic(0, None);
+        let _k = FakeKernel::spawn(t.dir.path(), &devs, "mlx5_core");
+        let mut l = lag(1);
+        l.lag_port_select_mode = Some("hash".into());
+        let mut net = FakeNet::new(1);
+        net.no_params = true;
+        let e = setup_with(&t.root(), &l, &n("ens3f0"), &mut net, &quick()).unwrap_err();
+        assert!(
+            e.to_string().contains("Requested parameter does not exist"),
+            "{e}"
+        );
+        assert!(net.writes().is_empty());
+        assert_eq!(
+            t.read(&format!("{}/sriov_numvfs", devs[0])),
+            "0\n",
+            "stopped before the VFs"
+        );
+        let compat = format!("{}/net/ens3f0/compat/devlink/lag_port_select_mode", devs[0]);
+        t.write(&compat, "queue_affinity\n");
+        let r = setup_with(&t.root(), &l, &n("ens3f0"), &mut net, &quick()).unwrap();
+        assert_eq!(t.read(&compat), "hash");
+        assert!(r.changed);
     }
 
     #[test]

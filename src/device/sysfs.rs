@@ -405,6 +405,15 @@ pub fn driver_override(dev_dir: &Path) -> Result<Option<String>> {
     Ok(read_attr(&dev_dir.join("driver_override"))?.filter(|s| !s.is_empty() && s != "(null)"))
 }
 
+/// NVIDIA OFED's compat file for a devlink setting: `/sys/class/net/<pf>/compat/devlink/<name>`
+/// (`mode`, `lag_port_select_mode`...), for kernels whose devlink lacks the param.
+pub fn compat_devlink(root: &Root, pf: &IfName, name: &str) -> PathBuf {
+    root.path("/sys/class/net")
+        .join(pf.as_str())
+        .join("compat/devlink")
+        .join(name)
+}
+
 /// mlx5's LAG state in debugfs (`active`/`disabled`), `None` when not observable (no
 /// debugfs mounted, not mlx5, kernel before 5.19).
 pub fn mlx5_lag_state(root: &Root, pci: &str) -> Result<Option<String>> {
