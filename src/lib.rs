@@ -17,3 +17,4 @@ pub mod ovsdb;
 pub mod paths;
 pub mod report;
 pub mod stages;
+pub mod status;

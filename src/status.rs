@@ -1,0 +1,1396 @@
+//! `vflag status`: is VF-LAG working on this host right now? Every check of the seed's
+//! "Troubleshooting: Is it Working?" list, as [`Finding`]s (rendered by [`crate::report`]):
+//!
+//! | seed's command | check(s) |
+//! | --- | --- |
+//! | `dmesg \| grep 'mlx5.*lag'` | `lag` (debugfs `lag/state` + `lag/type`, else `/dev/kmsg`) |
+//! | `lspci`, `cat .../sriov_numvfs`, `ip link show` | `vfs`, `vfs-bound`, `bond` |
+//! | `devlink dev eswitch show` | `eswitch` |
+//! | `ethtool -k ... hw-tc-offload` | `pf-offload`, `rep-offload` (+ `representors`) |
+//! | `ethtool -l` / `-L` | `pf-channels`, `rep-channels` |
+//! | "no Linux bridge on bond0", bond of both ports | `bond-mode`, `bond-members`, `bond-bridge` |
+//! | `ovs-vsctl --version` | `ovs`, `ovs-version` |
+//! | `ovs-vsctl get ... other_config:hw-offload` | `ovs-hw-offload` |
+//! | `ovs-appctl dpctl/dump-flows type=offloaded` | `ovs-flows` |
+//! | "failed to offload flow" in the OVS log | `ovs-offload-errors` |
+//!
+//! No forks, no `docker exec`, nothing waits: sysfs and debugfs reads, one non-blocking read of
+//! `/dev/kmsg`, kernel netlink (devlink/ethtool) and the OVS sockets with a short bound
+//! ([`OVS_TIMEOUT`]).
+//!
+//! The code is split into *observing* (sysfs, netlink, logs → plain data: [`PfObs`],
+//! [`BondObs`], [`OvsObs`]) and *judging* (data + config → findings). Netlink answers appear in
+//! the observations as `Result<_, String>`, so a kernel without devlink (or a test root, where
+//! netlink is never asked because it would describe the real machine's devices) yields a
+//! finding with the error text instead of a panic.
+
+use crate::checks::{Finding, Outcome};
+use crate::config::{EswitchMode as ConfEswitch, Lag, Loaded};
+use crate::device::devlink::{Devlink, EswitchMode};
+use crate::device::ethtool::{Channels, Ethtool, Feature, HW_TC_OFFLOAD};
+use crate::device::repr::{self, Source};
+use crate::device::sysfs::{self, Pf};
+use crate::kernlog::{self, DebugfsLag, LagReport, LagState, OffloadError};
+use crate::names::IfName;
+use crate::ovsdb::{self, OvsError, OvsStatus, OvsdbClient};
+use crate::paths::Root;
+use crate::stages::{LAG_BOND_MODES, LAG_MAX_VFS};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Bound for connecting to and asking each OVS socket (database, ovs-vswitchd).
+pub const OVS_TIMEOUT: Duration = Duration::from_millis(1000);
+/// ovs-vswitchd log files, Kolla's first.
+pub const OVS_LOGS: [&str; 2] = [
+    "/var/log/kolla/openvswitch/ovs-vswitchd.log",
+    "/var/log/openvswitch/ovs-vswitchd.log",
+];
+/// How much of the end of an OVS log is read.
+pub const OVS_LOG_TAIL: u64 = 1 << 20;
+/// Offload errors younger than this count as recent.
+pub const RECENT: Duration = Duration::from_secs(3600);
+
+/// An observation that may have failed; the error is kept as text for the finding.
+pub type Seen<T> = Result<T, String>;
+
+/// Knobs of [`collect_with`]; [`Options::for_root`] gives the defaults.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Ask the running kernel over netlink (devlink, ethtool). Off under a test root.
+    pub netlink: bool,
+    pub ovs_timeout: Duration,
+    /// "Now", for the age of OVS log lines.
+    pub now: SystemTime,
+}
+
+impl Options {
+    pub fn for_root(root: &Root) -> Self {
+        Options {
+            netlink: root.is_real(),
+            ovs_timeout: OVS_TIMEOUT,
+            now: SystemTime::now(),
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Findings
+
+fn finding(
+    check: &'static str,
+    pf: Option<&IfName>,
+    outcome: Outcome,
+    detail: impl Into<String>,
+    hint: Option<String>,
+) -> Finding {
+    Finding {
+        check,
+        pf: pf.cloned(),
+        outcome,
+        detail: detail.into(),
+        hint,
+    }
+}
+
+fn pass(check: &'static str, pf: Option<&IfName>, detail: impl Into<String>) -> Finding {
+    finding(check, pf, Outcome::Pass, detail, None)
+}
+
+fn skip(check: &'static str, pf: Option<&IfName>, detail: impl Into<String>) -> Finding {
+    finding(check, pf, Outcome::Skip, detail, None)
+}
+
+fn bad(
+    check: &'static str,
+    pf: Option<&IfName>,
+    outcome: Outcome,
+    detail: impl Into<String>,
+    hint: impl Into<String>,
+) -> Finding {
+    finding(check, pf, outcome, detail, Some(hint.into()))
+}
+
+fn early_unit(pf: &IfName) -> String {
+    format!("vflag@{}.service", pf.unit_instance())
+}
+
+fn late_unit(pf: &IfName) -> String {
+    format!("vflag-rebind@{}.service", pf.unit_instance())
+}
+
+// ------------------------------------------------------------------------------------------
+// Observations
+
+/// One netdev's TC offload and channels (the PF or a representor).
+#[derive(Debug, Clone)]
+pub struct PortObs {
+    pub name: String,
+    /// The VF it represents (representors only).
+    pub vf: Option<u32>,
+    pub offload: Seen<Feature>,
+    pub channels: Seen<Channels>,
+}
+
+impl PortObs {
+    fn label(&self) -> String {
+        match self.vf {
+            Some(v) => format!("{} (VF {v})", self.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
+/// A VF device and the driver bound to it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VfObs {
+    pub index: u32,
+    pub addr: String,
+    pub driver: Option<String>,
+}
+
+/// Everything seen about one configured PF.
+#[derive(Debug, Clone)]
+pub struct PfObs {
+    pub name: IfName,
+    /// The PF's device could not be opened (missing netdev, virtual interface).
+    pub missing: Option<String>,
+    /// devlink handle `pci/0000:37:00.0`.
+    pub handle: String,
+    /// PCI address when on PCI.
+    pub pci: Option<String>,
+    /// Driver of the PF's device (`mlx5_core`).
+    pub driver: Option<String>,
+    pub numvfs: Seen<Option<u32>>,
+    pub vfs: Seen<Vec<VfObs>>,
+    /// eswitch mode and where it was read (`devlink`, `compat sysfs`).
+    pub eswitch: Seen<(EswitchMode, &'static str)>,
+    pub port: PortObs,
+    pub reps: Seen<(Vec<PortObs>, Source)>,
+    /// Name of the master device (bond), from sysfs.
+    pub master: Option<String>,
+    /// mlx5 debugfs LAG files of this PF (or of the other PF of the pair when this one has none).
+    pub debugfs: Seen<Option<DebugfsLag>>,
+}
+
+/// What the PF's master (the bond) looks like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BondObs {
+    pub name: String,
+    /// `None`: the master is not a bond.
+    pub mode: Option<String>,
+    pub slaves: Vec<String>,
+    /// The bond's own master, if any.
+    pub upper: Option<Upper>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upper {
+    /// A Linux bridge (has `bridge/`).
+    Bridge(String),
+    /// Open vSwitch's kernel datapath device (`ovs-system`).
+    Ovs(String),
+    Other(String),
+}
+
+/// Open vSwitch as seen through its sockets and its log.
+#[derive(Debug, Clone)]
+pub struct OvsObs {
+    pub status: OvsStatus,
+    /// The log file read and the offload errors in its tail; `Ok(None)`: no log file found.
+    pub log: Seen<Option<(PathBuf, Vec<OffloadError>)>>,
+}
+
+/// The running kernel's devlink and ethtool families, opened on first use (never when
+/// `enabled` is false).
+struct Kernel {
+    enabled: bool,
+    devlink: Option<Result<Devlink, String>>,
+    ethtool: Option<Result<Ethtool, String>>,
+}
+
+const NO_NETLINK: &str =
+    "netlink not asked: VFLAG_ROOT re-roots sysfs, the running kernel would describe other devices";
+
+impl Kernel {
+    fn new(enabled: bool) -> Self {
+        Kernel {
+            enabled,
+            devlink: None,
+            ethtool: None,
+        }
+    }
+
+    fn devlink(&mut self) -> Result<&mut Devlink, String> {
+        if !self.enabled {
+            return Err(NO_NETLINK.into());
+        }
+        self.devlink
+            .get_or_insert_with(|| Devlink::open().map_err(|e| format!("devlink: {e}")))
+            .as_mut()
+            .map_err(|e| e.clone())
+    }
+
+    fn ethtool(&mut self) -> Result<&mut Ethtool, String> {
+        if !self.enabled {
+            return Err(NO_NETLINK.into());
+        }
+        self.ethtool
+            .get_or_insert_with(|| Ethtool::open().map_err(|e| format!("ethtool netlink: {e}")))
+            .as_mut()
+            .map_err(|e| e.clone())
+    }
+
+    fn port(&mut self, name: &str, ifindex: Option<u32>, vf: Option<u32>) -> PortObs {
+        let idx = ifindex.ok_or_else(|| format!("{name} has no ifindex"));
+        let offload = idx.clone().and_then(|i| {
+            self.ethtool()?
+                .feature(i, HW_TC_OFFLOAD)
+                .map_err(|e| e.to_string())
+        });
+        let channels = idx.and_then(|i| self.ethtool()?.channels(i).map_err(|e| e.to_string()));
+        PortObs {
+            name: name.to_string(),
+            vf,
+            offload,
+            channels,
+        }
+    }
+}
+
+fn unobserved_port(name: &str) -> PortObs {
+    PortObs {
+        name: name.to_string(),
+        vf: None,
+        offload: Err("not observed".into()),
+        channels: Err("not observed".into()),
+    }
+}
+
+fn observe_pf(root: &Root, lag: &Lag, name: &IfName, k: &mut Kernel) -> PfObs {
+    let mut o = PfObs {
+        name: name.clone(),
+        missing: None,
+        handle: String::new(),
+        pci: None,
+        driver: None,
+        numvfs: Ok(None),
+        vfs: Ok(vec![]),
+        eswitch: Err("not observed".into()),
+        port: unobserved_port(name.as_str()),
+        reps: Ok((vec![], Source::Sysfs)),
+        master: None,
+        debugfs: Ok(None),
+    };
+    let pf = match Pf::open(root, name) {
+        Ok(p) => p,
+        Err(e) => {
+            o.missing = Some(e.to_string());
+            return o;
+        }
+    };
+    let h = pf.handle();
+    o.handle = h.to_string();
+    o.pci = pf.pci_addr().map(|_| pf.dev_name.clone());
+    o.driver = sysfs::link_basename(&pf.dev_dir.join("driver"))
+        .ok()
+        .flatten();
+    o.numvfs = pf.numvfs().map_err(|e| e.to_string());
+    o.vfs = pf.vfs().map_err(|e| e.to_string()).map(|v| {
+        v.iter()
+            .map(|vf| VfObs {
+                index: vf.index,
+                addr: vf.addr.clone(),
+                driver: vf.driver().ok().flatten(),
+            })
+            .collect()
+    });
+    o.eswitch = match k
+        .devlink()
+        .and_then(|d| d.eswitch_mode(&h).map_err(|e| e.to_string()))
+    {
+        Ok(m) => Ok((m, "devlink")),
+        // NVIDIA OFED's compat sysfs, where devlink cannot answer.
+        Err(e) => match sysfs::netdev_attr(root, name.as_str(), "compat/devlink/mode") {
+            Ok(Some(m)) if m == "switchdev" => Ok((EswitchMode::Switchdev, "compat sysfs")),
+            Ok(Some(m)) if m == "legacy" => Ok((EswitchMode::Legacy, "compat sysfs")),
+            _ => Err(e),
+        },
+    };
+    let ifindex = pf.ifindex().ok();
+    o.port = k.port(name.as_str(), ifindex, None);
+    if lag.eswitch == ConfEswitch::Switchdev {
+        let dl = k.devlink().ok();
+        o.reps = repr::find(&pf, dl)
+            .map_err(|e| e.to_string())
+            .map(|(reps, src)| {
+                let ports = reps
+                    .iter()
+                    .map(|r| k.port(&r.name, Some(r.ifindex), Some(r.vf)))
+                    .collect();
+                (ports, src)
+            });
+    }
+    o.master = pf.master().ok().flatten();
+    if let Some(pci) = &o.pci {
+        o.debugfs = read_debugfs(root, pci);
+        if matches!(o.debugfs, Ok(None)) {
+            // Look at the other PF of the pair: the files may exist on one function only.
+            for other in lag.pfs.iter().filter(|p| *p != name) {
+                if let Some(op) = Pf::open(root, other)
+                    .ok()
+                    .filter(|p| p.pci_addr().is_some())
+                {
+                    if let Ok(Some(d)) = read_debugfs(root, &op.dev_name) {
+                        o.debugfs = Ok(Some(d));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    o
+}
+
+fn read_debugfs(root: &Root, pci: &str) -> Seen<Option<DebugfsLag>> {
+    kernlog::read_debugfs_lag(root, pci).map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => {
+            format!("debugfs not readable ({e}); run as root")
+        }
+        _ => format!("debugfs: {e}"),
+    })
+}
+
+fn observe_bond(root: &Root, name: &str) -> BondObs {
+    let upper = sysfs::link_basename(&root.path("/sys/class/net").join(name).join("master"))
+        .ok()
+        .flatten()
+        .map(|m| {
+            let dir = root.path("/sys/class/net").join(&m);
+            if dir.join("bridge").is_dir() {
+                Upper::Bridge(m)
+            } else if m == "ovs-system" {
+                Upper::Ovs(m)
+            } else {
+                Upper::Other(m)
+            }
+        });
+    BondObs {
+        name: name.to_string(),
+        mode: sysfs::bond_mode(root, name).ok().flatten(),
+        slaves: sysfs::bond_slaves(root, name).unwrap_or_default(),
+        upper,
+    }
+}
+
+/// Open vSwitch through its database and ovs-vswitchd sockets (each bounded by `timeout`; the
+/// control socket is looked for next to the database socket), and the tail of its log.
+pub fn observe_ovs(root: &Root, db_socket: &Path, timeout: Duration) -> OvsObs {
+    let rundir = db_socket
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new(ovsdb::DEFAULT_RUNDIR));
+    let status = ovsdb::ovs_status(root, db_socket, rundir, timeout);
+    let mut log = Ok(None);
+    for p in OVS_LOGS {
+        let path = root.path(p);
+        match kernlog::read_ovs_offload_errors(&path, OVS_LOG_TAIL) {
+            Ok(errs) => {
+                log = Ok(Some((PathBuf::from(p), errs)));
+                break;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                log = Err(format!("{p}: {e}"));
+                break;
+            }
+        }
+    }
+    OvsObs { status, log }
+}
+
+// ------------------------------------------------------------------------------------------
+// Judging one PF
+
+/// The checks of one PF that need nothing but its own observation.
+pub fn judge_pf(lag: &Lag, o: &PfObs) -> Vec<Finding> {
+    let p = Some(&o.name);
+    let pf = &o.name;
+    let switchdev = lag.eswitch == ConfEswitch::Switchdev;
+    if let Some(why) = &o.missing {
+        return vec![bad(
+            "present",
+            p,
+            Outcome::Fail,
+            why.clone(),
+            "check that the NIC is installed and its driver loaded, and the interface name in the config (`vflag plan`)",
+        )];
+    }
+    let mut out = vec![];
+    let want = lag.vfs;
+    let journal = format!("journalctl -b -u {}", early_unit(pf));
+
+    // ---- VFs created.
+    out.push(match &o.numvfs {
+        Err(e) => bad("vfs", p, Outcome::Fail, format!("cannot read sriov_numvfs: {e}"), format!("see {journal}")),
+        Ok(None) => bad(
+            "vfs",
+            p,
+            Outcome::Fail,
+            format!("{} has no SR-IOV (no sriov_numvfs)", o.handle),
+            "enable SR-IOV in the BIOS and the firmware (mlxconfig -d <device> set SRIOV_EN=1 NUM_OF_VFS=<n>), then reboot",
+        ),
+        Ok(Some(n)) if *n == want => {
+            let links = o.vfs.as_ref().map(|v| v.len()).unwrap_or(0);
+            let mut d = format!("{n} VFs (sriov_numvfs), {want} configured");
+            if o.pci.is_some() && links as u32 != *n {
+                d.push_str(&format!("; {links} virtfn links"));
+            }
+            if switchdev && *n > LAG_MAX_VFS {
+                bad("vfs", p, Outcome::Warn, format!("{d}: VF-LAG does not activate with more than {LAG_MAX_VFS} VFs per PF"), format!("configure at most {LAG_MAX_VFS} VFs per PF"))
+            } else {
+                pass("vfs", p, d)
+            }
+        }
+        Ok(Some(n)) => bad(
+            "vfs",
+            p,
+            Outcome::Fail,
+            format!("{n} VFs (sriov_numvfs), {want} configured"),
+            format!("the early stage creates them before the PF joins the bond: see `systemctl status {}` and `{journal}`, fix the cause and reboot", early_unit(pf)),
+        ),
+    });
+
+    // ---- eswitch mode.
+    out.push(match (&o.eswitch, lag.eswitch) {
+        (Ok((EswitchMode::Switchdev, src)), ConfEswitch::Switchdev) => {
+            pass("eswitch", p, format!("switchdev ({src} {})", o.handle))
+        }
+        (Ok((m, src)), ConfEswitch::Switchdev) => bad(
+            "eswitch",
+            p,
+            Outcome::Fail,
+            format!("{m} ({src} {}), switchdev configured", o.handle),
+            format!("the early stage sets switchdev before the PF joins the bond (devlink dev eswitch set {} mode switchdev): see `{journal}`, fix the cause and reboot", o.handle),
+        ),
+        (Err(e), ConfEswitch::Switchdev) => bad(
+            "eswitch",
+            p,
+            Outcome::Fail,
+            format!("cannot read the eswitch mode of {}: {e}", o.handle),
+            "VF-LAG needs devlink (kernel with devlink, a driver that supports switchdev, run as root)",
+        ),
+        (Ok((EswitchMode::Legacy, src)), ConfEswitch::Legacy) => {
+            pass("eswitch", p, format!("legacy ({src} {}), as configured", o.handle))
+        }
+        (Ok((m, src)), ConfEswitch::Legacy) => bad(
+            "eswitch",
+            p,
+            Outcome::Warn,
+            format!("{m} ({src} {}), legacy configured (vflag leaves it alone)", o.handle),
+            "set eswitch = switchdev in the config if VF-LAG is wanted; else something else changed the mode",
+        ),
+        (Err(e), ConfEswitch::Legacy) => skip(
+            "eswitch",
+            p,
+            format!("not observable ({e}); legacy configured"),
+        ),
+    });
+
+    // ---- hw-tc-offload on the PF.
+    let off_outcome = if switchdev {
+        Outcome::Fail
+    } else {
+        Outcome::Warn
+    };
+    out.push(match &o.port.offload {
+        Ok(f) if f.active => pass("pf-offload", p, "hw-tc-offload on"),
+        Ok(f) if f.changeable => bad(
+            "pf-offload",
+            p,
+            off_outcome,
+            "hw-tc-offload off",
+            format!("ethtool -K {pf} hw-tc-offload on (the early stage does this at boot: see `{journal}`)"),
+        ),
+        Ok(_) => bad(
+            "pf-offload",
+            p,
+            off_outcome,
+            "hw-tc-offload off [fixed]: the driver does not offer it in this mode",
+            "TC offload needs a driver and eswitch mode that support it (mlx5 in switchdev mode)",
+        ),
+        Err(e) => bad(
+            "pf-offload",
+            p,
+            Outcome::Warn,
+            format!("hw-tc-offload not observable: {e}"),
+            format!("check by hand: ethtool -k {pf} | grep hw-tc-offload"),
+        ),
+    });
+
+    // ---- Representors and their offload.
+    if switchdev {
+        let n = match &o.numvfs {
+            Ok(Some(n)) => *n,
+            _ => want,
+        };
+        match &o.reps {
+            Err(e) => out.push(bad(
+                "representors",
+                p,
+                Outcome::Fail,
+                format!("cannot list representors: {e}"),
+                format!("see `{journal}`"),
+            )),
+            Ok((reps, src)) => {
+                let src = match src {
+                    Source::Devlink => "devlink ports",
+                    Source::Sysfs => "sysfs",
+                };
+                let missing: Vec<String> = (0..n)
+                    .filter(|i| !reps.iter().any(|r| r.vf == Some(*i)))
+                    .map(|i| i.to_string())
+                    .collect();
+                out.push(if n == 0 {
+                    skip("representors", p, "no VFs, no representors")
+                } else if missing.is_empty() {
+                    pass("representors", p, format!("{} representors for {n} VFs ({src})", reps.len()))
+                } else {
+                    bad(
+                        "representors",
+                        p,
+                        Outcome::Fail,
+                        format!("{} representors for {n} VFs ({src}); none for VF {}", reps.len(), missing.join(", ")),
+                        format!("representors exist only in switchdev mode: see the eswitch row and `{journal}`"),
+                    )
+                });
+                if !reps.is_empty() {
+                    out.push(judge_rep_offload(pf, reps));
+                }
+                if let Some(c) = lag.representor_channels {
+                    if !reps.is_empty() {
+                        out.push(judge_rep_channels(pf, reps, c));
+                    }
+                }
+            }
+        }
+    } else {
+        out.push(skip(
+            "representors",
+            p,
+            "legacy eswitch configured: no representors",
+        ));
+    }
+
+    // ---- PF channels.
+    if let Some(want) = lag.pf_channels {
+        out.push(match &o.port.channels {
+            Err(e) => bad(
+                "pf-channels",
+                p,
+                Outcome::Warn,
+                format!("channels not observable: {e}"),
+                format!("check by hand: ethtool -l {pf}"),
+            ),
+            Ok(ch) => {
+                let (outcome, detail, fix) = channels_verdict(ch, want);
+                finding(
+                    "pf-channels",
+                    p,
+                    outcome,
+                    detail,
+                    fix.map(|t| format!("ethtool -L {pf} combined {t}")),
+                )
+            }
+        });
+    }
+
+    // ---- VFs bound back (the late stage).
+    out.push(judge_vfs_bound(o));
+    out
+}
+
+fn judge_rep_offload(pf: &IfName, reps: &[PortObs]) -> Finding {
+    let p = Some(pf);
+    let off: Vec<&PortObs> = reps
+        .iter()
+        .filter(|r| matches!(&r.offload, Ok(f) if !f.active))
+        .collect();
+    let unknown: Vec<String> = reps
+        .iter()
+        .filter_map(|r| {
+            r.offload
+                .as_ref()
+                .err()
+                .map(|e| format!("{}: {e}", r.label()))
+        })
+        .collect();
+    if !off.is_empty() {
+        let names: Vec<String> = off.iter().map(|r| r.label()).collect();
+        let fixable: Vec<String> = off
+            .iter()
+            .filter(|r| matches!(&r.offload, Ok(f) if f.changeable))
+            .map(|r| format!("ethtool -K {} hw-tc-offload on", r.name))
+            .collect();
+        let hint = if fixable.is_empty() {
+            "hw-tc-offload is [fixed] off on these representors: check the driver".to_string()
+        } else {
+            fixable.join("; ")
+        };
+        return bad(
+            "rep-offload",
+            p,
+            Outcome::Fail,
+            format!(
+                "hw-tc-offload off on {} of {} representors: {}",
+                off.len(),
+                reps.len(),
+                names.join(", ")
+            ),
+            hint,
+        );
+    }
+    if !unknown.is_empty() {
+        return bad(
+            "rep-offload",
+            p,
+            Outcome::Warn,
+            format!(
+                "hw-tc-offload not observable on {} of {} representors ({})",
+                unknown.len(),
+                reps.len(),
+                unknown[0]
+            ),
+            "check by hand: ethtool -k <representor> | grep hw-tc-offload",
+        );
+    }
+    pass(
+        "rep-offload",
+        p,
+        format!("hw-tc-offload on on all {} representors", reps.len()),
+    )
+}
+
+/// (outcome, detail, the count to set when it is wrong).
+fn channels_verdict(ch: &Channels, want: u32) -> (Outcome, String, Option<u32>) {
+    let Some(max) = ch.combined_max.filter(|m| *m > 0) else {
+        return (
+            Outcome::Skip,
+            "no combined channels on this device".into(),
+            None,
+        );
+    };
+    let target = want.min(max);
+    let cur = ch
+        .combined
+        .map(|c| c.to_string())
+        .unwrap_or_else(|| "none".into());
+    if ch.combined == Some(target) {
+        if want > max {
+            (
+                Outcome::Pass,
+                format!("{target} combined channels: the maximum ({want} configured)"),
+                None,
+            )
+        } else {
+            (
+                Outcome::Pass,
+                format!("{target} combined channels, as configured"),
+                None,
+            )
+        }
+    } else {
+        (
+            Outcome::Warn,
+            format!("{cur} combined channels, {want} configured (maximum {max})"),
+            Some(target),
+        )
+    }
+}
+
+fn judge_rep_channels(pf: &IfName, reps: &[PortObs], want: u32) -> Finding {
+    let p = Some(pf);
+    let mut wrong = vec![];
+    let mut fixes = vec![];
+    let mut unknown = 0;
+    let mut clamped = None;
+    for r in reps {
+        match &r.channels {
+            Ok(ch) => {
+                let (o, detail, fix) = channels_verdict(ch, want);
+                if o == Outcome::Warn {
+                    wrong.push(format!("{}: {detail}", r.label()));
+                }
+                if let Some(t) = fix {
+                    fixes.push(format!("ethtool -L {} combined {t}", r.name));
+                }
+                if o == Outcome::Pass && ch.combined_max.is_some_and(|m| m < want) {
+                    clamped = ch.combined_max;
+                }
+            }
+            Err(_) => unknown += 1,
+        }
+    }
+    if !wrong.is_empty() {
+        return bad(
+            "rep-channels",
+            p,
+            Outcome::Warn,
+            format!(
+                "{} of {} representors: {}",
+                wrong.len(),
+                reps.len(),
+                wrong.join("; ")
+            ),
+            fixes.join("; "),
+        );
+    }
+    if unknown == reps.len() {
+        let e = reps[0].channels.as_ref().err().cloned().unwrap_or_default();
+        return bad(
+            "rep-channels",
+            p,
+            Outcome::Warn,
+            format!("channels not observable: {e}"),
+            "check by hand: ethtool -l <representor>",
+        );
+    }
+    let mut d = format!(
+        "{want} combined channels on {} representors",
+        reps.len() - unknown
+    );
+    if let Some(m) = clamped {
+        d = format!(
+            "{m} combined channels (the maximum; {want} configured) on {} representors",
+            reps.len() - unknown
+        );
+    }
+    if unknown > 0 {
+        d.push_str(&format!("; {unknown} not observable"));
+    }
+    pass("rep-channels", p, d)
+}
+
+fn judge_vfs_bound(o: &PfObs) -> Finding {
+    let p = Some(&o.name);
+    let vfs = match &o.vfs {
+        Err(e) => {
+            return bad(
+                "vfs-bound",
+                p,
+                Outcome::Warn,
+                format!("cannot list VFs: {e}"),
+                "ls -l /sys/class/net/<pf>/device/virtfn*",
+            )
+        }
+        Ok(v) => v,
+    };
+    if vfs.is_empty() {
+        return skip(
+            "vfs-bound",
+            p,
+            match o.numvfs {
+                Ok(Some(n)) if n > 0 => {
+                    format!("{n} VFs but no VF devices on this bus: nothing to bind")
+                }
+                _ => "no VFs".into(),
+            },
+        );
+    }
+    let unbound: Vec<&VfObs> = vfs.iter().filter(|v| v.driver.is_none()).collect();
+    let mut drivers: std::collections::BTreeMap<&str, usize> = Default::default();
+    for v in vfs {
+        if let Some(d) = &v.driver {
+            *drivers.entry(d.as_str()).or_default() += 1;
+        }
+    }
+    let by_driver = drivers
+        .iter()
+        .map(|(d, n)| format!("{d}: {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if unbound.is_empty() {
+        return pass(
+            "vfs-bound",
+            p,
+            format!("{}/{} VFs bound ({by_driver})", vfs.len(), vfs.len()),
+        );
+    }
+    let list: Vec<String> = unbound
+        .iter()
+        .map(|v| format!("VF {} ({})", v.index, v.addr))
+        .collect();
+    bad(
+        "vfs-bound",
+        p,
+        Outcome::Fail,
+        format!("{}/{} VFs bound; no driver on {}", vfs.len() - unbound.len(), vfs.len(), list.join(", ")),
+        format!(
+            "the late stage binds them once the bond is valid and the LAG active: see `systemctl status {0}` and `journalctl -b -u {0}`, then `systemctl restart {0}`",
+            late_unit(&o.name)
+        ),
+    )
+}
+
+// ------------------------------------------------------------------------------------------
+// Judging the bond and the LAG
+
+/// Bond membership of each PF, and (once per bond) its mode, members and upper device.
+pub fn judge_bond(lag: &Lag, pfs: &[&PfObs], bonds: &[BondObs]) -> Vec<Finding> {
+    let mut out = vec![];
+    if lag.pfs.len() < 2 {
+        for o in pfs {
+            out.push(skip(
+                "bond",
+                Some(&o.name),
+                "one PF configured: no bond expected",
+            ));
+        }
+        return out;
+    }
+    let want: Vec<&str> = lag.pfs.iter().map(IfName::as_str).collect();
+    for o in pfs.iter().filter(|o| o.missing.is_none()) {
+        let p = Some(&o.name);
+        out.push(match &o.master {
+            None => bad(
+                "bond",
+                p,
+                Outcome::Fail,
+                format!("{} is not enslaved to a bond", o.name),
+                format!("add {} to the bond with {} in the network configuration (both ports of the NIC, nothing else); the late stage binds the VFs once it is", o.name, want.join(" and ")),
+            ),
+            Some(m) => match bonds.iter().find(|b| b.name == *m) {
+                Some(b) if b.mode.is_some() => pass("bond", p, format!("enslaved to {m}")),
+                _ => bad(
+                    "bond",
+                    p,
+                    Outcome::Fail,
+                    format!("{} is enslaved to {m}, which is not a bond", o.name),
+                    format!("make {} a member of a bond (not of a bridge or Open vSwitch directly); put the bond into the bridge", o.name),
+                ),
+            },
+        });
+    }
+    let mut seen: Vec<&str> = vec![];
+    for o in pfs {
+        let Some(m) = &o.master else { continue };
+        if seen.contains(&m.as_str()) {
+            continue;
+        }
+        seen.push(m);
+        let Some(b) = bonds.iter().find(|b| b.name == *m) else {
+            continue;
+        };
+        let Some(mode) = &b.mode else { continue };
+        let bn = IfName::new(&b.name).ok();
+        let p = bn.as_ref();
+        out.push(if LAG_BOND_MODES.contains(&mode.as_str()) {
+            pass("bond-mode", p, format!("{mode}"))
+        } else {
+            bad(
+                "bond-mode",
+                p,
+                Outcome::Fail,
+                format!("{mode}: mlx5 offloads only active-backup, balance-xor and 802.3ad"),
+                format!("set the mode of {} to 802.3ad (LACP, with the switch), balance-xor or active-backup", b.name),
+            )
+        });
+        let extra: Vec<&str> = b
+            .slaves
+            .iter()
+            .map(String::as_str)
+            .filter(|s| !want.contains(s))
+            .collect();
+        let missing: Vec<&str> = want
+            .iter()
+            .copied()
+            .filter(|w| !b.slaves.iter().any(|s| s == w))
+            .collect();
+        out.push(if extra.is_empty() && missing.is_empty() {
+            pass("bond-members", p, format!("exactly {}", want.join(" and ")))
+        } else {
+            let mut why = vec![];
+            if !extra.is_empty() {
+                why.push(format!("also has {}", extra.join(", ")));
+            }
+            if !missing.is_empty() {
+                why.push(format!("lacks {}", missing.join(", ")));
+            }
+            let mut fix = vec![];
+            if !extra.is_empty() {
+                fix.push(format!("remove {} from {}", extra.join(", "), b.name));
+            }
+            if !missing.is_empty() {
+                fix.push(format!("add {} to {}", missing.join(", "), b.name));
+            }
+            bad(
+                "bond-members",
+                p,
+                Outcome::Fail,
+                format!(
+                    "{} ({}): VF-LAG offloads a bond of exactly the two ports of one NIC",
+                    why.join("; "),
+                    b.slaves.join(" ")
+                ),
+                format!("{} in the network configuration", fix.join(" and ")),
+            )
+        });
+        out.push(match &b.upper {
+            Some(Upper::Bridge(br)) => bad(
+                "bond-bridge",
+                p,
+                Outcome::Warn,
+                format!("Linux bridge {br} is attached directly to {}", b.name),
+                format!("attach no Linux bridge to {} itself: use tagged VLAN interfaces of the bond (only tagged VLANs then) or the Open vSwitch bridge", b.name),
+            ),
+            Some(Upper::Ovs(o)) => pass("bond-bridge", p, format!("a port of Open vSwitch ({o}), no Linux bridge")),
+            Some(Upper::Other(o)) => pass("bond-bridge", p, format!("no Linux bridge (master {o})")),
+            None => pass("bond-bridge", p, "no Linux bridge attached"),
+        });
+    }
+    out
+}
+
+/// LAG activation for one PF: debugfs (live) where present, else this boot's kernel log.
+pub fn judge_lag(lag: &Lag, o: &PfObs, kmsg: &Seen<LagReport>) -> Finding {
+    let p = Some(&o.name);
+    if o.missing.is_some() {
+        return skip("lag", p, "PF missing");
+    }
+    if lag.eswitch == ConfEswitch::Legacy {
+        return skip(
+            "lag",
+            p,
+            "legacy eswitch configured: VF-LAG is not expected",
+        );
+    }
+    if lag.pfs.len() < 2 {
+        return skip("lag", p, "one PF configured: no LAG expected");
+    }
+    let Some(pci) = &o.pci else {
+        return skip(
+            "lag",
+            p,
+            format!("not observable on this device ({})", o.handle),
+        );
+    };
+    if o.driver.as_deref() != Some("mlx5_core") {
+        return skip(
+            "lag",
+            p,
+            format!(
+                "not observable on this device (driver {})",
+                o.driver.as_deref().unwrap_or("none")
+            ),
+        );
+    }
+    let journal = format!("dmesg | grep -i 'mlx5.*lag'");
+    let generic_fix = format!(
+        "the LAG activates when both PFs are in switchdev mode and in one bond (mode active-backup, balance-xor or 802.3ad) with nothing else, and at most {LAG_MAX_VFS} VFs each: fix the failing rows above; details: {journal}"
+    );
+    // The kernel log's latest word, if any, for this NIC.
+    let logged = kmsg.as_ref().ok().and_then(|r| r.for_pf(pci));
+    let log_failure = |r: &LagReport| -> Option<(String, &'static str)> {
+        if let Some(d) = r.for_pf(pci) {
+            if let LagState::Failed { reason, .. } = &d.state {
+                return Some((format!("{reason:?}"), reason.hint()));
+            }
+        }
+        r.unattributed.iter().rev().find_map(|e| match &e.kind {
+            kernlog::LagEventKind::Failure { reason } => {
+                Some((format!("{reason:?}"), reason.hint()))
+            }
+            _ => None,
+        })
+    };
+    match &o.debugfs {
+        Ok(Some(d)) => {
+            let members = if d.members.is_empty() {
+                String::new()
+            } else {
+                format!(", members {}", d.members.join(" "))
+            };
+            let extra = [
+                d.port_sel_mode
+                    .as_ref()
+                    .map(|m| format!("port_sel_mode {m}")),
+                d.shared_fdb
+                    .map(|s| format!("shared_fdb {}", if s { "on" } else { "off" })),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>();
+            let extra = if extra.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", extra.join(", "))
+            };
+            if !d.active {
+                let (why, hint) = match kmsg.as_ref().ok().and_then(log_failure) {
+                    Some((w, h)) => (format!("; kernel log: {w}"), format!("{h}; {generic_fix}")),
+                    None => (String::new(), generic_fix.clone()),
+                };
+                return bad(
+                    "lag",
+                    p,
+                    Outcome::Fail,
+                    format!("not active (debugfs lag/state: disabled){why}"),
+                    hint,
+                );
+            }
+            match d.lag_type.as_deref() {
+                Some("switchdev") | None => pass(
+                    "lag",
+                    p,
+                    format!("active (debugfs), type {}{extra}{members}", d.lag_type.as_deref().unwrap_or("not shown")),
+                ),
+                Some("roce") => bad(
+                    "lag",
+                    p,
+                    Outcome::Fail,
+                    format!("a RoCE LAG is active, not VF-LAG (debugfs lag/type roce){members}: the PFs were bonded while the eswitch was legacy"),
+                    format!("the eswitch must be switchdev before the PFs join the bond: see `journalctl -b -u {}` and reboot", early_unit(&o.name)),
+                ),
+                Some(t) => bad(
+                    "lag",
+                    p,
+                    Outcome::Warn,
+                    format!("active (debugfs), type {t}{extra}{members}: not a switchdev VF-LAG"),
+                    generic_fix,
+                ),
+            }
+        }
+        other => {
+            let debugfs_note = match other {
+                Err(e) => format!("{e}; "),
+                _ => String::new(),
+            };
+            let report = match kmsg {
+                Ok(r) => r,
+                Err(e) => {
+                    return bad("lag", p, Outcome::Warn, format!("not observable: {debugfs_note}no debugfs lag/state, kernel log unreadable ({e})"), "run as root; mount debugfs (mount -t debugfs none /sys/kernel/debug) for the live lag/state");
+                }
+            };
+            let stale = "kernel log of this boot; newer kernels log nothing on teardown, mount debugfs for the live state";
+            match logged.map(|d| &d.state) {
+                Some(LagState::Active { ports, active_ports, mode, remaps, .. }) => {
+                    let map = if ports.is_empty() {
+                        active_ports.as_ref().map(|a| format!("active ports {a:?}")).unwrap_or_default()
+                    } else {
+                        ports.iter().map(|m| format!("port {}:{}", m.port, m.to)).collect::<Vec<_>>().join(" ")
+                    };
+                    let mode = mode.as_ref().map(|m| format!(", mode {m}")).unwrap_or_default();
+                    let d = format!("active: {map}{mode}, {remaps} remaps ({debugfs_note}{stale})");
+                    match &o.eswitch {
+                        Ok((EswitchMode::Switchdev, _)) => pass("lag", p, d),
+                        _ => bad("lag", p, Outcome::Warn, format!("{d}; the eswitch is not seen in switchdev mode, so this may be a RoCE LAG"), generic_fix),
+                    }
+                }
+                Some(LagState::Failed { reason, .. }) => bad(
+                    "lag",
+                    p,
+                    Outcome::Fail,
+                    format!("failed: {reason:?} ({stale})"),
+                    format!("{}; {generic_fix}", reason.hint()),
+                ),
+                None => match log_failure(report) {
+                    Some((w, h)) => bad("lag", p, Outcome::Fail, format!("refused: {w} (kernel log of this boot)"), format!("{h}; {generic_fix}")),
+                    None => bad(
+                        "lag",
+                        p,
+                        Outcome::Warn,
+                        format!("not seen: {debugfs_note}no debugfs lag/state and no LAG lines in this boot's kernel log"),
+                        format!("mount debugfs (mount -t debugfs none /sys/kernel/debug) to read lag/state; {generic_fix}"),
+                    ),
+                },
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Judging Open vSwitch
+
+/// Port names whose offloaded flows are counted.
+#[derive(Debug, Clone, Default)]
+pub struct OvsPorts {
+    pub bonds: Vec<String>,
+    pub representors: Vec<String>,
+}
+
+/// `want_offload`: the config asks for hw-offload, or a LAG is switchdev (VF-LAG without OVS
+/// offload is degraded).
+pub fn judge_ovs(
+    ovs: &OvsObs,
+    want_offload: bool,
+    ports: &OvsPorts,
+    now: SystemTime,
+) -> Vec<Finding> {
+    let st = &ovs.status;
+    let sock = st.db_sock.display().to_string();
+    let mut out = vec![];
+    if !st.present {
+        out.push(if want_offload {
+            bad(
+                "ovs",
+                None,
+                Outcome::Warn,
+                format!("Open vSwitch not found ({sock} absent or not listening)"),
+                "start Open vSwitch (Kolla: the openvswitch_db and openvswitch_vswitchd containers), or set db_socket under [ovs] in the config",
+            )
+        } else {
+            skip("ovs", None, format!("Open vSwitch not found ({sock})"))
+        });
+        return out;
+    }
+    out.push(if st.errors.is_empty() {
+        pass("ovs", None, format!("database {sock}{}", if st.vswitchd_version.is_some() { ", ovs-vswitchd answering" } else { ", ovs-vswitchd not found" }))
+    } else {
+        bad("ovs", None, Outcome::Warn, format!("Open vSwitch answered with errors: {}", st.errors.join("; ")), "check that ovsdb-server and ovs-vswitchd are running (Kolla: docker ps | grep openvswitch)")
+    });
+    let src = match (&st.row, &st.vswitchd_version) {
+        (Some(r), _) if r.version().is_some() => "ovs_version in the database",
+        (_, Some(_)) => "ovs-vswitchd",
+        _ => "",
+    };
+    out.push(match st.version {
+        Some(v) if v.is_supported() => {
+            pass("ovs-version", None, format!("Open vSwitch {v} ({src})"))
+        }
+        Some(v) => bad(
+            "ovs-version",
+            None,
+            if want_offload {
+                Outcome::Fail
+            } else {
+                Outcome::Warn
+            },
+            format!(
+                "Open vSwitch {v} ({src}): VF-LAG offload needs {} or later",
+                ovsdb::MIN_OVS_VERSION
+            ),
+            "upgrade Open vSwitch to 2.12 or later (Kolla: the Train release or later)",
+        ),
+        None => bad(
+            "ovs-version",
+            None,
+            Outcome::Warn,
+            "Open vSwitch version unknown (not in the database, ovs-vswitchd not answering)",
+            "check that ovs-vswitchd is running",
+        ),
+    });
+    let enable = "run `vflag ovs-offload enable` (sets other_config:hw-offload=true), then restart ovs-vswitchd (Kolla: docker restart openvswitch_vswitchd)";
+    out.push(match st.hw_offload {
+        Some(true) => pass("ovs-hw-offload", None, "other_config:hw-offload=true"),
+        Some(false) if want_offload => bad("ovs-hw-offload", None, Outcome::Fail, "other_config:hw-offload is not true: flows are not offloaded, VF-LAG traffic takes the slow path", enable),
+        Some(false) => bad("ovs-hw-offload", None, Outcome::Warn, "other_config:hw-offload is not true (no switchdev LAG configured)", enable),
+        None => bad("ovs-hw-offload", None, Outcome::Warn, "other_config:hw-offload not readable", "check the Open vSwitch database (see the ovs row)"),
+    });
+    out.push(match &st.offloaded_flows {
+        None => bad("ovs-flows", None, Outcome::Warn, "offloaded flows unknown: ovs-vswitchd not reachable", "check that ovs-vswitchd is running and its control socket is next to the database socket"),
+        Some(flows) => {
+            let count = |names: &[String]| -> (usize, Vec<String>) {
+                let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                let m = ovsdb::count_flows_by_in_port(flows, &refs);
+                (m.values().sum(), m.iter().filter(|(_, n)| **n > 0).map(|(p, n)| format!("{p}: {n}")).collect())
+            };
+            let (nb, lb) = count(&ports.bonds);
+            let (nr, lr) = count(&ports.representors);
+            let mut d = format!("{} offloaded flows; in on the bond: {nb}", flows.len());
+            if !lb.is_empty() {
+                d.push_str(&format!(" ({})", lb.join(", ")));
+            }
+            d.push_str(&format!("; in on representors: {nr}"));
+            if !lr.is_empty() {
+                d.push_str(&format!(" ({})", lr.join(", ")));
+            }
+            if nb + nr == 0 {
+                d.push_str(" (flows appear once VMs send traffic on VF-LAG ports)");
+            }
+            pass("ovs-flows", None, d)
+        }
+    });
+    out.push(match &ovs.log {
+        Err(e) => bad("ovs-offload-errors", None, Outcome::Warn, format!("cannot read the ovs-vswitchd log: {e}"), "run as root"),
+        Ok(None) => skip("ovs-offload-errors", None, format!("no ovs-vswitchd log at {}", OVS_LOGS.join(" or "))),
+        Ok(Some((path, errs))) => {
+            let recent: Vec<&OffloadError> = errs
+                .iter()
+                .filter(|e| match e.timestamp.as_deref().and_then(parse_ovs_time) {
+                    Some(t) => now.duration_since(t).map(|age| age <= RECENT).unwrap_or(true),
+                    None => true, // no timestamp (syslog form): cannot tell, count it
+                })
+                .collect();
+            if recent.is_empty() {
+                pass("ovs-offload-errors", None, format!("no \"failed to offload flow\" in the last {} min of {} (tail)", RECENT.as_secs() / 60, path.display()))
+            } else {
+                let last = recent[recent.len() - 1];
+                let mut on: Vec<&str> = recent.iter().map(|e| e.port.as_str()).collect();
+                on.sort();
+                on.dedup();
+                let lag_port = on.iter().any(|p| ports.bonds.iter().chain(&ports.representors).any(|b| b == p));
+                bad(
+                    "ovs-offload-errors",
+                    None,
+                    if lag_port { Outcome::Fail } else { Outcome::Warn },
+                    format!(
+                        "{} \"failed to offload flow\" errors in the last {} min of {} (ports {}); last: {}: {}",
+                        recent.len(),
+                        RECENT.as_secs() / 60,
+                        path.display(),
+                        on.join(", "),
+                        last.reason,
+                        last.port
+                    ),
+                    "offload needs hw-tc-offload on the bond's PFs and the representors, an active switchdev LAG, and hw-offload=true in a restarted ovs-vswitchd: fix the failing rows; `Operation not supported` on the bond usually means the LAG is not active",
+                )
+            }
+        }
+    });
+    out
+}
+
+/// `2020-03-19T11:42:17.028Z` (OVS log time, UTC) as a time.
+pub fn parse_ovs_time(s: &str) -> Option<SystemTime> {
+    let s = s.strip_suffix('Z').unwrap_or(s);
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.split(':').map(|x| x.parse::<i64>().ok());
+    let (hh, mm, ss) = (t.next()??, t.next()??, t.next()??);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // Days from the civil date (proleptic Gregorian), 1970-01-01 = 0.
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = if y2 >= 0 { y2 } else { y2 - 399 } / 400;
+    let yoe = y2 - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    let secs = days * 86400 + hh * 3600 + mm * 60 + ss;
+    let ms: u64 = frac.get(..3.min(frac.len()))?.parse().ok()?;
+    let ms = ms * 10u64.pow(3 - 3.min(frac.len()) as u32);
+    u64::try_from(secs)
+        .ok()
+        .map(|s| UNIX_EPOCH + Duration::from_secs(s) + Duration::from_millis(ms))
+}
+
+// ------------------------------------------------------------------------------------------
+// Entry points
+
+/// `vflag status [pf...]`: findings for the given PFs (empty = every configured PF), then the
+/// host-wide Open vSwitch checks.
+pub fn collect(root: &Root, loaded: &Loaded, pfs: &[IfName]) -> Vec<Finding> {
+    collect_with(root, loaded, pfs, &Options::for_root(root))
+}
+
+pub fn collect_with(root: &Root, loaded: &Loaded, pfs: &[IfName], opt: &Options) -> Vec<Finding> {
+    let mut out = vec![];
+    if loaded.disabled_by_cmdline {
+        out.push(skip(
+            "config",
+            None,
+            "vflag is disabled for this boot (vflag=0 on the kernel command line)",
+        ));
+    }
+    if let Some(e) = loaded.errors().next() {
+        out.push(bad(
+            "config",
+            None,
+            Outcome::Fail,
+            format!("configuration error: {e}"),
+            "fix the configuration (`vflag plan` lists every problem)",
+        ));
+    }
+    if loaded.plan.lags.is_empty() {
+        out.push(skip(
+            "config",
+            None,
+            "no LAG configured (/etc/vflag/vflag.conf or /etc/sysconfig/sriov)",
+        ));
+    }
+    for p in pfs {
+        if loaded.plan.lag_of(p).is_none() {
+            out.push(bad(
+                "present",
+                Some(p),
+                Outcome::Fail,
+                format!("{p} is not a PF of any configured LAG"),
+                "name a configured PF (`vflag plan`)",
+            ));
+        }
+    }
+    let mut kernel = Kernel::new(opt.netlink);
+    let mut kmsg: Option<Seen<LagReport>> = None;
+    let mut ports = OvsPorts::default();
+    let mut want_offload = loaded.ovs.hw_offload;
+    for lag in &loaded.plan.lags {
+        let chosen: Vec<&IfName> = lag
+            .pfs
+            .iter()
+            .filter(|p| pfs.is_empty() || pfs.contains(p))
+            .collect();
+        if chosen.is_empty() {
+            continue;
+        }
+        want_offload |= lag.eswitch == ConfEswitch::Switchdev;
+        let obs: Vec<PfObs> = chosen
+            .iter()
+            .map(|p| observe_pf(root, lag, p, &mut kernel))
+            .collect();
+        let mut bonds: Vec<BondObs> = vec![];
+        for o in &obs {
+            if let Some(m) = &o.master {
+                if !bonds.iter().any(|b| b.name == *m) {
+                    bonds.push(observe_bond(root, m));
+                }
+            }
+        }
+        for b in bonds.iter().filter(|b| b.mode.is_some()) {
+            ports.bonds.push(b.name.clone());
+        }
+        let need_kmsg = lag.eswitch == ConfEswitch::Switchdev
+            && obs.iter().any(|o| {
+                o.driver.as_deref() == Some("mlx5_core") && !matches!(o.debugfs, Ok(Some(_)))
+            });
+        if need_kmsg && kmsg.is_none() {
+            kmsg = Some(kernlog::kmsg_lag_report(root).map_err(|e| format!("/dev/kmsg: {e}")));
+        }
+        let no_kmsg: Seen<LagReport> = Err("not read".into());
+        for o in &obs {
+            out.extend(judge_pf(lag, o));
+            out.push(judge_lag(lag, o, kmsg.as_ref().unwrap_or(&no_kmsg)));
+            if let Ok((reps, _)) = &o.reps {
+                ports
+                    .representors
+                    .extend(reps.iter().map(|r| r.name.clone()));
+            }
+        }
+        let refs: Vec<&PfObs> = obs.iter().collect();
+        out.extend(judge_bond(lag, &refs, &bonds));
+    }
+    let ovs = observe_ovs(root, &loaded.ovs.db_socket, opt.ovs_timeout);
+    out.extend(judge_ovs(&ovs, want_offload, &ports, opt.now));
+    out
+}
+
+/// `vflag ovs-offload enable`: set `other_config:hw-offload=true` through OVSDB at the
+/// configured database socket. `Ok(true)` when it changed (see [`ovs_offload_message`]).
+pub fn ovs_offload_enable(root: &Root, loaded: &Loaded) -> Result<bool, OvsError> {
+    let path = root.path(&loaded.ovs.db_socket);
+    let mut c = OvsdbClient::connect(&path, ovsdb::DEFAULT_TIMEOUT)?;
+    let changed = c.enable_hw_offload()?;
+    tracing::info!(db = %path.display(), changed, "other_config:hw-offload=true");
+    Ok(changed)
+}
+
+/// What to tell the operator after [`ovs_offload_enable`].
+pub fn ovs_offload_message(changed: bool) -> String {
+    if changed {
+        "Set other_config:hw-offload=true. Restart ovs-vswitchd so that it surely takes effect (Kolla: docker restart openvswitch_vswitchd; elsewhere: systemctl restart openvswitch-switch): older Open vSwitch releases document that a change needs a restart.".into()
+    } else {
+        "other_config:hw-offload is already true; nothing changed. If ovs-vswitchd was started before it was set, restart it (Kolla: docker restart openvswitch_vswitchd).".into()
+    }
+}
