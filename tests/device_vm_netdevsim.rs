@@ -16,9 +16,12 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use vflag::config::{EswitchMode as ConfEswitch, Lag, NetworkStack};
-use vflag::device::devlink::{Devlink, EswitchMode, Handle, PARAM_TYPE_U32, PORT_FLAVOUR_PCI_VF};
+use vflag::device::devlink::{
+    Devlink, EswitchMode, Handle, ParamValue, CMODE_DRIVERINIT, PARAM_TYPE_U32, PORT_FLAVOUR_PCI_VF,
+};
 use vflag::device::ethtool::{Ethtool, HW_TC_OFFLOAD};
 use vflag::device::net::Kernel;
+use vflag::device::repr;
 use vflag::device::rtnl::Rtnl;
 use vflag::device::sysfs::Pf;
 use vflag::device::Error;
@@ -108,6 +111,21 @@ fn netdevsim_setup_and_rebind_on_a_real_kernel() {
         ),
         "driverinit only"
     );
+    // PARAM_SET encoding against the kernel: the driverinit value is stored until a reload.
+    let before = p.value(CMODE_DRIVERINIT).cloned().unwrap();
+    assert_eq!(
+        dl.set_param_in(&h, "max_macs", "16", CMODE_DRIVERINIT)
+            .unwrap(),
+        Some(before)
+    );
+    assert_eq!(
+        dl.param(&h, "max_macs").unwrap().value(CMODE_DRIVERINIT),
+        Some(&ParamValue::U32(16))
+    );
+    let e = dl
+        .set_param_in(&h, "max_macs", "70000000000", CMODE_DRIVERINIT)
+        .unwrap_err();
+    assert!(matches!(e, Error::Invalid(_)), "{e}");
     let missing = Handle {
         bus: "netdevsim".into(),
         dev: "netdevsim99".into(),
@@ -173,6 +191,19 @@ fn netdevsim_setup_and_rebind_on_a_real_kernel() {
             "{port} #{idx} {n} not in {ports:?}"
         );
     }
+    // The sysfs fallback finds the same representors as the devlink port dump.
+    let by_sysfs: Vec<(u32, u32)> = repr::from_sysfs(&dev)
+        .unwrap()
+        .iter()
+        .map(|r| (r.vf, r.ifindex))
+        .collect();
+    let by_devlink: Vec<(u32, u32)> = repr::from_devlink_ports(&ports)
+        .iter()
+        .map(|r| (r.vf, r.ifindex))
+        .collect();
+    eprintln!("representors: sysfs {by_sysfs:?} devlink {by_devlink:?}");
+    assert_eq!(by_sysfs.len(), 2);
+    assert_eq!(by_sysfs, by_devlink);
     let mut et = Ethtool::open().unwrap();
     for (_, idx, n) in &reps {
         assert!(et.feature(*idx, HW_TC_OFFLOAD).unwrap().active, "{n}");

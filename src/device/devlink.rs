@@ -386,22 +386,35 @@ impl Devlink {
     /// Set a param from its config string in the runtime cmode (the only one that takes
     /// effect without a reload). Returns the previous runtime value; no write when equal.
     pub fn set_param(&mut self, h: &Handle, name: &str, value: &str) -> Result<Option<ParamValue>> {
+        self.set_param_in(h, name, value, CMODE_RUNTIME)
+    }
+
+    /// Set a param in one configuration mode (`CMODE_DRIVERINIT` takes effect at the next
+    /// reload). [`Error::Unsupported`] when the param has no such cmode. Returns the previous
+    /// value in that cmode; no write when equal.
+    pub fn set_param_in(
+        &mut self,
+        h: &Handle,
+        name: &str,
+        value: &str,
+        cmode: u8,
+    ) -> Result<Option<ParamValue>> {
         let cur = self.param(h, name)?;
         let want = ParamValue::parse(cur.kind, value)?;
-        let Some(old) = cur.value(CMODE_RUNTIME).cloned() else {
+        let Some(old) = cur.value(cmode).cloned() else {
             return Err(Error::Unsupported(format!(
-                "devlink param {name} of {h} cannot be set at runtime (cmodes: {:?})",
+                "devlink param {name} of {h} has no cmode {cmode} (it has {:?}; 0 = runtime, 1 = driverinit)",
                 cur.values.iter().map(|(c, _)| *c).collect::<Vec<_>>()
             )));
         };
         if old == want {
             return Ok(None);
         }
-        let op = format!("devlink dev param set {h} name {name} value {want} cmode runtime");
+        let op = format!("devlink dev param set {h} name {name} value {want} cmode {cmode}");
         let resp = self.fam.conn.request(
             self.fam.id,
             0,
-            &param_set_payload(h, name, cur.kind, CMODE_RUNTIME, &want),
+            &param_set_payload(h, name, cur.kind, cmode, &want),
             &op,
         )?;
         if let Some(w) = resp.warning {
