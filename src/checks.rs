@@ -75,45 +75,39 @@ struct PfFacts {
     device_id: Option<u16>,
     totalvfs: Option<u32>,
     has_numvfs: bool,
-}
-
-fn read(p: PathBuf) -> Option<String> {
-    std::fs::read_to_string(p)
-        .ok()
-        .map(|s| s.trim().to_string())
-}
-
-fn hex16(s: Option<String>) -> Option<u16> {
-    u16::from_str_radix(s?.trim_start_matches("0x"), 16).ok()
-}
-
-fn link_name(p: PathBuf) -> Option<String> {
-    Some(
-        std::fs::read_link(p)
-            .ok()?
-            .file_name()?
-            .to_string_lossy()
-            .into_owned(),
-    )
+    pci: Option<crate::device::sysfs::PciAddr>,
 }
 
 fn facts(root: &Root, pf: &IfName) -> PfFacts {
-    let net = root.path(format!("/sys/class/net/{pf}"));
-    if !net.exists() {
-        return PfFacts::default();
-    }
-    let dev = net.join("device");
-    let device = std::fs::canonicalize(&dev).ok();
+    use crate::device::{sysfs, Error};
+    let dev = match sysfs::Pf::open(root, pf) {
+        Ok(dev) => dev,
+        Err(Error::NotFound(_)) => return PfFacts::default(),
+        // A netdev without a parent device (bond, veth...) exists but is no PF.
+        Err(_) => {
+            return PfFacts {
+                exists: true,
+                ..PfFacts::default()
+            }
+        }
+    };
+    let ids = dev.pci_ids().ok().flatten();
     PfFacts {
         exists: true,
-        net_type: read(net.join("type")).and_then(|t| t.parse().ok()),
-        bus: link_name(dev.join("subsystem")),
-        driver: link_name(dev.join("driver")),
-        vendor: hex16(read(dev.join("vendor"))),
-        device_id: hex16(read(dev.join("device"))),
-        totalvfs: read(dev.join("sriov_totalvfs")).and_then(|t| t.parse().ok()),
-        has_numvfs: dev.join("sriov_numvfs").exists(),
-        device,
+        net_type: sysfs::netdev_attr(root, pf.as_str(), "type")
+            .ok()
+            .flatten()
+            .and_then(|t| t.parse().ok()),
+        driver: sysfs::link_basename(&dev.dev_dir.join("driver"))
+            .ok()
+            .flatten(),
+        vendor: ids.map(|(v, _)| v),
+        device_id: ids.map(|(_, d)| d),
+        totalvfs: dev.totalvfs().ok().flatten(),
+        has_numvfs: dev.numvfs().ok().flatten().is_some(),
+        bus: Some(dev.bus.clone()),
+        pci: dev.pci_addr(),
+        device: Some(dev.dev_dir),
     }
 }
 
@@ -284,33 +278,26 @@ pub fn same_nic(root: &Root, lag: &Lag) -> Option<Finding> {
         return None;
     }
     let (fa, fb) = (facts(root, a), facts(root, b));
-    let (Some(da), Some(db)) = (fa.device.as_ref(), fb.device.as_ref()) else {
+    if fa.device.is_none() || fb.device.is_none() {
         return None;
-    };
-    if fa.bus.as_deref() != Some("pci") || fb.bus.as_deref() != Some("pci") {
+    }
+    let (Some(pa), Some(pb)) = (&fa.pci, &fb.pci) else {
         return Some(Finding::new(
             "same-nic",
             None,
             Outcome::Skip,
             format!("{a} and {b} are not PCI devices"),
         ));
-    }
-    let slot = |d: &PathBuf| {
-        let n = d
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        n.rsplit_once('.').map(|(s, _)| s.to_string()).unwrap_or(n)
     };
-    Some(if slot(da) == slot(db) {
+    Some(if pa.same_slot(pb) {
         Finding::new(
             "same-nic",
             None,
             Outcome::Pass,
-            format!("{a} and {b} are ports of NIC {}", slot(da)),
+            format!("{a} and {b} are ports of NIC {}", pa.slot()),
         )
     } else {
-        Finding::new("same-nic", None, Outcome::Fail, format!("{a} ({}) and {b} ({}) are on different NICs; VF-LAG bonds the two ports of one NIC", slot(da), slot(db)))
+        Finding::new("same-nic", None, Outcome::Fail, format!("{a} ({}) and {b} ({}) are on different NICs; VF-LAG bonds the two ports of one NIC", pa.slot(), pb.slot()))
             .hint("list the two ports of one NIC in pfs (functions .0 and .1 of the same PCI device)")
     })
 }

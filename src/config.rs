@@ -271,11 +271,14 @@ struct Setting {
     line: Option<usize>,
 }
 
+/// A section's keys in order of first appearance, each with its winning setting.
+type Keys = Vec<(String, Setting)>;
+
 /// Sections merged across the main file and drop-ins, in order of first appearance.
 #[derive(Default)]
 struct Merged {
     /// Name, the file that first defined it, its keys.
-    sections: Vec<(String, PathBuf, Vec<(String, Setting)>)>,
+    sections: Vec<(String, PathBuf, Keys)>,
 }
 
 impl Merged {
