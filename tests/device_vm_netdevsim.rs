@@ -214,6 +214,7 @@ fn netdevsim_setup_and_rebind_on_a_real_kernel() {
         et.channels(dev.ifindex().unwrap()).unwrap().combined,
         Some(4)
     );
+    capture_replies(&h, reps[0].1);
 
     // a restart changes nothing
     let again = stages::setup_with(
@@ -299,4 +300,55 @@ fn netdevsim_setup_and_rebind_on_a_real_kernel() {
     .unwrap_err();
     assert!(e.to_string().contains("balance-rr"), "{e}");
     eprintln!("VM-TEST-OK");
+}
+
+/// Print raw reply payloads as `CAPTURE <name> <hex>` lines, the source of the fixtures in
+/// tests/device_captured_replies.rs (decoded there on any host).
+fn capture_replies(h: &Handle, rep_ifindex: u32) {
+    use vflag::device::{devlink, ethtool, genl::Family, nl::NLM_F_DUMP};
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let mut dl = Family::open("devlink").unwrap();
+    let r = dl
+        .conn
+        .request(dl.id, 0, &devlink::eswitch_get_payload(h), "capture")
+        .unwrap();
+    println!("CAPTURE devlink_eswitch_get {}", hex(&r.msgs[0].payload));
+    let r = dl
+        .conn
+        .request(dl.id, NLM_F_DUMP, &devlink::port_dump_payload(), "capture")
+        .unwrap();
+    for m in &r.msgs {
+        println!("CAPTURE devlink_port {}", hex(&m.payload));
+    }
+    let r = dl
+        .conn
+        .request(
+            dl.id,
+            0,
+            &devlink::param_get_payload(h, "max_macs"),
+            "capture",
+        )
+        .unwrap();
+    println!("CAPTURE devlink_param_max_macs {}", hex(&r.msgs[0].payload));
+    let mut et = Family::open("ethtool").unwrap();
+    let r = et
+        .conn
+        .request(
+            et.id,
+            0,
+            &ethtool::features_get_payload(rep_ifindex),
+            "capture",
+        )
+        .unwrap();
+    println!("CAPTURE ethtool_features_rep {}", hex(&r.msgs[0].payload));
+    let r = et
+        .conn
+        .request(
+            et.id,
+            0,
+            &ethtool::channels_get_payload(rep_ifindex),
+            "capture",
+        )
+        .unwrap();
+    println!("CAPTURE ethtool_channels_rep {}", hex(&r.msgs[0].payload));
 }
