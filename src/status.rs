@@ -1394,3 +1394,801 @@ pub fn ovs_offload_message(changed: bool) -> String {
         "other_config:hw-offload is already true; nothing changed. If ovs-vswitchd was started before it was set, restart it (Kolla: docker restart openvswitch_vswitchd).".into()
     }
 }
+
+/// Judging on fake sysfs trees (observed through the real sysfs readers) plus netlink answers
+/// supplied as data. These prove vflag's verdicts and hints; they prove nothing about what a
+/// real kernel answers over netlink (that is the VM test bed's job).
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{NetworkStack, Ovs};
+    use crate::device::sysfs::testtree::Tree;
+
+    const SW: &str = "b8599f0001020304";
+
+    fn n(s: &str) -> IfName {
+        IfName::new(s).unwrap()
+    }
+
+    fn lag(eswitch: ConfEswitch) -> Lag {
+        Lag {
+            name: "bond0".into(),
+            source: "/etc/vflag/vflag.conf".into(),
+            pfs: vec![n("ens3f0"), n("ens3f1")],
+            vfs: 2,
+            pf_channels: Some(63),
+            representor_channels: Some(18),
+            eswitch,
+            network_stack: NetworkStack::Auto,
+            before: vec![],
+            device_timeout: Duration::from_secs(30),
+            lag_timeout: Duration::from_secs(30),
+            flow_steering_mode: None,
+            lag_port_select_mode: None,
+        }
+    }
+
+    fn loaded(l: Lag) -> Loaded {
+        Loaded {
+            plan: crate::config::Plan { lags: vec![l] },
+            ovs: Ovs::default(),
+            ..Loaded::default()
+        }
+    }
+
+    /// Two mlx5 PFs of one NIC, 2 VFs each (bound to mlx5_core), 2 representors each, bonded
+    /// in 802.3ad, LAG active in debugfs: the healthy state after both stages.
+    fn healthy() -> Tree {
+        let t = Tree::new();
+        t.driver("pci", "mlx5_core");
+        for (name, addr, idx, pfn) in [
+            ("ens3f0", "0000:37:00.0", 4, 0),
+            ("ens3f1", "0000:37:00.1", 5, 1),
+        ] {
+            let dev = t.pci_pf(name, addr, idx, Some(8), 2, Some("mlx5_core"));
+            t.link(&format!("{dev}/driver"), "sys/bus/pci/drivers/mlx5_core");
+            for vf in 0..2 {
+                t.representor(
+                    &dev,
+                    &format!("{name}r{vf}"),
+                    20 + pfn * 10 + vf,
+                    SW,
+                    &format!("pf{pfn}vf{vf}"),
+                );
+            }
+        }
+        t.bond("bond0", "802.3ad 4", &["ens3f0", "ens3f1"]);
+        debugfs(&t, "0000:37:00.0", "active", Some("switchdev"));
+        t
+    }
+
+    fn debugfs(t: &Tree, pci: &str, state: &str, ty: Option<&str>) {
+        let d = format!("sys/kernel/debug/mlx5/{pci}/lag");
+        t.write(&format!("{d}/state"), &format!("{state}\n"));
+        if let Some(ty) = ty {
+            t.write(&format!("{d}/type"), &format!("{ty}\n"));
+            t.write(&format!("{d}/port_sel_mode"), "hash\n");
+            t.write(&format!("{d}/flags"), "shared_fdb:on\n");
+            t.write(&format!("{d}/members"), "0000:37:00.0\n0000:37:00.1\n");
+        }
+    }
+
+    const ON: Feature = Feature {
+        active: true,
+        wanted: true,
+        changeable: true,
+    };
+    const OFF: Feature = Feature {
+        active: false,
+        wanted: false,
+        changeable: true,
+    };
+
+    fn ch(combined: u32, max: u32) -> Channels {
+        Channels {
+            combined: Some(combined),
+            combined_max: Some(max),
+        }
+    }
+
+    /// What devlink and ethtool would answer on the healthy host.
+    fn netlink_healthy(o: &mut PfObs) {
+        o.eswitch = Ok((EswitchMode::Switchdev, "devlink"));
+        o.port.offload = Ok(ON);
+        o.port.channels = Ok(ch(63, 63));
+        if let Ok((reps, _)) = &mut o.reps {
+            for r in reps {
+                r.offload = Ok(ON);
+                r.channels = Ok(ch(18, 64));
+            }
+        }
+    }
+
+    fn observe(t: &Tree, l: &Lag, pf: &str) -> PfObs {
+        observe_pf(&t.root(), l, &n(pf), &mut Kernel::new(false))
+    }
+
+    fn all(t: &Tree, l: &Lag, kmsg: &Seen<LagReport>, tweak: impl Fn(&mut PfObs)) -> Vec<Finding> {
+        let mut obs: Vec<PfObs> = l.pfs.iter().map(|p| observe(t, l, p.as_str())).collect();
+        let mut out = vec![];
+        for o in obs.iter_mut() {
+            netlink_healthy(o);
+            tweak(o);
+            out.extend(judge_pf(l, o));
+            out.push(judge_lag(l, o, kmsg));
+        }
+        let bonds: Vec<BondObs> = ["bond0"]
+            .iter()
+            .map(|b| observe_bond(&t.root(), b))
+            .collect();
+        let refs: Vec<&PfObs> = obs.iter().collect();
+        out.extend(judge_bond(l, &refs, &bonds));
+        out
+    }
+
+    fn get<'a>(f: &'a [Finding], check: &str, pf: &str) -> &'a Finding {
+        f.iter()
+            .find(|x| x.check == check && x.pf.as_ref().map(IfName::as_str).unwrap_or("") == pf)
+            .unwrap_or_else(|| panic!("no {check} for {pf:?} in {f:#?}"))
+    }
+
+    fn no_kmsg() -> Seen<LagReport> {
+        Err("not read".into())
+    }
+
+    fn kmsg(fixture: &str) -> Seen<LagReport> {
+        Ok(kernlog::parse_lag(&fixture.lines().collect::<Vec<_>>()))
+    }
+
+    #[test]
+    fn healthy_lag_passes_every_check() {
+        let t = healthy();
+        let l = lag(ConfEswitch::Switchdev);
+        let f = all(&t, &l, &no_kmsg(), |_| {});
+        let not_pass: Vec<&Finding> = f.iter().filter(|x| x.outcome != Outcome::Pass).collect();
+        assert!(not_pass.is_empty(), "{not_pass:#?}");
+        for pf in ["ens3f0", "ens3f1"] {
+            for c in [
+                "vfs",
+                "eswitch",
+                "pf-offload",
+                "representors",
+                "rep-offload",
+                "rep-channels",
+                "pf-channels",
+                "vfs-bound",
+                "bond",
+                "lag",
+            ] {
+                get(&f, c, pf);
+            }
+        }
+        for c in ["bond-mode", "bond-members", "bond-bridge"] {
+            get(&f, c, "bond0");
+        }
+        assert_eq!(
+            f.iter().filter(|x| x.check == "bond-mode").count(),
+            1,
+            "once per bond"
+        );
+        assert!(
+            get(&f, "lag", "ens3f1").detail.contains("type switchdev"),
+            "{f:#?}"
+        );
+        assert!(get(&f, "representors", "ens3f0")
+            .detail
+            .starts_with("2 representors for 2 VFs (sysfs)"));
+        assert!(get(&f, "rep-channels", "ens3f0")
+            .detail
+            .contains("18 combined"));
+    }
+
+    #[test]
+    fn missing_vfs_fail_with_the_early_unit_in_the_hint() {
+        let t = Tree::new();
+        t.driver("pci", "mlx5_core");
+        let dev = t.pci_pf("ens3f0", "0000:37:00.0", 4, Some(8), 0, None);
+        t.link(&format!("{dev}/driver"), "sys/bus/pci/drivers/mlx5_core");
+        let l = lag(ConfEswitch::Switchdev);
+        let mut o = observe(&t, &l, "ens3f0");
+        netlink_healthy(&mut o);
+        let f = judge_pf(&l, &o);
+        let v = get(&f, "vfs", "ens3f0");
+        assert_eq!(v.outcome, Outcome::Fail);
+        assert_eq!(v.detail, "0 VFs (sriov_numvfs), 2 configured");
+        assert!(v
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("journalctl -b -u vflag@ens3f0.service"));
+        // Representors are counted against the VFs that exist: none here, the vfs row fails.
+        assert_eq!(get(&f, "representors", "ens3f0").outcome, Outcome::Skip);
+        assert_eq!(get(&f, "vfs-bound", "ens3f0").outcome, Outcome::Skip);
+        // No SR-IOV at all.
+        std::fs::remove_file(t.p(&format!("{dev}/sriov_numvfs"))).unwrap();
+        let o = observe(&t, &l, "ens3f0");
+        let v = judge_pf(&l, &o);
+        let v = get(&v, "vfs", "ens3f0");
+        assert_eq!(v.outcome, Outcome::Fail);
+        assert!(v.hint.as_deref().unwrap().contains("SRIOV_EN=1"), "{v:?}");
+    }
+
+    #[test]
+    fn missing_pf_is_one_failure() {
+        let t = Tree::new();
+        let l = lag(ConfEswitch::Switchdev);
+        let o = observe(&t, &l, "ens3f0");
+        let f = judge_pf(&l, &o);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f[0].check, "present");
+        assert_eq!(f[0].outcome, Outcome::Fail);
+        assert_eq!(judge_lag(&l, &o, &no_kmsg()).outcome, Outcome::Skip);
+    }
+
+    #[test]
+    fn eswitch_mode_against_the_config() {
+        let t = healthy();
+        let l = lag(ConfEswitch::Switchdev);
+        let f = all(&t, &l, &no_kmsg(), |o| {
+            o.eswitch = Ok((EswitchMode::Legacy, "devlink"))
+        });
+        let e = get(&f, "eswitch", "ens3f0");
+        assert_eq!(e.outcome, Outcome::Fail);
+        assert_eq!(
+            e.detail,
+            "legacy (devlink pci/0000:37:00.0), switchdev configured"
+        );
+        assert!(e
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("devlink dev eswitch set pci/0000:37:00.0 mode switchdev"));
+
+        // No devlink at all: the error text, Fail for switchdev, Skip for legacy.
+        let o = observe(&t, &l, "ens3f0");
+        let e = judge_pf(&l, &o)
+            .into_iter()
+            .find(|x| x.check == "eswitch")
+            .unwrap();
+        assert_eq!(e.outcome, Outcome::Fail);
+        assert!(e.detail.contains(NO_NETLINK), "{e:?}");
+        let legacy = lag(ConfEswitch::Legacy);
+        let o = observe(&t, &legacy, "ens3f0");
+        let f = judge_pf(&legacy, &o);
+        assert_eq!(get(&f, "eswitch", "ens3f0").outcome, Outcome::Skip);
+        assert_eq!(get(&f, "representors", "ens3f0").outcome, Outcome::Skip);
+        assert_eq!(judge_lag(&legacy, &o, &no_kmsg()).outcome, Outcome::Skip);
+
+        // OFED's compat sysfs answers where devlink cannot.
+        t.write("sys/class/net/ens3f0/compat/devlink/mode", "legacy\n");
+        let o = observe(&t, &l, "ens3f0");
+        assert_eq!(o.eswitch, Ok((EswitchMode::Legacy, "compat sysfs")));
+        assert_eq!(
+            get(&judge_pf(&l, &o), "eswitch", "ens3f0").outcome,
+            Outcome::Fail
+        );
+    }
+
+    #[test]
+    fn representor_offload_off_names_the_ones_off() {
+        let t = healthy();
+        let l = lag(ConfEswitch::Switchdev);
+        let f = all(&t, &l, &no_kmsg(), |o| {
+            if o.name.as_str() == "ens3f0" {
+                if let Ok((reps, _)) = &mut o.reps {
+                    reps[1].offload = Ok(OFF);
+                }
+            }
+        });
+        let r = get(&f, "rep-offload", "ens3f0");
+        assert_eq!(r.outcome, Outcome::Fail);
+        assert_eq!(
+            r.detail,
+            "hw-tc-offload off on 1 of 2 representors: ens3f0r1 (VF 1)"
+        );
+        assert_eq!(
+            r.hint.as_deref(),
+            Some("ethtool -K ens3f0r1 hw-tc-offload on")
+        );
+        assert_eq!(get(&f, "rep-offload", "ens3f1").outcome, Outcome::Pass);
+
+        // PF offload off: Fail for switchdev, with the ethtool fix.
+        let f = all(&t, &l, &no_kmsg(), |o| o.port.offload = Ok(OFF));
+        let p = get(&f, "pf-offload", "ens3f0");
+        assert_eq!(p.outcome, Outcome::Fail);
+        assert!(p
+            .hint
+            .as_deref()
+            .unwrap()
+            .starts_with("ethtool -K ens3f0 hw-tc-offload on"));
+
+        // A missing representor is named.
+        std::fs::remove_file(t.p("sys/class/net/ens3f1r0")).unwrap();
+        let f = all(&t, &l, &no_kmsg(), |_| {});
+        let r = get(&f, "representors", "ens3f1");
+        assert_eq!(r.outcome, Outcome::Fail);
+        assert!(r.detail.ends_with("none for VF 0"), "{r:?}");
+    }
+
+    #[test]
+    fn channels_clamped_to_the_maximum_pass_with_the_detail() {
+        let (o, d, fix) = channels_verdict(&ch(8, 8), 18);
+        assert_eq!((o, fix), (Outcome::Pass, None));
+        assert_eq!(d, "8 combined channels: the maximum (18 configured)");
+        let (o, d, fix) = channels_verdict(&ch(4, 8), 18);
+        assert_eq!((o, fix), (Outcome::Warn, Some(8)));
+        assert_eq!(d, "4 combined channels, 18 configured (maximum 8)");
+        let (o, _, _) = channels_verdict(
+            &Channels {
+                combined: None,
+                combined_max: None,
+            },
+            18,
+        );
+        assert_eq!(o, Outcome::Skip);
+
+        let t = healthy();
+        let l = lag(ConfEswitch::Switchdev);
+        let f = all(&t, &l, &no_kmsg(), |o| {
+            o.port.channels = Ok(ch(16, 63));
+            if let Ok((reps, _)) = &mut o.reps {
+                reps[0].channels = Ok(ch(1, 64));
+            }
+        });
+        let p = get(&f, "pf-channels", "ens3f0");
+        assert_eq!(p.outcome, Outcome::Warn);
+        assert_eq!(p.hint.as_deref(), Some("ethtool -L ens3f0 combined 63"));
+        let r = get(&f, "rep-channels", "ens3f0");
+        assert_eq!(r.outcome, Outcome::Warn);
+        assert_eq!(r.hint.as_deref(), Some("ethtool -L ens3f0r0 combined 18"));
+    }
+
+    #[test]
+    fn pf_not_enslaved() {
+        let t = healthy();
+        t.bond("bond0", "802.3ad 4", &["ens3f1"]);
+        std::fs::remove_file(t.p("sys/class/net/ens3f0/master")).unwrap();
+        let l = lag(ConfEswitch::Switchdev);
+        let f = all(&t, &l, &no_kmsg(), |_| {});
+        let b = get(&f, "bond", "ens3f0");
+        assert_eq!(b.outcome, Outcome::Fail);
+        assert_eq!(b.detail, "ens3f0 is not enslaved to a bond");
+        assert!(b
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("add ens3f0 to the bond with ens3f0 and ens3f1"));
+        assert_eq!(get(&f, "bond", "ens3f1").outcome, Outcome::Pass);
+        let m = get(&f, "bond-members", "bond0");
+        assert_eq!(m.outcome, Outcome::Fail);
+        assert!(m.detail.starts_with("lacks ens3f0"), "{m:?}");
+        assert_eq!(
+            m.hint.as_deref(),
+            Some("add ens3f0 to bond0 in the network configuration")
+        );
+    }
+
+    #[test]
+    fn pf_enslaved_to_something_that_is_not_a_bond() {
+        let t = healthy();
+        t.netdev("br-ex", 90, None);
+        t.link(
+            "sys/class/net/ens3f0/master",
+            "sys/devices/virtual/net/br-ex",
+        );
+        let l = lag(ConfEswitch::Switchdev);
+        let mut o = observe(&t, &l, "ens3f0");
+        netlink_healthy(&mut o);
+        let bonds = vec![observe_bond(&t.root(), "br-ex")];
+        let f = judge_bond(&l, &[&o], &bonds);
+        let b = get(&f, "bond", "ens3f0");
+        assert_eq!(b.outcome, Outcome::Fail);
+        assert_eq!(b.detail, "ens3f0 is enslaved to br-ex, which is not a bond");
+    }
+
+    #[test]
+    fn wrong_bond_mode() {
+        let t = healthy();
+        t.write(
+            "sys/devices/virtual/net/bond0/bonding/mode",
+            "balance-rr 0\n",
+        );
+        let f = all(&t, &lag(ConfEswitch::Switchdev), &no_kmsg(), |_| {});
+        let m = get(&f, "bond-mode", "bond0");
+        assert_eq!(m.outcome, Outcome::Fail);
+        assert!(m.detail.starts_with("balance-rr:"), "{m:?}");
+        assert!(m.hint.as_deref().unwrap().contains("802.3ad"));
+        for mode in ["active-backup 1", "balance-xor 2"] {
+            t.write("sys/devices/virtual/net/bond0/bonding/mode", mode);
+            let f = all(&t, &lag(ConfEswitch::Switchdev), &no_kmsg(), |_| {});
+            assert_eq!(
+                get(&f, "bond-mode", "bond0").outcome,
+                Outcome::Pass,
+                "{mode}"
+            );
+        }
+    }
+
+    #[test]
+    fn third_interface_in_the_bond() {
+        let t = healthy();
+        t.netdev("eno1", 2, None);
+        t.bond("bond0", "802.3ad 4", &["ens3f0", "ens3f1", "eno1"]);
+        let f = all(&t, &lag(ConfEswitch::Switchdev), &no_kmsg(), |_| {});
+        let m = get(&f, "bond-members", "bond0");
+        assert_eq!(m.outcome, Outcome::Fail);
+        assert!(
+            m.detail.starts_with("also has eno1 (ens3f0 ens3f1 eno1)"),
+            "{m:?}"
+        );
+        assert_eq!(
+            m.hint.as_deref(),
+            Some("remove eno1 from bond0 in the network configuration")
+        );
+    }
+
+    #[test]
+    fn bridge_on_the_bond_warns_ovs_does_not() {
+        let t = healthy();
+        t.netdev("br0", 91, None);
+        t.write("sys/devices/virtual/net/br0/bridge/stp_state", "0\n");
+        t.link(
+            "sys/devices/virtual/net/bond0/master",
+            "sys/devices/virtual/net/br0",
+        );
+        let f = all(&t, &lag(ConfEswitch::Switchdev), &no_kmsg(), |_| {});
+        let b = get(&f, "bond-bridge", "bond0");
+        assert_eq!(b.outcome, Outcome::Warn);
+        assert_eq!(b.detail, "Linux bridge br0 is attached directly to bond0");
+        assert!(b.hint.as_deref().unwrap().contains("tagged VLAN"));
+
+        t.netdev("ovs-system", 92, None);
+        t.link(
+            "sys/devices/virtual/net/bond0/master",
+            "sys/devices/virtual/net/ovs-system",
+        );
+        let f = all(&t, &lag(ConfEswitch::Switchdev), &no_kmsg(), |_| {});
+        assert_eq!(get(&f, "bond-bridge", "bond0").outcome, Outcome::Pass);
+    }
+
+    #[test]
+    fn unbound_vfs_point_at_the_late_unit() {
+        let t = healthy();
+        std::fs::remove_file(t.p("sys/devices/pci0000:00/0000:37:00.3/driver")).unwrap();
+        let f = all(&t, &lag(ConfEswitch::Switchdev), &no_kmsg(), |_| {});
+        let b = get(&f, "vfs-bound", "ens3f0");
+        assert_eq!(b.outcome, Outcome::Fail);
+        assert_eq!(b.detail, "1/2 VFs bound; no driver on VF 1 (0000:37:00.3)");
+        assert!(b
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("systemctl restart vflag-rebind@ens3f0.service"));
+        assert_eq!(
+            get(&f, "vfs-bound", "ens3f1").detail,
+            "2/2 VFs bound (mlx5_core: 2)"
+        );
+    }
+
+    #[test]
+    fn debugfs_lag_active_inactive_and_roce() {
+        let t = healthy();
+        let l = lag(ConfEswitch::Switchdev);
+        let f = all(&t, &l, &no_kmsg(), |_| {});
+        let a = get(&f, "lag", "ens3f0");
+        assert_eq!(a.outcome, Outcome::Pass);
+        assert_eq!(a.detail, "active (debugfs), type switchdev, port_sel_mode hash, shared_fdb on, members 0000:37:00.0 0000:37:00.1");
+
+        debugfs(&t, "0000:37:00.0", "disabled", None);
+        for x in ["type", "port_sel_mode", "flags", "members"] {
+            std::fs::remove_file(t.p(&format!("sys/kernel/debug/mlx5/0000:37:00.0/lag/{x}")))
+                .unwrap();
+        }
+        let f = all(
+            &t,
+            &l,
+            &kmsg(include_str!("../tests/fixtures/status/kmsg-failed.txt")),
+            |_| {},
+        );
+        let d = get(&f, "lag", "ens3f0");
+        assert_eq!(d.outcome, Outcome::Fail);
+        assert!(
+            d.detail
+                .starts_with("not active (debugfs lag/state: disabled); kernel log: ActivateVfLag"),
+            "{d:?}"
+        );
+        assert!(
+            d.hint.as_deref().unwrap().contains("VFs are unbound"),
+            "{d:?}"
+        );
+        // ens3f1 has no debugfs files of its own: the pair's are used.
+        assert_eq!(get(&f, "lag", "ens3f1").outcome, Outcome::Fail);
+
+        debugfs(&t, "0000:37:00.0", "active", Some("roce"));
+        let f = all(&t, &l, &no_kmsg(), |_| {});
+        let r = get(&f, "lag", "ens3f0");
+        assert_eq!(r.outcome, Outcome::Fail);
+        assert!(
+            r.detail.starts_with("a RoCE LAG is active, not VF-LAG"),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn kernel_log_when_debugfs_is_absent() {
+        let t = healthy();
+        std::fs::remove_dir_all(t.p("sys/kernel/debug")).unwrap();
+        let l = lag(ConfEswitch::Switchdev);
+        let active = kmsg(include_str!("../tests/fixtures/status/kmsg-active.txt"));
+        let f = all(&t, &l, &active, |_| {});
+        // ens3f1 (function 1) finds the NIC's lines logged by function 0.
+        for pf in ["ens3f0", "ens3f1"] {
+            let a = get(&f, "lag", pf);
+            assert_eq!(a.outcome, Outcome::Pass, "{a:?}");
+            assert!(
+                a.detail
+                    .starts_with("active: port 1:2 port 2:2, mode hash, 1 remaps"),
+                "{a:?}"
+            );
+            assert!(a.detail.contains("newer kernels log nothing on teardown"));
+        }
+        // The same lines without switchdev seen: could be a RoCE LAG.
+        let f = all(&t, &l, &active, |o| {
+            o.eswitch = Err("devlink: unsupported".into())
+        });
+        assert_eq!(get(&f, "lag", "ens3f0").outcome, Outcome::Warn);
+
+        let failed = kmsg(include_str!("../tests/fixtures/status/kmsg-failed.txt"));
+        let f = all(&t, &l, &failed, |_| {});
+        let x = get(&f, "lag", "ens3f0");
+        assert_eq!(x.outcome, Outcome::Fail);
+        assert!(x.detail.starts_with("failed: ActivateVfLag"), "{x:?}");
+        assert!(
+            x.hint
+                .as_deref()
+                .unwrap()
+                .starts_with("firmware refused the LAG"),
+            "{x:?}"
+        );
+
+        let none = kmsg(include_str!("../tests/fixtures/status/kmsg-no-lag.txt"));
+        let f = all(&t, &l, &none, |_| {});
+        let x = get(&f, "lag", "ens3f0");
+        assert_eq!(x.outcome, Outcome::Warn);
+        assert!(
+            x.hint.as_deref().unwrap().contains("mount -t debugfs"),
+            "{x:?}"
+        );
+
+        let f = all(&t, &l, &Err("/dev/kmsg: Permission denied".into()), |_| {});
+        assert!(get(&f, "lag", "ens3f0")
+            .detail
+            .contains("kernel log unreadable (/dev/kmsg: Permission denied)"));
+    }
+
+    #[test]
+    fn lag_not_observable_on_other_devices() {
+        let t = healthy();
+        t.driver("pci", "ice");
+        t.link(
+            "sys/devices/pci0000:00/0000:37:00.0/driver",
+            "sys/bus/pci/drivers/ice",
+        );
+        let f = all(&t, &lag(ConfEswitch::Switchdev), &no_kmsg(), |_| {});
+        let x = get(&f, "lag", "ens3f0");
+        assert_eq!(x.outcome, Outcome::Skip);
+        assert_eq!(x.detail, "not observable on this device (driver ice)");
+    }
+
+    /// End to end through `collect_with` on a fake root: no netlink, no OVS, kmsg from a file.
+    #[test]
+    fn collect_on_a_fake_root_without_ovs() {
+        let t = healthy();
+        std::fs::remove_dir_all(t.p("sys/kernel/debug")).unwrap();
+        t.write(
+            "dev/kmsg",
+            include_str!("../tests/fixtures/status/kmsg-active.txt"),
+        );
+        let opt = Options {
+            netlink: false,
+            ovs_timeout: OVS_TIMEOUT,
+            now: SystemTime::now(),
+        };
+        let l = loaded(lag(ConfEswitch::Switchdev));
+        let f = collect_with(&t.root(), &l, &[], &opt);
+        assert_eq!(get(&f, "vfs", "ens3f1").outcome, Outcome::Pass);
+        assert_eq!(
+            get(&f, "eswitch", "ens3f0").outcome,
+            Outcome::Fail,
+            "devlink not asked under a test root"
+        );
+        assert_eq!(get(&f, "pf-offload", "ens3f0").outcome, Outcome::Warn);
+        assert_eq!(get(&f, "bond-members", "bond0").outcome, Outcome::Pass);
+        // kmsg was read from the root; without switchdev seen the log alone is only a Warn.
+        assert!(get(&f, "lag", "ens3f0")
+            .detail
+            .starts_with("active: port 1:2 port 2:2"));
+        let ovs: Vec<&Finding> = f.iter().filter(|x| x.check.starts_with("ovs")).collect();
+        assert_eq!(ovs.len(), 1, "absent OVS is one row: {ovs:#?}");
+        assert_eq!(ovs[0].outcome, Outcome::Warn);
+        assert!(
+            ovs[0].detail.contains("run/openvswitch/db.sock"),
+            "{:?}",
+            ovs[0]
+        );
+
+        // Only the PFs asked for; an unknown name is reported.
+        let f = collect_with(&t.root(), &l, &[n("ens3f1"), n("eth7")], &opt);
+        assert!(f
+            .iter()
+            .all(|x| x.pf.as_ref().map(IfName::as_str) != Some("ens3f0")));
+        assert_eq!(get(&f, "present", "eth7").outcome, Outcome::Fail);
+
+        // Legacy only, no hw-offload asked: absent OVS is a Skip.
+        let f = collect_with(&t.root(), &loaded(lag(ConfEswitch::Legacy)), &[], &opt);
+        assert_eq!(get(&f, "ovs", "").outcome, Outcome::Skip);
+    }
+
+    fn ovs_obs(version: &str, hw: bool, flows: Option<&str>) -> OvsObs {
+        let row = ovsdb::OpenVswitch {
+            uuid: "u".into(),
+            ovs_version: Some(version.into()),
+            db_version: None,
+            other_config: [("hw-offload".to_string(), hw.to_string())]
+                .into_iter()
+                .collect(),
+        };
+        OvsObs {
+            status: OvsStatus {
+                db_sock: "/run/openvswitch/db.sock".into(),
+                present: true,
+                version: row.version(),
+                hw_offload: Some(row.hw_offload()),
+                row: Some(row),
+                schema_version: Some("8.3.1".into()),
+                vswitchd_version: flows.map(|_| "ovs-vswitchd (Open vSwitch) 3.1.0".into()),
+                offloaded_flows: flows.map(ovsdb::parse_dump_flows),
+                errors: vec![],
+            },
+            log: Ok(None),
+        }
+    }
+
+    fn at(s: &str) -> SystemTime {
+        parse_ovs_time(s).unwrap()
+    }
+
+    #[test]
+    fn ovs_version_offload_and_flows() {
+        let ports = OvsPorts {
+            bonds: vec!["bond0".into()],
+            representors: vec!["eth9".into(), "eth10".into()],
+        };
+        let now = at("2020-03-19T12:00:00Z");
+        let seed_flows = "in_port(bond0),eth(src=98:5d:82:b5:d2:e5,dst=fa:16:3e:44:44:71),eth_type(0x8100),vlan(vid=540,pcp=0),encap(eth_type(0x0800),ipv4(frag=no)), packets:29, bytes:2842, used:0.550s, actions:pop_vlan,eth9\nin_port(eth9),eth(src=fa:16:3e:44:44:71,dst=00:1c:73:00:00:99),eth_type(0x0800),ipv4(frag=no), packets:29, bytes:2958, used:0.550s, actions:push_vlan(vid=540,pcp=0),bond0\n";
+        let f = judge_ovs(
+            &ovs_obs("2.12.0", true, Some(seed_flows)),
+            true,
+            &ports,
+            now,
+        );
+        for c in ["ovs", "ovs-version", "ovs-hw-offload", "ovs-flows"] {
+            assert_eq!(get(&f, c, "").outcome, Outcome::Pass, "{c}: {f:#?}");
+        }
+        assert_eq!(
+            get(&f, "ovs-flows", "").detail,
+            "2 offloaded flows; in on the bond: 1 (bond0: 1); in on representors: 1 (eth9: 1)"
+        );
+        assert_eq!(get(&f, "ovs-offload-errors", "").outcome, Outcome::Skip);
+
+        // No flows yet is not a failure.
+        let f = judge_ovs(&ovs_obs("3.1.0", true, Some("")), true, &ports, now);
+        let x = get(&f, "ovs-flows", "");
+        assert_eq!(x.outcome, Outcome::Pass);
+        assert!(x.detail.contains("flows appear once VMs send traffic"));
+
+        // Old release, offload off: failures when VF-LAG wants offload, warnings otherwise.
+        let f = judge_ovs(&ovs_obs("2.11.1", false, None), true, &ports, now);
+        assert_eq!(get(&f, "ovs-version", "").outcome, Outcome::Fail);
+        let h = get(&f, "ovs-hw-offload", "");
+        assert_eq!(h.outcome, Outcome::Fail);
+        assert!(h
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("vflag ovs-offload enable"));
+        assert!(h
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("docker restart openvswitch_vswitchd"));
+        assert_eq!(
+            get(&f, "ovs-flows", "").outcome,
+            Outcome::Warn,
+            "vswitchd unreachable"
+        );
+        let f = judge_ovs(&ovs_obs("2.11.1", false, None), false, &ports, now);
+        assert_eq!(get(&f, "ovs-version", "").outcome, Outcome::Warn);
+        assert_eq!(get(&f, "ovs-hw-offload", "").outcome, Outcome::Warn);
+    }
+
+    #[test]
+    fn recent_offload_errors_from_the_kolla_log_tail() {
+        let t = Tree::new();
+        t.write(
+            "var/log/kolla/openvswitch/ovs-vswitchd.log",
+            include_str!("../tests/fixtures/status/ovs-vswitchd.log"),
+        );
+        let mut o = observe_ovs(
+            &t.root(),
+            Path::new("/run/openvswitch/db.sock"),
+            OVS_TIMEOUT,
+        );
+        assert!(!o.status.present);
+        let (path, errs) = o.log.clone().unwrap().unwrap();
+        assert_eq!(path, Path::new(OVS_LOGS[0]));
+        assert_eq!(errs.len(), 2);
+        o.status = ovs_obs("3.1.0", true, Some("")).status;
+        let ports = OvsPorts {
+            bonds: vec!["bond0".into()],
+            representors: vec![],
+        };
+        // 11:42 on bond0 is recent at 12:00: a failure of VF-LAG offload.
+        let f = judge_ovs(&o, true, &ports, at("2020-03-19T12:00:00Z"));
+        let e = get(&f, "ovs-offload-errors", "");
+        assert_eq!(e.outcome, Outcome::Fail);
+        assert!(
+            e.detail
+                .starts_with("1 \"failed to offload flow\" errors in the last 60 min"),
+            "{e:?}"
+        );
+        assert!(
+            e.detail
+                .ends_with("(ports bond0); last: Operation not supported: bond0"),
+            "{e:?}"
+        );
+        // Errors on ports that are not the LAG's: a warning.
+        let other = OvsPorts {
+            bonds: vec!["bond1".into()],
+            representors: vec![],
+        };
+        let f = judge_ovs(&o, true, &other, at("2020-03-19T12:00:00Z"));
+        assert_eq!(get(&f, "ovs-offload-errors", "").outcome, Outcome::Warn);
+        // At 10:00 the eth4 error (09:30) is recent; a line stamped after "now" (clock skew)
+        // is counted too rather than hidden.
+        let f = judge_ovs(&o, true, &ports, at("2020-03-19T10:00:00Z"));
+        let e = get(&f, "ovs-offload-errors", "");
+        assert!(
+            e.detail.starts_with("2 \"failed to offload flow\""),
+            "{e:?}"
+        );
+        // A day later nothing is recent.
+        let f = judge_ovs(&o, true, &ports, at("2020-03-20T12:00:00Z"));
+        assert_eq!(get(&f, "ovs-offload-errors", "").outcome, Outcome::Pass);
+    }
+
+    #[test]
+    fn ovs_log_times() {
+        assert_eq!(
+            at("2020-03-19T11:42:17.028Z")
+                .duration_since(UNIX_EPOCH)
+                .unwrap(),
+            Duration::from_millis(1_584_618_137_028)
+        );
+        assert_eq!(at("1970-01-01T00:00:00Z"), UNIX_EPOCH);
+        assert_eq!(
+            at("2024-02-29T00:00:00.5Z")
+                .duration_since(UNIX_EPOCH)
+                .unwrap(),
+            Duration::from_millis(1_709_164_800_500)
+        );
+        assert_eq!(parse_ovs_time("2020-13-01T00:00:00Z"), None);
+        assert_eq!(parse_ovs_time("yesterday"), None);
+    }
+
+    #[test]
+    fn enable_message_says_restart() {
+        assert!(ovs_offload_message(true).contains("Restart ovs-vswitchd"));
+        assert!(ovs_offload_message(false).contains("nothing changed"));
+    }
+}
