@@ -23,6 +23,7 @@ use crate::device::net::{Kernel, Net};
 use crate::device::repr::Representor;
 use crate::device::sysfs::{self, wait_for, Pf};
 use crate::device::{self, Error as DevError};
+use crate::kernlog;
 use crate::names::IfName;
 use crate::paths::Root;
 use nix::fcntl::{Flock, FlockArg};
@@ -830,6 +831,78 @@ fn check_bond(
     Ok(BondCheck::Valid { bond, mode })
 }
 
+/// What can be seen of a device's LAG.
+#[derive(Debug, Clone)]
+enum LagSeen {
+    Active(String),
+    /// Not active yet; `authoritative`: debugfs says so (vs. no kernel log line yet).
+    Pending {
+        authoritative: bool,
+        what: String,
+    },
+    Failed(String),
+    Unobservable,
+}
+
+/// PCI addresses of this PF and the LAG's other PFs (the kernel reports a LAG on one of them).
+fn lag_pcis(root: &Root, lag: &Lag, dev: &Pf) -> Vec<String> {
+    let mut v: Vec<String> = dev
+        .pci_addr()
+        .map(|_| dev.dev_name.clone())
+        .into_iter()
+        .collect();
+    for other in lag.pfs.iter().filter(|p| **p != dev.name) {
+        if let Ok(o) = Pf::open(root, other) {
+            if o.pci_addr().is_some() && !v.contains(&o.dev_name) {
+                v.push(o.dev_name);
+            }
+        }
+    }
+    v
+}
+
+fn observe_lag(root: &Root, dev: &Pf, pcis: &[String]) -> LagSeen {
+    for pci in pcis {
+        match kernlog::read_debugfs_lag(root, pci) {
+            Ok(Some(d)) if d.active => return LagSeen::Active("active".into()),
+            Ok(Some(_)) => {
+                return LagSeen::Pending {
+                    authoritative: true,
+                    what: format!("{pci} lag/state: disabled"),
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(pf = %dev.name, "mlx5 debugfs: {e}"),
+        }
+    }
+    // Only mlx5 logs LAG lines; for other vendors silence means nothing.
+    if !matches!(dev.pci_ids(), Ok(Some((MLX5_VENDOR, _)))) {
+        return LagSeen::Unobservable;
+    }
+    let report = match kernlog::kmsg_lag_report(root) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(pf = %dev.name, "kernel log not readable: {e}");
+            return LagSeen::Unobservable;
+        }
+    };
+    match pcis.iter().find_map(|p| report.for_pf(p)) {
+        Some(d) => match &d.state {
+            kernlog::LagState::Active { .. } => LagSeen::Active("active (kernel log)".into()),
+            kernlog::LagState::Failed { reason, .. } => {
+                LagSeen::Failed(format!("{reason:?} ({})", reason.hint()))
+            }
+        },
+        None => LagSeen::Pending {
+            authoritative: false,
+            what: "no LAG line in the kernel log".into(),
+        },
+    }
+}
+
+/// PCI vendor ID of Mellanox/NVIDIA.
+const MLX5_VENDOR: u16 = 0x15b3;
+
 /// The late stage for one PF.
 pub fn rebind(root: &Root, lag: &Lag, pf: &IfName) -> Result<Report, StageError> {
     let mut net = Kernel::open().map_err(dev_err(pf, "open netlink"))?;
@@ -875,36 +948,42 @@ pub fn rebind_with(
     info!(pf = %pf, step = "bond", bond = %bond, mode = %mode, "bond is valid for VF-LAG");
     r.bond = Some(format!("{bond} {mode}"));
 
-    // ---- LAG activation, where the driver shows it (mlx5 debugfs).
-    r.lag = Some(match dev.pci_addr() {
-        Some(_) => {
-            let seen = sysfs::mlx5_lag_state(root, &dev.dev_name)
-                .map_err(dev_err(pf, "read lag state"))?;
-            match seen {
-                None => "not observable".to_string(),
-                Some(_) => {
-                    let left = deadline.saturating_sub(start.elapsed());
-                    let res = wait_for("LAG activation", left, || {
-                        Ok(sysfs::mlx5_lag_state(root, &dev.dev_name)?.filter(|s| s == "active"))
-                    });
-                    match res {
-                        Ok(s) => s,
-                        Err(DevError::Timeout { .. }) => {
-                            let last = sysfs::mlx5_lag_state(root, &dev.dev_name)
-                                .ok()
-                                .flatten()
-                                .unwrap_or_default();
-                            return Err(not_bound(format!(
-                                "the LAG of {bond} did not become active within {:.0} s (lag/state: {last}); binding now would leave VF-LAG inactive",
-                                deadline.as_secs_f64()
-                            )));
-                        }
-                        Err(e) => return Err(dev_err(pf, "wait for LAG")(e)),
-                    }
-                }
-            }
+    // ---- LAG activation, where the driver shows it: mlx5 debugfs (authoritative), else the
+    // kernel log (a logged failure is final; silence until the bound only warns).
+    let pcis = lag_pcis(root, lag, &dev);
+    let left = deadline.saturating_sub(start.elapsed());
+    let mut last = LagSeen::Unobservable;
+    let seen = wait_for("LAG activation", left, || {
+        last = observe_lag(root, &dev, &pcis);
+        Ok(match &last {
+            LagSeen::Pending { .. } => None,
+            other => Some(other.clone()),
+        })
+    });
+    r.lag = Some(match seen {
+        Ok(LagSeen::Active(how)) => how,
+        Ok(LagSeen::Unobservable) => "not observable".to_string(),
+        Ok(LagSeen::Failed(why)) => {
+            return Err(not_bound(format!("the kernel could not activate the LAG of {bond}: {why}")))
         }
-        None => "not observable".to_string(),
+        Ok(LagSeen::Pending { .. }) => unreachable!("pending is not an answer"),
+        Err(DevError::Timeout { .. }) => match last {
+            LagSeen::Pending { authoritative: true, what } => {
+                return Err(not_bound(format!(
+                    "the LAG of {bond} did not become active within {:.0} s ({what}); binding now would leave VF-LAG inactive",
+                    deadline.as_secs_f64()
+                )))
+            }
+            LagSeen::Pending { what, .. } => {
+                r.warn(format!(
+                    "LAG activation not seen within {:.0} s ({what}); binding anyway",
+                    deadline.as_secs_f64()
+                ));
+                "not seen".to_string()
+            }
+            _ => "not observable".to_string(),
+        },
+        Err(e) => return Err(dev_err(pf, "wait for LAG")(e)),
     });
     info!(pf = %pf, step = "lag", state = r.lag.as_deref().unwrap_or(""), "LAG state");
 
@@ -1643,6 +1722,56 @@ mod tests {
         h.join().unwrap();
         assert_eq!(r.lag.as_deref(), Some("active"));
         assert_eq!(r.bound, Some(1));
+    }
+
+    #[test]
+    fn rebind_reads_the_lag_from_the_kernel_log_without_debugfs() {
+        let (t, devs) = nic(1, None);
+        t.bond("bond0", "802.3ad 4", &["ens3f0", "ens3f1"]);
+        state_for_rebind(&t, &[None]);
+        let _k = FakeKernel::spawn(t.dir.path(), &devs, "mlx5_core");
+        let mut net = FakeNet::new(1);
+        let vf_bound = |t: &Tree| t.exists("sys/devices/pci0000:00/0000:37:00.2/driver");
+
+        // A logged failure is final: no waiting for the bound, no binding.
+        t.write(
+            "dev/kmsg",
+            "3,812,9000000,-;mlx5_core 0000:37:00.0: Failed to create LAG (-22)\n",
+        );
+        let mut l = lag(1);
+        l.lag_timeout = Duration::from_secs(30);
+        let start = Instant::now();
+        let e = rebind_with(&t.root(), &l, &n("ens3f0"), &mut net, &quick()).unwrap_err();
+        assert!(
+            matches!(e, StageError::NotBound { .. }) && e.to_string().contains("firmware refused"),
+            "{e}"
+        );
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert!(!vf_bound(&t));
+
+        // Silence: bounded wait, then bind with a warning (the log is a heuristic).
+        t.write("dev/kmsg", "6,1,1000,-;something else\n");
+        let r = rebind_with(&t.root(), &lag(1), &n("ens3f0"), &mut net, &quick()).unwrap();
+        assert_eq!(r.lag.as_deref(), Some("not seen"));
+        assert!(
+            r.warnings.iter().any(|w| w.contains("binding anyway")),
+            "{:?}",
+            r.warnings
+        );
+        assert!(vf_bound(&t));
+
+        // Activation logged by the pair's first PF counts for the second one too.
+        t.write(
+            "dev/kmsg",
+            "6,900,12000000,-;mlx5_core 0000:37:00.0: lag map port 1:1 port 2:1 shared_fdb:1\n",
+        );
+        let st = State {
+            device: "pci/0000:37:00.1".into(),
+            ..State::default()
+        };
+        st.save(&t.root(), &n("ens3f1")).unwrap();
+        let r = rebind_with(&t.root(), &lag(1), &n("ens3f1"), &mut net, &quick()).unwrap();
+        assert_eq!(r.lag.as_deref(), Some("active (kernel log)"));
     }
 
     #[test]
