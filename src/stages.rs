@@ -416,6 +416,15 @@ pub fn setup_with(
         ));
     }
     check_pair(root, lag, &dev, &mut r)?;
+    // A VF handed to a VM (vfio-pci) means this is a running set-up, not boot: never pull it.
+    for vf in dev.vfs().map_err(dev_err(pf, "list VFs"))? {
+        if vf.driver().ok().flatten().as_deref() == Some(VFIO_DRIVER) {
+            return Err(refused(
+                pf,
+                format!("VF {} ({}) is bound to {VFIO_DRIVER}, i.e. in use by a VM; not touching a running set-up", vf.index, vf.addr),
+            ));
+        }
+    }
 
     // ---- devlink params: only in legacy mode, before switchdev.
     let params = [
@@ -899,6 +908,9 @@ fn observe_lag(root: &Root, dev: &Pf, pcis: &[String]) -> LagSeen {
         },
     }
 }
+
+/// The driver VFs are given to for PCI passthrough to VMs.
+const VFIO_DRIVER: &str = "vfio-pci";
 
 /// PCI vendor ID of Mellanox/NVIDIA.
 const MLX5_VENDOR: u16 = 0x15b3;
@@ -1532,6 +1544,28 @@ mod tests {
             t.read("sys/devices/pci0000:00/0000:37:00.0/sriov_numvfs"),
             "0\n"
         );
+    }
+
+    #[test]
+    fn vfs_in_use_by_vms_are_never_pulled() {
+        let (t, _) = nic(2, Some("mlx5_core"));
+        t.driver("pci", "vfio-pci");
+        t.link(
+            "sys/devices/pci0000:00/0000:37:00.3/driver",
+            "sys/bus/pci/drivers/vfio-pci",
+        );
+        let mut net = FakeNet::new(2);
+        let e = setup_with(&t.root(), &lag(3), &n("ens3f0"), &mut net, &quick()).unwrap_err();
+        assert!(
+            matches!(e, StageError::Refused { .. }) && e.to_string().contains("in use by a VM"),
+            "{e}"
+        );
+        assert_eq!(
+            t.read("sys/devices/pci0000:00/0000:37:00.0/sriov_numvfs"),
+            "2\n"
+        );
+        assert_eq!(t.read("sys/bus/pci/drivers/mlx5_core/unbind"), "");
+        assert!(net.writes().is_empty());
     }
 
     #[test]
