@@ -503,7 +503,8 @@ pub fn setup_with(
         dev.vfs().map_err(dev_err(pf, "list VFs"))?
     };
 
-    // ---- Unbind every bound VF, remembering its driver.
+    // ---- Unbind every bound VF, remembering its driver. One bound for all of them.
+    let unbind_by = Instant::now() + t.bind;
     for vf in &vfs {
         let driver = vf.driver().map_err(dev_err(pf, "read VF driver"))?;
         st.record(vf, driver.clone());
@@ -512,9 +513,11 @@ pub fn setup_with(
             info!(pf = %pf, step = "unbind", vf = vf.index, addr = %vf.addr, driver = %d, "unbinding VF");
             sysfs::unbind(root, &dev.bus, &d, &vf.addr).map_err(dev_err(pf, "unbind VF"))?;
             // Unbinding is synchronous on sysfs; the bounded wait only guards odd buses.
-            wait_for(&format!("{} to leave {d}", vf.addr), t.bind, || {
-                Ok(vf.driver()?.is_none().then_some(()))
-            })
+            wait_for(
+                &format!("{} to leave {d}", vf.addr),
+                left(unbind_by),
+                || Ok(vf.driver()?.is_none().then_some(())),
+            )
             .map_err(dev_err(pf, "unbind VF"))?;
             r.changed = true;
         }
@@ -909,6 +912,11 @@ fn observe_lag(root: &Root, dev: &Pf, pcis: &[String]) -> LagSeen {
     }
 }
 
+/// Time left until `deadline` (zero when past: the wait then looks once).
+fn left(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}
+
 /// The driver VFs are given to for PCI passthrough to VMs.
 const VFIO_DRIVER: &str = "vfio-pci";
 
@@ -963,9 +971,9 @@ pub fn rebind_with(
     // ---- LAG activation, where the driver shows it: mlx5 debugfs (authoritative), else the
     // kernel log (a logged failure is final; silence until the bound only warns).
     let pcis = lag_pcis(root, lag, &dev);
-    let left = deadline.saturating_sub(start.elapsed());
+    let lag_left = deadline.saturating_sub(start.elapsed());
     let mut last = LagSeen::Unobservable;
-    let seen = wait_for("LAG activation", left, || {
+    let seen = wait_for("LAG activation", lag_left, || {
         last = observe_lag(root, &dev, &pcis);
         Ok(match &last {
             LagSeen::Pending { .. } => None,
@@ -1021,6 +1029,7 @@ pub fn rebind_with(
     r.vfs = dev.numvfs().ok().flatten().unwrap_or(vfs.len() as u32);
     let mut bound = 0;
     let mut problems = vec![];
+    let bind_by = Instant::now() + t.bind; // one bound for all VFs, not one per VF
     for vf in &vfs {
         if vf
             .driver()
@@ -1048,9 +1057,11 @@ pub fn rebind_with(
             problems.push(format!("VF {} ({}): {e}", vf.index, vf.addr));
             continue;
         }
-        match wait_for(&format!("a driver on VF {}", vf.addr), t.bind, || {
-            vf.driver()
-        }) {
+        match wait_for(
+            &format!("a driver on VF {}", vf.addr),
+            left(bind_by),
+            || vf.driver(),
+        ) {
             Ok(d) if target.as_ref().is_some_and(|t| *t != d) => {
                 problems.push(format!(
                     "VF {} ({}) bound to {d}, expected {}",
