@@ -884,7 +884,7 @@ pub fn judge_bond(lag: &Lag, pfs: &[&PfObs], bonds: &[BondObs]) -> Vec<Finding> 
         let bn = IfName::new(&b.name).ok();
         let p = bn.as_ref();
         out.push(if LAG_BOND_MODES.contains(&mode.as_str()) {
-            pass("bond-mode", p, format!("{mode}"))
+            pass("bond-mode", p, mode.clone())
         } else {
             bad(
                 "bond-mode",
@@ -983,7 +983,7 @@ pub fn judge_lag(lag: &Lag, o: &PfObs, kmsg: &Seen<LagReport>) -> Finding {
             ),
         );
     }
-    let journal = format!("dmesg | grep -i 'mlx5.*lag'");
+    let journal = "dmesg | grep -i 'mlx5.*lag'";
     let generic_fix = format!(
         "the LAG activates when both PFs are in switchdev mode and in one bond (mode active-backup, balance-xor or 802.3ad) with nothing else, and at most {LAG_MAX_VFS} VFs each: fix the failing rows above; details: {journal}"
     );
@@ -1142,10 +1142,19 @@ pub fn judge_ovs(
         });
         return out;
     }
-    out.push(if st.errors.is_empty() {
+    // `dpctl/dump-flows` on a daemon without any bridge answers with an error: a state.
+    let no_datapath = |e: &String| e.contains("no datapaths exist");
+    let errors: Vec<String> = st
+        .errors
+        .iter()
+        .filter(|e| !no_datapath(e))
+        .map(|e| e.trim().replace('\n', " / "))
+        .collect();
+    let has_datapath = !st.errors.iter().any(no_datapath);
+    out.push(if errors.is_empty() {
         pass("ovs", None, format!("database {sock}{}", if st.vswitchd_version.is_some() { ", ovs-vswitchd answering" } else { ", ovs-vswitchd not found" }))
     } else {
-        bad("ovs", None, Outcome::Warn, format!("Open vSwitch answered with errors: {}", st.errors.join("; ")), "check that ovsdb-server and ovs-vswitchd are running (Kolla: docker ps | grep openvswitch)")
+        bad("ovs", None, Outcome::Warn, format!("Open vSwitch answered with errors: {}", errors.join("; ")), "check that ovsdb-server and ovs-vswitchd are running (Kolla: docker ps | grep openvswitch)")
     });
     let src = match (&st.row, &st.vswitchd_version) {
         (Some(r), _) if r.version().is_some() => "ovs_version in the database",
@@ -1186,6 +1195,13 @@ pub fn judge_ovs(
         None => bad("ovs-hw-offload", None, Outcome::Warn, "other_config:hw-offload not readable", "check the Open vSwitch database (see the ovs row)"),
     });
     out.push(match &st.offloaded_flows {
+        None if !has_datapath && st.vswitchd_version.is_some() => bad(
+            "ovs-flows",
+            None,
+            Outcome::Warn,
+            "ovs-vswitchd has no datapath: no Open vSwitch bridge exists",
+            "put the bond into an Open vSwitch bridge (Kolla/Neutron: the provider bridge, e.g. br-ex); offloaded flows need one",
+        ),
         None => bad("ovs-flows", None, Outcome::Warn, "offloaded flows unknown: ovs-vswitchd not reachable", "check that ovs-vswitchd is running and its control socket is next to the database socket"),
         Some(flows) => {
             let count = |names: &[String]| -> (usize, Vec<String>) {
