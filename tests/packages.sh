@@ -1,0 +1,226 @@
+#!/usr/bin/env bash
+# Build the Debian package (cargo-deb) and the RPM (cargo-generate-rpm) and inspect them:
+# paths, modes, maintainer scripts (run against fake systemctl/udevadm, with and without a
+# running systemd/udevd), no active configuration, man pages, completions, dependencies.
+# Debian host, as root (installs cargo-deb / cargo-generate-rpm with `cargo install --locked`
+# and Debian's `rpm` package when missing). Prints PASS/FAIL lines; exits non-zero on failure.
+#
+#   tests/packages.sh              build with `make deb rpm`, then inspect
+#   tests/packages.sh --no-build   inspect the packages already in target/
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+build=1
+[ "${1:-}" = --no-build ] && build=0
+
+pass=0
+fail=0
+ok() { echo "PASS $*"; pass=$((pass + 1)); }
+bad() { echo "FAIL $*"; fail=$((fail + 1)); }
+check() { # check "description" command...
+	local what=$1
+	shift
+	if "$@"; then ok "$what"; else bad "$what"; fi
+}
+die() {
+	echo "FAIL $*"
+	echo "packages: $pass passed, $((fail + 1)) failed"
+	exit 1
+}
+
+export PATH="$HOME/.cargo/bin:$PATH"
+t0=$(date +%s)
+
+# --- tools -----------------------------------------------------------------------------------
+for tool in cargo-deb cargo-generate-rpm; do
+	if ! command -v "$tool" >/dev/null; then
+		echo "packages: installing $tool (cargo install --locked; a few minutes)"
+		nice -n 10 cargo install --locked --quiet "$tool" || die "cargo install $tool"
+	fi
+done
+if ! command -v rpm >/dev/null; then
+	echo "packages: installing Debian's rpm (to query the .rpm)"
+	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rpm; } >/dev/null ||
+		die "apt-get install rpm"
+fi
+command -v dpkg-deb >/dev/null || die "dpkg-deb missing (not a Debian host?)"
+t1=$(date +%s)
+
+# --- build -----------------------------------------------------------------------------------
+target=$(cargo metadata --no-deps --format-version 1 2>/dev/null |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])') || die "cargo metadata"
+if [ $build = 1 ]; then
+	rm -f "$target"/debian/vflag_*.deb "$target"/generate-rpm/vflag-*.rpm
+	make deb rpm || die "make deb rpm"
+fi
+t2=$(date +%s)
+deb=$(ls -t "$target"/debian/vflag_*.deb 2>/dev/null | head -n1)
+rpmf=$(ls -t "$target"/generate-rpm/vflag-*.rpm 2>/dev/null | head -n1)
+[ -n "$deb" ] || die "no .deb in $target/debian"
+[ -n "$rpmf" ] || die "no .rpm in $target/generate-rpm"
+echo "packages: $deb"
+echo "packages: $rpmf"
+
+work=$(mktemp -d /var/tmp/vflag-packages.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+# What every package must contain (path, mode), whatever the distribution.
+rules=$(cd udev-rules 2>/dev/null && ls ./*.rules 2>/dev/null | sed 's|^\./||')
+[ -n "$rules" ] || bad "udev-rules/*.rules: none in the tree (nothing to package)"
+expected() { # $1 = zsh completion dir
+	echo "/usr/bin/vflag 755"
+	echo "/usr/lib/systemd/system-generators/vflag-generator 755"
+	echo "/usr/lib/systemd/system/vflag@.service 644"
+	echo "/usr/lib/systemd/system/vflag-rebind@.service 644"
+	for r in $rules; do echo "/usr/lib/udev/rules.d/$r 644"; done
+	echo "/usr/share/man/man8/vflag.8.gz 644"
+	echo "/usr/share/man/man8/vflag-generator.8.gz 644"
+	echo "/usr/share/man/man8/vflag@.service.8.gz 644"
+	echo "/usr/share/man/man5/vflag.conf.5.gz 644"
+	echo "/usr/share/bash-completion/completions/vflag 644"
+	echo "$1/_vflag 644"
+	echo "/usr/share/doc/vflag/vflag.conf.example 644"
+}
+
+# Run a maintainer script with fake systemctl/udevadm that record their calls and FAIL (as in a
+# chroot), with /run redirected into $work: $1 script, $2 "running" or "chroot", $3.. args.
+run_script() {
+	local script=$1 mode=$2
+	shift 2
+	local d
+	d=$(mktemp -d "$work/script.XXXXXX")
+	mkdir -p "$d/bin" "$d/run"
+	for t in systemctl udevadm; do
+		printf '#!/bin/sh\necho "%s $*" >> "%s/calls"\nexit 1\n' "$t" "$d" >"$d/bin/$t"
+		chmod +x "$d/bin/$t"
+	done
+	if [ "$mode" = running ]; then
+		mkdir -p "$d/run/systemd/system" "$d/run/udev"
+		python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$d/run/udev/control"
+	fi
+	sed "s|/run/|$d/run/|g" "$script" >"$d/script"
+	PATH="$d/bin:$PATH" sh -e "$d/script" "$@" >"$d/out" 2>&1
+	local rc=$?
+	touch "$d/calls"
+	echo "$rc"
+	cat "$d/calls"
+}
+
+script_checks() { # $1 label, $2 script file, $3.. args
+	local label=$1 script=$2
+	shift 2
+	local out
+	out=$(run_script "$script" running "$@")
+	check "$label $*: exits 0 although systemctl/udevadm fail" test "$(head -n1 <<<"$out")" = 0
+	check "$label $*: systemctl daemon-reload" grep -qx "systemctl daemon-reload" <<<"$out"
+	check "$label $*: udevadm control --reload" grep -qx "udevadm control --reload" <<<"$out"
+	out=$(run_script "$script" chroot "$@")
+	check "$label $*: in a chroot (no systemd, no udevd) exits 0 and calls nothing" \
+		test "$out" = 0
+	check "$label: enables or starts nothing" \
+		bash -c "! grep -Eq 'systemctl (enable|start|restart|preset)|deb-systemd' '$script'"
+}
+
+# --- .deb ------------------------------------------------------------------------------------
+dpkg-deb -c "$deb" | awk '{print $1, $6}' | sed 's| \./| /|' >"$work/deb.list"
+dpkg-deb -I "$deb" >"$work/deb.info" || bad "dpkg-deb -I"
+mkdir -p "$work/deb.control" "$work/deb.root"
+dpkg-deb -e "$deb" "$work/deb.control"
+dpkg-deb -x "$deb" "$work/deb.root"
+perm() { # -rwxr-xr-x -> 755
+	python3 -c 'import sys; p=sys.argv[1][1:]; print("%o" % sum(1<<(8-i) for i,c in enumerate(p) if c != "-"))' "$1"
+}
+while read -r path mode; do
+	line=$(grep -E " ${path//./\\.}\$" "$work/deb.list" | head -n1)
+	if [ -z "$line" ]; then
+		bad "deb contains $path"
+	else
+		m=$(perm "${line%% *}")
+		check "deb contains $path ($m)" test "$m" = "$mode"
+	fi
+done < <(expected /usr/share/zsh/vendor-completions)
+check "deb: nothing under /etc (no active configuration)" bash -c "! grep -q ' /etc' '$work/deb.list'"
+check "deb: nothing under /lib (merged-/usr paths only)" bash -c "! grep -Eq ' /lib(/|\$)' '$work/deb.list'"
+check "deb: no conffiles" test ! -s "$work/deb.control/conffiles"
+check "deb: Package: vflag" grep -q '^ Package: vflag$' "$work/deb.info"
+check "deb: Depends names libc6 (dpkg-shlibdeps)" grep -Eq '^ Depends:.*libc6' "$work/deb.info"
+for s in postinst postrm; do
+	if [ -x "$work/deb.control/$s" ]; then
+		ok "deb: $s present and executable"
+		check "deb: $s is valid sh" sh -n "$work/deb.control/$s"
+	else
+		bad "deb: $s present and executable"
+		continue
+	fi
+done
+[ -x "$work/deb.control/postinst" ] && for a in configure abort-upgrade; do
+	script_checks "deb postinst" "$work/deb.control/postinst" $a 0.0.9
+done
+[ -x "$work/deb.control/postrm" ] && for a in remove purge upgrade; do
+	script_checks "deb postrm" "$work/deb.control/postrm" $a
+done
+# The packaged binaries, run from the unpacked tree.
+v=$("$work/deb.root/usr/bin/vflag" --version 2>&1)
+check "deb: /usr/bin/vflag --version runs ($v)" grep -q "^vflag " <<<"$v"
+empty=$(mktemp -d "$work/root.XXXX")
+mkdir -p "$work/gen"
+VFLAG_ROOT=$empty "$work/deb.root/usr/lib/systemd/system-generators/vflag-generator" "$work/gen" 2>"$work/gen.err"
+check "deb: installed but unconfigured, the generator creates no unit" \
+	test -z "$(find "$work/gen" -mindepth 1 | head -n1)"
+for p in "$work"/deb.root/usr/share/man/man*/*.gz; do
+	check "deb: $(basename "$p") renders without warnings" \
+		bash -c "zcat '$p' | groff -man -ww -z 2>&1 | (! grep -q .)"
+done
+if command -v systemd-analyze >/dev/null; then
+	# Verify the packaged templates as installed instances (with the packaged binary in place).
+	mkdir -p "$work/verify"
+	sed "s|/usr/bin/vflag|$work/deb.root/usr/bin/vflag|g" "$work/deb.root/usr/lib/systemd/system/vflag@.service" \
+		>"$work/verify/vflag@ens3f0.service"
+	sed "s|/usr/bin/vflag|$work/deb.root/usr/bin/vflag|g" "$work/deb.root/usr/lib/systemd/system/vflag-rebind@.service" \
+		>"$work/verify/vflag-rebind@ens3f0.service"
+	out=$(cd "$work/verify" && SYSTEMD_LOG_LEVEL=err systemd-analyze verify --man=no ./vflag@ens3f0.service ./vflag-rebind@ens3f0.service 2>&1 |
+		grep -v -e 'not found' -e 'No such file' -e 'Cannot add dependency' -e 'Failed to open /dev/tty' -e 'Falling back' || true)
+	check "deb: systemd-analyze verify of the packaged units ${out:+($out)}" test -z "$out"
+fi
+
+# --- .rpm ------------------------------------------------------------------------------------
+rpm -qp --qf '[%{FILEMODES:perms} %{FILENAMES} %{FILEFLAGS:fflags}\n]' "$rpmf" >"$work/rpm.files" 2>"$work/rpm.err" ||
+	bad "rpm -qp $(cat "$work/rpm.err")"
+rpm -qlp "$rpmf" >"$work/rpm.list" 2>/dev/null
+rpm -qp --scripts "$rpmf" >"$work/rpm.scripts" 2>/dev/null
+rpm -qp --requires "$rpmf" >"$work/rpm.requires" 2>/dev/null
+while read -r path mode; do
+	line=$(awk -v p="$path" '$2 == p' "$work/rpm.files" | head -n1)
+	if [ -z "$line" ]; then
+		bad "rpm contains $path"
+	else
+		m=$(perm "${line%% *}")
+		check "rpm contains $path ($m)" test "$m" = "$mode"
+	fi
+done < <(expected /usr/share/zsh/site-functions)
+check "rpm: nothing under /etc (no active configuration)" bash -c "! grep -q '^/etc' '$work/rpm.list'"
+check "rpm: nothing under /lib (Rocky/RHEL 8/9 use /usr/lib)" bash -c "! grep -Eq '^/lib(/|\$)' '$work/rpm.list'"
+check "rpm: no %config file (none shipped)" bash -c "! awk '\$3 ~ /c/' '$work/rpm.files' | grep -q ."
+check "rpm: example config and man pages are %doc" \
+	bash -c "awk '\$2 ~ /vflag.conf.example\$|\\.gz\$/ && \$3 !~ /d/' '$work/rpm.files' | (! grep -q .)"
+check "rpm: postinstall scriptlet reloads systemd and udev" \
+	bash -c "sed -n '/^postinstall/,/^postuninstall/p' '$work/rpm.scripts' | grep -q 'daemon-reload' &&
+	         sed -n '/^postinstall/,/^postuninstall/p' '$work/rpm.scripts' | grep -q 'udevadm control --reload'"
+check "rpm: postuninstall scriptlet reloads systemd and udev" \
+	bash -c "sed -n '/^postuninstall/,\$p' '$work/rpm.scripts' | grep -q 'daemon-reload' &&
+	         sed -n '/^postuninstall/,\$p' '$work/rpm.scripts' | grep -q 'udevadm control --reload'"
+# The scriptlets as rpm stores them, run like the Debian ones (rpm passes 1/2 and 0/1).
+awk '/^postinstall scriptlet/{f=1; next} /^[a-z]+ scriptlet/{f=0} f' "$work/rpm.scripts" >"$work/rpm.post"
+awk '/^postuninstall scriptlet/{f=1; next} /^[a-z]+ scriptlet/{f=0} f' "$work/rpm.scripts" >"$work/rpm.postun"
+script_checks "rpm %post" "$work/rpm.post" 1
+script_checks "rpm %post" "$work/rpm.post" 2
+script_checks "rpm %postun" "$work/rpm.postun" 0
+check "rpm: requires systemd" grep -q '^systemd' "$work/rpm.requires"
+glibc=$(grep -o 'GLIBC_[0-9.]*' "$work/rpm.requires" | sort -t. -k2,2n | tail -n1)
+echo "INFO rpm: needs ${glibc:-no versioned glibc symbol} (Rocky 8 has GLIBC_2.28, Rocky 9 GLIBC_2.34): build the RPM on the oldest target release"
+echo "INFO rpm: $(rpm -qp --qf '%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH} %{LICENSE}' "$rpmf")"
+
+t3=$(date +%s)
+echo "packages: tools $((t1 - t0))s, build $((t2 - t1))s, inspect $((t3 - t2))s"
+echo "packages: $pass passed, $fail failed"
+[ $fail = 0 ]
