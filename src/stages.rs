@@ -7,8 +7,15 @@
 //! eswitch switchdev (only if not already) → wait for all representors → hw-tc-offload on PF and
 //! representors → channels → verify the end state.
 //!
-//! Late stage: the PF must be in a bond that is valid for VF-LAG; wait (bounded) for the LAG to
-//! be active where mlx5 shows it; restore autoprobe; bind each VF to the driver it had.
+//! Late stage: the PF must be in a bond that is valid for VF-LAG (mode active-backup,
+//! balance-xor or 802.3ad; exactly the LAG's PFs as members); wait (bounded by `lag_timeout`,
+//! without holding the NIC lock) for the LAG to be active where it can be seen (mlx5 debugfs
+//! `lag/state`, authoritative; else the kernel log: a logged failure refuses at once, silence
+//! binds with a warning); restore autoprobe; bind each VF to the driver it had.
+//!
+//! Both stages hold a per-NIC `flock` (`/run/vflag/nic-<dddd:bb:dd>.lock`) while writing, so the
+//! two PFs of a card, or a restart, never interleave. A restart of a configured, enslaved PF
+//! changes nothing and reports the state.
 //!
 //! Where a VF goes back to: the driver it was unbound from (recorded in
 //! `/run/vflag/<pf>.json` before the unbind). VFs that never had a driver (created with

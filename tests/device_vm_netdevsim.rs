@@ -352,3 +352,100 @@ fn capture_replies(h: &Handle, rep_ifindex: u32) {
         .unwrap();
     println!("CAPTURE ethtool_channels_rep {}", hex(&r.msgs[0].payload));
 }
+
+/// Two PFs (netdevsim devices 21 and 22, one devlink instance each, as mlx5 has per PF) set
+/// up in parallel threads, bonded together (802.3ad), then the late stage for both.
+#[test]
+#[ignore = "changes kernel state: run in the VM test bed with VFLAG_TEST_NETDEVSIM=1"]
+fn netdevsim_two_pfs_in_parallel_then_one_bond() {
+    assert_eq!(
+        std::env::var("VFLAG_TEST_NETDEVSIM").as_deref(),
+        Ok("1"),
+        "guest only"
+    );
+    let mut pfs = vec![];
+    for id in [21, 22] {
+        write("/sys/bus/netdevsim/new_device", &format!("{id} 1 4"));
+        let netdir = format!("/sys/bus/netdevsim/devices/netdevsim{id}/net");
+        let name = wait("port", || {
+            fs::read_dir(&netdir)
+                .ok()?
+                .flatten()
+                .next()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+        });
+        pfs.push(IfName::new(&name).unwrap());
+    }
+    let mut l = lag(&pfs[0], 3);
+    l.pfs = pfs.clone();
+    let root = Root::new("/");
+    let handles: Vec<_> = pfs
+        .iter()
+        .map(|pf| {
+            let (l, root, pf) = (l.clone(), root.clone(), pf.clone());
+            std::thread::spawn(move || {
+                stages::setup_with(
+                    &root,
+                    &l,
+                    &pf,
+                    &mut Kernel::open().unwrap(),
+                    &Timeouts::default(),
+                )
+            })
+        })
+        .collect();
+    for h in handles {
+        let r = h.join().unwrap().unwrap();
+        eprintln!("parallel setup {}: {}", r.pf, r.status());
+        assert_eq!(r.status(), "3 VFs, switchdev, offload on, 3 representors");
+    }
+    // Each PF's representors are its own: no overlap between the two devices.
+    let mut all = vec![];
+    for pf in &pfs {
+        let dev = Pf::open(&root, pf).unwrap();
+        let reps = repr::from_sysfs(&dev).unwrap();
+        assert_eq!(reps.len(), 3, "{pf}");
+        all.extend(reps.into_iter().map(|r| r.ifindex));
+    }
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 6);
+
+    write("/sys/class/net/bonding_masters", "+vfbond8");
+    write("/sys/class/net/vfbond8/bonding/mode", "802.3ad");
+    write(
+        "/sys/class/net/vfbond8/bonding/slaves",
+        &format!("+{}", pfs[0]),
+    );
+    // Only one PF in the bond yet: the late stage waits (bounded), then refuses.
+    let e = stages::rebind_with(
+        &root,
+        &l,
+        &pfs[0],
+        &mut Kernel::open().unwrap(),
+        &Timeouts::default(),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains(&format!("does not contain {}", pfs[1])),
+        "{e}"
+    );
+    write(
+        "/sys/class/net/vfbond8/bonding/slaves",
+        &format!("+{}", pfs[1]),
+    );
+    for pf in &pfs {
+        let r = stages::rebind_with(
+            &root,
+            &l,
+            pf,
+            &mut Kernel::open().unwrap(),
+            &Timeouts::default(),
+        )
+        .unwrap();
+        eprintln!("rebind {pf}: {}", r.status());
+        assert_eq!(r.bond.as_deref(), Some("vfbond8 802.3ad"));
+    }
+    eprintln!("VM-TEST-2-OK");
+}
