@@ -529,9 +529,10 @@ pub fn judge_pf(lag: &Lag, o: &PfObs) -> Vec<Finding> {
 
     // ---- Representors and their offload.
     if switchdev {
+        // Counted against the VFs that exist (the vfs row judges the count itself).
         let n = match &o.numvfs {
             Ok(Some(n)) => *n,
-            _ => want,
+            _ => 0,
         };
         match &o.reps {
             Err(e) => out.push(bad(
@@ -1304,23 +1305,30 @@ pub fn collect(root: &Root, loaded: &Loaded, pfs: &[IfName]) -> Vec<Finding> {
 
 pub fn collect_with(root: &Root, loaded: &Loaded, pfs: &[IfName], opt: &Options) -> Vec<Finding> {
     let mut out = vec![];
-    if loaded.disabled_by_cmdline {
-        out.push(skip(
-            "config",
-            None,
-            "vflag is disabled for this boot (vflag=0 on the kernel command line)",
-        ));
-    }
+    // One config row at most: Prometheus must not see the same (check, pf) twice.
+    let errors = loaded.errors().count();
     if let Some(e) = loaded.errors().next() {
         out.push(bad(
             "config",
             None,
             Outcome::Fail,
-            format!("configuration error: {e}"),
+            format!(
+                "{errors} configuration error(s), first: {e}{}",
+                if loaded.disabled_by_cmdline {
+                    "; vflag=0 on the kernel command line"
+                } else {
+                    ""
+                }
+            ),
             "fix the configuration (`vflag plan` lists every problem)",
         ));
-    }
-    if loaded.plan.lags.is_empty() {
+    } else if loaded.disabled_by_cmdline {
+        out.push(skip(
+            "config",
+            None,
+            "vflag is disabled for this boot (vflag=0 on the kernel command line)",
+        ));
+    } else if loaded.plan.lags.is_empty() {
         out.push(skip(
             "config",
             None,
@@ -2031,6 +2039,24 @@ mod tests {
             ovs[0].detail.contains("run/openvswitch/db.sock"),
             "{:?}",
             ovs[0]
+        );
+
+        // Each (check, interface) once: Prometheus refuses duplicate series.
+        let mut keys: Vec<(&str, Option<&IfName>)> =
+            f.iter().map(|x| (x.check, x.pf.as_ref())).collect();
+        let len = keys.len();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), len, "{f:#?}");
+        let off = Loaded {
+            disabled_by_cmdline: true,
+            ..Loaded::default()
+        };
+        let c = collect_with(&t.root(), &off, &[], &opt);
+        assert_eq!(
+            c.iter().filter(|x| x.check == "config").count(),
+            1,
+            "{c:#?}"
         );
 
         // Only the PFs asked for; an unknown name is reported.
