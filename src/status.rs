@@ -12,7 +12,7 @@
 //! | `ovs-vsctl --version` | `ovs`, `ovs-version` |
 //! | `ovs-vsctl get ... other_config:hw-offload` | `ovs-hw-offload` |
 //! | `ovs-appctl dpctl/dump-flows type=offloaded` | `ovs-flows` |
-//! | "failed to offload flow" in the OVS log | `ovs-offload-errors` |
+//! | "failed to offload flow" in the OVS log | `ovs-errors` |
 //!
 //! No forks, no `docker exec`, nothing waits: sysfs and debugfs reads, one non-blocking read of
 //! `/dev/kmsg`, kernel netlink (devlink/ethtool) and the OVS sockets with a short bound
@@ -422,7 +422,7 @@ pub fn judge_pf(lag: &Lag, o: &PfObs) -> Vec<Finding> {
             p,
             Outcome::Fail,
             why.clone(),
-            "check that the NIC is installed and its driver loaded, and the interface name in the config (`vflag plan`)",
+            "check that the NIC is installed and its driver (mlx5_core) loaded, and the interface name in the config (`vflag plan`); if switchdev renamed it (e.g. ens3f0 -> ens3f0np0, see `journalctl -b -u vflag@*`), pin the PF name with a udev rule on its PCI address",
         )];
     }
     let mut out = vec![];
@@ -1227,8 +1227,8 @@ pub fn judge_ovs(
         }
     });
     out.push(match &ovs.log {
-        Err(e) => bad("ovs-offload-errors", None, Outcome::Warn, format!("cannot read the ovs-vswitchd log: {e}"), "run as root"),
-        Ok(None) => skip("ovs-offload-errors", None, format!("no ovs-vswitchd log at {}", OVS_LOGS.join(" or "))),
+        Err(e) => bad("ovs-errors", None, Outcome::Warn, format!("cannot read the ovs-vswitchd log: {e}"), "run as root"),
+        Ok(None) => skip("ovs-errors", None, format!("no ovs-vswitchd log at {}", OVS_LOGS.join(" or "))),
         Ok(Some((path, errs))) => {
             let recent: Vec<&OffloadError> = errs
                 .iter()
@@ -1238,7 +1238,7 @@ pub fn judge_ovs(
                 })
                 .collect();
             if recent.is_empty() {
-                pass("ovs-offload-errors", None, format!("no \"failed to offload flow\" in the last {} min of {} (tail)", RECENT.as_secs() / 60, path.display()))
+                pass("ovs-errors", None, format!("no \"failed to offload flow\" in the last {} min of {} (tail)", RECENT.as_secs() / 60, path.display()))
             } else {
                 let last = recent[recent.len() - 1];
                 let mut on: Vec<&str> = recent.iter().map(|e| e.port.as_str()).collect();
@@ -1246,7 +1246,7 @@ pub fn judge_ovs(
                 on.dedup();
                 let lag_port = on.iter().any(|p| ports.bonds.iter().chain(&ports.representors).any(|b| b == p));
                 bad(
-                    "ovs-offload-errors",
+                    "ovs-errors",
                     None,
                     if lag_port { Outcome::Fail } else { Outcome::Warn },
                     format!(
@@ -1385,7 +1385,9 @@ pub fn collect_with(root: &Root, loaded: &Loaded, pfs: &[IfName], opt: &Options)
         let no_kmsg: Seen<LagReport> = Err("not read".into());
         for o in &obs {
             out.extend(judge_pf(lag, o));
-            out.push(judge_lag(lag, o, kmsg.as_ref().unwrap_or(&no_kmsg)));
+            if o.missing.is_none() {
+                out.push(judge_lag(lag, o, kmsg.as_ref().unwrap_or(&no_kmsg)));
+            }
             if let Ok((reps, _)) = &o.reps {
                 ports
                     .representors
@@ -2121,7 +2123,7 @@ mod tests {
             get(&f, "ovs-flows", "").detail,
             "2 offloaded flows; in on the bond: 1 (bond0: 1); in on representors: 1 (eth9: 1)"
         );
-        assert_eq!(get(&f, "ovs-offload-errors", "").outcome, Outcome::Skip);
+        assert_eq!(get(&f, "ovs-errors", "").outcome, Outcome::Skip);
 
         // No flows yet is not a failure.
         let f = judge_ovs(&ovs_obs("3.1.0", true, Some("")), true, &ports, now);
@@ -2177,7 +2179,7 @@ mod tests {
         };
         // 11:42 on bond0 is recent at 12:00: a failure of VF-LAG offload.
         let f = judge_ovs(&o, true, &ports, at("2020-03-19T12:00:00Z"));
-        let e = get(&f, "ovs-offload-errors", "");
+        let e = get(&f, "ovs-errors", "");
         assert_eq!(e.outcome, Outcome::Fail);
         assert!(
             e.detail
@@ -2195,18 +2197,18 @@ mod tests {
             representors: vec![],
         };
         let f = judge_ovs(&o, true, &other, at("2020-03-19T12:00:00Z"));
-        assert_eq!(get(&f, "ovs-offload-errors", "").outcome, Outcome::Warn);
+        assert_eq!(get(&f, "ovs-errors", "").outcome, Outcome::Warn);
         // At 10:00 the eth4 error (09:30) is recent; a line stamped after "now" (clock skew)
         // is counted too rather than hidden.
         let f = judge_ovs(&o, true, &ports, at("2020-03-19T10:00:00Z"));
-        let e = get(&f, "ovs-offload-errors", "");
+        let e = get(&f, "ovs-errors", "");
         assert!(
             e.detail.starts_with("2 \"failed to offload flow\""),
             "{e:?}"
         );
         // A day later nothing is recent.
         let f = judge_ovs(&o, true, &ports, at("2020-03-20T12:00:00Z"));
-        assert_eq!(get(&f, "ovs-offload-errors", "").outcome, Outcome::Pass);
+        assert_eq!(get(&f, "ovs-errors", "").outcome, Outcome::Pass);
     }
 
     #[test]
