@@ -958,6 +958,12 @@ pub fn rebind_with(
     let start = Instant::now();
     let deadline = lag.lag_timeout;
 
+    // Plain SR-IOV on one port: no bond and no LAG to wait for.
+    if lag.eswitch == ConfEswitch::Legacy && lag.pfs.len() == 1 {
+        r.bond = Some("none (legacy, single port)".into());
+        return bind_back(root, pf, &dev, t, r);
+    }
+
     // ---- The bond: wait (bounded) while it is still being assembled.
     let (bond, mode) = loop {
         match check_bond(root, lag, &dev, net)? {
@@ -976,7 +982,12 @@ pub fn rebind_with(
     r.bond = Some(format!("{bond} {mode}"));
 
     // ---- LAG activation, where the driver shows it: mlx5 debugfs (authoritative), else the
-    // kernel log (a logged failure is final; silence until the bound only warns).
+    // kernel log (a logged failure is final; silence until the bound only warns). A legacy
+    // eSwitch has no VF-LAG to wait for.
+    if lag.eswitch == ConfEswitch::Legacy {
+        r.lag = Some("none (legacy eSwitch)".into());
+        return bind_back(root, pf, &dev, t, r);
+    }
     let pcis = lag_pcis(root, lag, &dev);
     let lag_left = deadline.saturating_sub(start.elapsed());
     let mut last = LagSeen::Unobservable;
@@ -1013,9 +1024,18 @@ pub fn rebind_with(
         Err(e) => return Err(dev_err(pf, "wait for LAG")(e)),
     });
     info!(pf = %pf, step = "lag", state = r.lag.as_deref().unwrap_or(""), "LAG state");
+    bind_back(root, pf, &dev, t, r)
+}
 
-    // ---- Restore autoprobe, then bind each VF back.
-    let _lock = lock_nic(root, &dev, t.lock)?;
+/// Restore autoprobe, then bind each VF back to the driver it had (under the NIC lock).
+fn bind_back(
+    root: &Root,
+    pf: &IfName,
+    dev: &Pf,
+    t: &Timeouts,
+    mut r: Report,
+) -> Result<Report, StageError> {
+    let _lock = lock_nic(root, dev, t.lock)?;
     let h = dev.handle();
     let st = State::load(root, pf, &h);
     let autoprobe = dev
@@ -1705,6 +1725,26 @@ mod tests {
         // Again: nothing to do.
         let again = rebind_with(&t.root(), &lag(2), &n("ens3f0"), &mut net, &quick()).unwrap();
         assert!(!again.changed && again.bound == Some(2));
+    }
+
+    #[test]
+    fn rebind_legacy_single_port_needs_no_bond() {
+        let (t, devs) = nic(2, None);
+        t.driver("pci", "igbvf");
+        t.write(&format!("{}/sriov_drivers_autoprobe", devs[0]), "0\n");
+        state_for_rebind(&t, &[Some("igbvf"), Some("igbvf")]);
+        let _k = FakeKernel::spawn(t.dir.path(), &devs, "igbvf");
+        let mut net = FakeNet::new(2);
+        let mut one = lag(2);
+        one.pfs.truncate(1);
+        one.eswitch = ConfEswitch::Legacy;
+        let r = rebind_with(&t.root(), &one, &n("ens3f0"), &mut net, &quick()).unwrap();
+        assert_eq!(r.bound, Some(2), "{r:?}");
+        // Two legacy ports still wait for their bond, but not for a LAG.
+        let mut two = lag(2);
+        two.eswitch = ConfEswitch::Legacy;
+        let err = rebind_with(&t.root(), &two, &n("ens3f0"), &mut net, &quick()).unwrap_err();
+        assert!(matches!(err, StageError::NotBound { .. }), "{err}");
     }
 
     #[test]
