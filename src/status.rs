@@ -4,7 +4,7 @@
 //! | seed's command | check(s) |
 //! | --- | --- |
 //! | `dmesg \| grep 'mlx5.*lag'` | `lag` (debugfs `lag/state` + `lag/type`, else `/dev/kmsg`) |
-//! | `lspci`, `cat .../sriov_numvfs`, `ip link show` | `vfs`, `vfs-bound`, `bond` |
+//! | `lspci`, `cat .../sriov_numvfs`, `ip link show` | `vfs`, `vfs-bound`, `link`, `bond` |
 //! | `devlink dev eswitch show` | `eswitch` |
 //! | `ethtool -k ... hw-tc-offload` | `pf-offload`, `rep-offload` (+ `representors`) |
 //! | `ethtool -l` / `-L` | `pf-channels`, `rep-channels` |
@@ -168,6 +168,8 @@ pub struct PfObs {
     pub reps: Seen<(Vec<PortObs>, Source)>,
     /// Name of the master device (bond), from sysfs.
     pub master: Option<String>,
+    /// `operstate` (`up`, `down`, `lowerlayerdown`...), from sysfs.
+    pub operstate: Option<String>,
     /// mlx5 debugfs LAG files of this PF (or of the other PF of the pair when this one has none).
     pub debugfs: Seen<Option<DebugfsLag>>,
 }
@@ -279,6 +281,7 @@ fn observe_pf(root: &Root, lag: &Lag, name: &IfName, k: &mut Kernel) -> PfObs {
         port: unobserved_port(name.as_str()),
         reps: Ok((vec![], Source::Sysfs)),
         master: None,
+        operstate: None,
         debugfs: Ok(None),
     };
     let pf = match Pf::open(root, name) {
@@ -331,6 +334,9 @@ fn observe_pf(root: &Root, lag: &Lag, name: &IfName, k: &mut Kernel) -> PfObs {
             });
     }
     o.master = pf.master().ok().flatten();
+    o.operstate = sysfs::netdev_attr(root, name.as_str(), "operstate")
+        .ok()
+        .flatten();
     if let Some(pci) = &o.pci {
         o.debugfs = read_debugfs(root, pci);
         if matches!(o.debugfs, Ok(None)) {
@@ -604,6 +610,19 @@ pub fn judge_pf(lag: &Lag, o: &PfObs) -> Vec<Finding> {
             }
         });
     }
+
+    // ---- Link (the seed's `ip link show`: UP, LOWER_UP).
+    out.push(match o.operstate.as_deref() {
+        Some("up") => pass("link", p, "operstate up"),
+        None | Some("unknown") => skip("link", p, "operstate not reported"),
+        Some(s) => bad(
+            "link",
+            p,
+            Outcome::Warn,
+            format!("operstate {s}: this port carries no traffic (the LAG runs on the other port only)"),
+            format!("check the cable, transceiver and switch port of {pf}; `ip link set {pf} up` if it was set down"),
+        ),
+    });
 
     // ---- VFs bound back (the late stage).
     out.push(judge_vfs_bound(o));
@@ -945,7 +964,7 @@ pub fn judge_bond(lag: &Lag, pfs: &[&PfObs], bonds: &[BondObs]) -> Vec<Finding> 
             ),
             Some(Upper::Ovs(o)) => pass("bond-bridge", p, format!("a port of Open vSwitch ({o}), no Linux bridge")),
             Some(Upper::Other(o)) => pass("bond-bridge", p, format!("no Linux bridge (master {o})")),
-            None => pass("bond-bridge", p, "no Linux bridge attached"),
+            None => pass("bond-bridge", p, "no Linux bridge attached (and not a port of Open vSwitch)"),
         });
     }
     out
@@ -1473,6 +1492,7 @@ mod tests {
         ] {
             let dev = t.pci_pf(name, addr, idx, Some(8), 2, Some("mlx5_core"));
             t.link(&format!("{dev}/driver"), "sys/bus/pci/drivers/mlx5_core");
+            t.write(&format!("{dev}/net/{name}/operstate"), "up\n");
             for vf in 0..2 {
                 t.representor(
                     &dev,
@@ -1575,6 +1595,7 @@ mod tests {
         assert!(not_pass.is_empty(), "{not_pass:#?}");
         for pf in ["ens3f0", "ens3f1"] {
             for c in [
+                "link",
                 "vfs",
                 "eswitch",
                 "pf-offload",
@@ -1810,6 +1831,17 @@ mod tests {
         let b = get(&f, "bond", "ens3f0");
         assert_eq!(b.outcome, Outcome::Fail);
         assert_eq!(b.detail, "ens3f0 is enslaved to br-ex, which is not a bond");
+    }
+
+    #[test]
+    fn port_down_warns() {
+        let t = healthy();
+        t.write("sys/class/net/ens3f1/operstate", "down\n");
+        let f = all(&t, &lag(ConfEswitch::Switchdev), &no_kmsg(), |_| {});
+        let l = get(&f, "link", "ens3f1");
+        assert_eq!(l.outcome, Outcome::Warn);
+        assert!(l.detail.starts_with("operstate down"), "{l:?}");
+        assert_eq!(get(&f, "link", "ens3f0").outcome, Outcome::Pass);
     }
 
     #[test]
