@@ -1100,7 +1100,19 @@ pub fn judge_lag(lag: &Lag, o: &PfObs, kmsg: &Seen<LagReport>) -> Finding {
                     };
                     let mode = mode.as_ref().map(|m| format!(", mode {m}")).unwrap_or_default();
                     let d = format!("active: {map}{mode}, {remaps} remaps ({debugfs_note}{stale})");
+                    // The log's latest word is a failed remap: the map above may be stale.
+                    let modfail = logged.and_then(|l| match &l.last_event.kind {
+                        kernlog::LagEventKind::ModifyFailed { code } => Some(*code),
+                        _ => None,
+                    });
                     match &o.eswitch {
+                        _ if modfail.is_some() => bad(
+                            "lag",
+                            p,
+                            Outcome::Warn,
+                            format!("{d}; the last failover remap failed (Failed to modify LAG ({}))", modfail.unwrap_or_default()),
+                            "traffic may still be mapped to a port that went down: check both ports' links; the firmware refused the remap (see dmesg)",
+                        ),
                         Ok((EswitchMode::Switchdev, _)) => pass("lag", p, d),
                         _ => bad("lag", p, Outcome::Warn, format!("{d}; the eswitch is not seen in switchdev mode, so this may be a RoCE LAG"), generic_fix),
                     }
@@ -2006,6 +2018,18 @@ mod tests {
                 .as_deref()
                 .unwrap()
                 .starts_with("firmware refused the LAG"),
+            "{x:?}"
+        );
+
+        let modfail = kmsg(include_str!(
+            "../tests/fixtures/status/kmsg-modify-failed.txt"
+        ));
+        let f = all(&t, &l, &modfail, |_| {});
+        let x = get(&f, "lag", "ens3f0");
+        assert_eq!(x.outcome, Outcome::Warn, "{x:?}");
+        assert!(
+            x.detail
+                .ends_with("the last failover remap failed (Failed to modify LAG (-5))"),
             "{x:?}"
         );
 
