@@ -1,11 +1,13 @@
 #!/bin/bash
 # The harness's own stand-in for vflag's stages (the seed scripts' steps, per PF, in shell), used
 # only by the selftest scenario to show that the checks PASS when the state is right.
-#   selftest-stage.sh setup PF | rebind PF      (environment: VFS, PF_CH, REP_CH)
+#   selftest-stage.sh setup PF | rebind PF
+# Settings: /etc/vflag-testbed/selftest.env (VFS, PF_CH, REP_CH, ESWITCH=switchdev|legacy).
 set -eu
 . /usr/lib/vflag-testbed/common.sh
 op=$1 pf=$2
-VFS=${VFS:-8} PF_CH=${PF_CH:-4} REP_CH=${REP_CH:-2}
+VFS=8 PF_CH=4 REP_CH=2 ESWITCH=switchdev
+[ -r /etc/vflag-testbed/selftest.env ] && . /etc/vflag-testbed/selftest.env
 n=/sys/class/net/$pf
 reps() { local sw s p r; read -r sw < "$n/phys_switch_id"
     for r in /sys/class/net/*; do s=""; p=""
@@ -15,6 +17,13 @@ reps() { local sw s p r; read -r sw < "$n/phys_switch_id"
 case $op in
 setup)
     [ -e "$n/master" ] && { echo "$pf is enslaved already"; exit 1; }
+    if [ "$ESWITCH" = legacy ]; then     # PCI VFs: create them unbound, remember nothing else
+        echo 0 > "$n/device/sriov_drivers_autoprobe"
+        echo "$VFS" > "$n/device/sriov_numvfs"
+        for i in $(seq 1 100); do [ -e "$n/device/virtfn$((VFS - 1))" ] && break; sleep 0.1; done
+        systemd-notify --status="$VFS VFs, unbound, legacy"
+        exit 0
+    fi
     echo "$VFS" > "$n/device/sriov_numvfs"
     h=$(devlink_handle "$pf")
     [ "$(eswitch_mode "$pf")" = switchdev ] || devlink dev eswitch set "$h" mode switchdev
@@ -31,5 +40,15 @@ setup)
 rebind)
     [ -e "$n/master" ] || { echo "$pf is not enslaved"; exit 1; }
     echo "$pf in $(basename "$(readlink "$n/master")")"
+    if [ "$ESWITCH" = legacy ]; then
+        echo 1 > "$n/device/sriov_drivers_autoprobe"
+        for v in "$n"/device/virtfn*; do
+            a=$(basename "$(readlink -f "$v")")
+            [ -e "$v/driver" ] || echo "$a" > /sys/bus/pci/drivers_probe
+            for i in $(seq 1 100); do [ -d "$v/net" ] && [ -n "$(ls "$v/net")" ] && break; sleep 0.1; done
+            echo "$a -> $(basename "$(readlink "$v/driver")") $(ls "$v/net")"
+        done
+        udevadm settle -t 10
+    fi
     ;;
 esac
