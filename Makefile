@@ -92,9 +92,10 @@ deb: man
 	$(PKG_ENV) $(CARGO) deb --no-build
 
 # The binaries link the build host's glibc: build the RPM on the oldest Rocky release it is for.
+# gzip payload: any rpm version reads it (zstd, the default, needs an rpm built with zstd).
 rpm: man
 	$(PKG_ENV) $(CARGO) build --release --locked
-	$(CARGO) generate-rpm
+	$(CARGO) generate-rpm --payload-compress gzip
 
 packages: deb rpm
 

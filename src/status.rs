@@ -4,7 +4,7 @@
 //! | seed's command | check(s) |
 //! | --- | --- |
 //! | `dmesg \| grep 'mlx5.*lag'` | `lag` (debugfs `lag/state` + `lag/type`, else `/dev/kmsg`) |
-//! | `lspci`, `cat .../sriov_numvfs`, `ip link show` | `vfs`, `vfs-bound`, `bond` |
+//! | `lspci`, `cat .../sriov_numvfs`, `ip link show` | `vfs`, `vfs-bound`, `link`, `bond` |
 //! | `devlink dev eswitch show` | `eswitch` |
 //! | `ethtool -k ... hw-tc-offload` | `pf-offload`, `rep-offload` (+ `representors`) |
 //! | `ethtool -l` / `-L` | `pf-channels`, `rep-channels` |
@@ -12,7 +12,7 @@
 //! | `ovs-vsctl --version` | `ovs`, `ovs-version` |
 //! | `ovs-vsctl get ... other_config:hw-offload` | `ovs-hw-offload` |
 //! | `ovs-appctl dpctl/dump-flows type=offloaded` | `ovs-flows` |
-//! | "failed to offload flow" in the OVS log | `ovs-offload-errors` |
+//! | "failed to offload flow" in the OVS log | `ovs-errors` |
 //!
 //! No forks, no `docker exec`, nothing waits: sysfs and debugfs reads, one non-blocking read of
 //! `/dev/kmsg`, kernel netlink (devlink/ethtool) and the OVS sockets with a short bound
@@ -168,6 +168,8 @@ pub struct PfObs {
     pub reps: Seen<(Vec<PortObs>, Source)>,
     /// Name of the master device (bond), from sysfs.
     pub master: Option<String>,
+    /// `operstate` (`up`, `down`, `lowerlayerdown`...), from sysfs.
+    pub operstate: Option<String>,
     /// mlx5 debugfs LAG files of this PF (or of the other PF of the pair when this one has none).
     pub debugfs: Seen<Option<DebugfsLag>>,
 }
@@ -247,7 +249,14 @@ impl Kernel {
                 .feature(i, HW_TC_OFFLOAD)
                 .map_err(|e| e.to_string())
         });
-        let channels = idx.and_then(|i| self.ethtool()?.channels(i).map_err(|e| e.to_string()));
+        let channels = idx.and_then(|i| match self.ethtool()?.channels(i) {
+            // EOPNOTSUPP: the driver has no channel settings at all (netdevsim).
+            Err(crate::device::Error::Kernel { errno: 95, .. }) => Ok(Channels {
+                combined: None,
+                combined_max: None,
+            }),
+            r => r.map_err(|e| e.to_string()),
+        });
         PortObs {
             name: name.to_string(),
             vf,
@@ -279,6 +288,7 @@ fn observe_pf(root: &Root, lag: &Lag, name: &IfName, k: &mut Kernel) -> PfObs {
         port: unobserved_port(name.as_str()),
         reps: Ok((vec![], Source::Sysfs)),
         master: None,
+        operstate: None,
         debugfs: Ok(None),
     };
     let pf = match Pf::open(root, name) {
@@ -331,6 +341,9 @@ fn observe_pf(root: &Root, lag: &Lag, name: &IfName, k: &mut Kernel) -> PfObs {
             });
     }
     o.master = pf.master().ok().flatten();
+    o.operstate = sysfs::netdev_attr(root, name.as_str(), "operstate")
+        .ok()
+        .flatten();
     if let Some(pci) = &o.pci {
         o.debugfs = read_debugfs(root, pci);
         if matches!(o.debugfs, Ok(None)) {
@@ -422,7 +435,7 @@ pub fn judge_pf(lag: &Lag, o: &PfObs) -> Vec<Finding> {
             p,
             Outcome::Fail,
             why.clone(),
-            "check that the NIC is installed and its driver loaded, and the interface name in the config (`vflag plan`)",
+            "check that the NIC is installed and its driver (mlx5_core) loaded, and the interface name in the config (`vflag plan`); if switchdev renamed it (e.g. ens3f0 -> ens3f0np0, see `journalctl -b -u vflag@*`), pin the PF name with a udev rule on its PCI address",
         )];
     }
     let mut out = vec![];
@@ -604,6 +617,19 @@ pub fn judge_pf(lag: &Lag, o: &PfObs) -> Vec<Finding> {
             }
         });
     }
+
+    // ---- Link (the seed's `ip link show`: UP, LOWER_UP).
+    out.push(match o.operstate.as_deref() {
+        Some("up") => pass("link", p, "operstate up"),
+        None | Some("unknown") => skip("link", p, "operstate not reported"),
+        Some(s) => bad(
+            "link",
+            p,
+            Outcome::Warn,
+            format!("operstate {s}: this port carries no traffic"),
+            format!("check the cable, transceiver and switch port of {pf}; `ip link set {pf} up` if it was set down"),
+        ),
+    });
 
     // ---- VFs bound back (the late stage).
     out.push(judge_vfs_bound(o));
@@ -945,7 +971,7 @@ pub fn judge_bond(lag: &Lag, pfs: &[&PfObs], bonds: &[BondObs]) -> Vec<Finding> 
             ),
             Some(Upper::Ovs(o)) => pass("bond-bridge", p, format!("a port of Open vSwitch ({o}), no Linux bridge")),
             Some(Upper::Other(o)) => pass("bond-bridge", p, format!("no Linux bridge (master {o})")),
-            None => pass("bond-bridge", p, "no Linux bridge attached"),
+            None => pass("bond-bridge", p, "no Linux bridge attached (and not a port of Open vSwitch)"),
         });
     }
     out
@@ -1081,7 +1107,19 @@ pub fn judge_lag(lag: &Lag, o: &PfObs, kmsg: &Seen<LagReport>) -> Finding {
                     };
                     let mode = mode.as_ref().map(|m| format!(", mode {m}")).unwrap_or_default();
                     let d = format!("active: {map}{mode}, {remaps} remaps ({debugfs_note}{stale})");
+                    // The log's latest word is a failed remap: the map above may be stale.
+                    let modfail = logged.and_then(|l| match &l.last_event.kind {
+                        kernlog::LagEventKind::ModifyFailed { code } => Some(*code),
+                        _ => None,
+                    });
                     match &o.eswitch {
+                        _ if modfail.is_some() => bad(
+                            "lag",
+                            p,
+                            Outcome::Warn,
+                            format!("{d}; the last failover remap failed (Failed to modify LAG ({}))", modfail.unwrap_or_default()),
+                            "traffic may still be mapped to a port that went down: check both ports' links; the firmware refused the remap (see dmesg)",
+                        ),
                         Ok((EswitchMode::Switchdev, _)) => pass("lag", p, d),
                         _ => bad("lag", p, Outcome::Warn, format!("{d}; the eswitch is not seen in switchdev mode, so this may be a RoCE LAG"), generic_fix),
                     }
@@ -1227,8 +1265,8 @@ pub fn judge_ovs(
         }
     });
     out.push(match &ovs.log {
-        Err(e) => bad("ovs-offload-errors", None, Outcome::Warn, format!("cannot read the ovs-vswitchd log: {e}"), "run as root"),
-        Ok(None) => skip("ovs-offload-errors", None, format!("no ovs-vswitchd log at {}", OVS_LOGS.join(" or "))),
+        Err(e) => bad("ovs-errors", None, Outcome::Warn, format!("cannot read the ovs-vswitchd log: {e}"), "run as root"),
+        Ok(None) => skip("ovs-errors", None, format!("no ovs-vswitchd log at {}", OVS_LOGS.join(" or "))),
         Ok(Some((path, errs))) => {
             let recent: Vec<&OffloadError> = errs
                 .iter()
@@ -1238,7 +1276,7 @@ pub fn judge_ovs(
                 })
                 .collect();
             if recent.is_empty() {
-                pass("ovs-offload-errors", None, format!("no \"failed to offload flow\" in the last {} min of {} (tail)", RECENT.as_secs() / 60, path.display()))
+                pass("ovs-errors", None, format!("no \"failed to offload flow\" in the last {} min of {} (tail)", RECENT.as_secs() / 60, path.display()))
             } else {
                 let last = recent[recent.len() - 1];
                 let mut on: Vec<&str> = recent.iter().map(|e| e.port.as_str()).collect();
@@ -1246,7 +1284,7 @@ pub fn judge_ovs(
                 on.dedup();
                 let lag_port = on.iter().any(|p| ports.bonds.iter().chain(&ports.representors).any(|b| b == p));
                 bad(
-                    "ovs-offload-errors",
+                    "ovs-errors",
                     None,
                     if lag_port { Outcome::Fail } else { Outcome::Warn },
                     format!(
@@ -1385,7 +1423,9 @@ pub fn collect_with(root: &Root, loaded: &Loaded, pfs: &[IfName], opt: &Options)
         let no_kmsg: Seen<LagReport> = Err("not read".into());
         for o in &obs {
             out.extend(judge_pf(lag, o));
-            out.push(judge_lag(lag, o, kmsg.as_ref().unwrap_or(&no_kmsg)));
+            if o.missing.is_none() {
+                out.push(judge_lag(lag, o, kmsg.as_ref().unwrap_or(&no_kmsg)));
+            }
             if let Ok((reps, _)) = &o.reps {
                 ports
                     .representors
@@ -1471,6 +1511,7 @@ mod tests {
         ] {
             let dev = t.pci_pf(name, addr, idx, Some(8), 2, Some("mlx5_core"));
             t.link(&format!("{dev}/driver"), "sys/bus/pci/drivers/mlx5_core");
+            t.write(&format!("{dev}/net/{name}/operstate"), "up\n");
             for vf in 0..2 {
                 t.representor(
                     &dev,
@@ -1573,6 +1614,7 @@ mod tests {
         assert!(not_pass.is_empty(), "{not_pass:#?}");
         for pf in ["ens3f0", "ens3f1"] {
             for c in [
+                "link",
                 "vfs",
                 "eswitch",
                 "pf-offload",
@@ -1811,6 +1853,17 @@ mod tests {
     }
 
     #[test]
+    fn port_down_warns() {
+        let t = healthy();
+        t.write("sys/class/net/ens3f1/operstate", "down\n");
+        let f = all(&t, &lag(ConfEswitch::Switchdev), &no_kmsg(), |_| {});
+        let l = get(&f, "link", "ens3f1");
+        assert_eq!(l.outcome, Outcome::Warn);
+        assert!(l.detail.starts_with("operstate down"), "{l:?}");
+        assert_eq!(get(&f, "link", "ens3f0").outcome, Outcome::Pass);
+    }
+
+    #[test]
     fn wrong_bond_mode() {
         let t = healthy();
         t.write(
@@ -1975,6 +2028,18 @@ mod tests {
             "{x:?}"
         );
 
+        let modfail = kmsg(include_str!(
+            "../tests/fixtures/status/kmsg-modify-failed.txt"
+        ));
+        let f = all(&t, &l, &modfail, |_| {});
+        let x = get(&f, "lag", "ens3f0");
+        assert_eq!(x.outcome, Outcome::Warn, "{x:?}");
+        assert!(
+            x.detail
+                .ends_with("the last failover remap failed (Failed to modify LAG (-5))"),
+            "{x:?}"
+        );
+
         let none = kmsg(include_str!("../tests/fixtures/status/kmsg-no-lag.txt"));
         let f = all(&t, &l, &none, |_| {});
         let x = get(&f, "lag", "ens3f0");
@@ -2121,7 +2186,7 @@ mod tests {
             get(&f, "ovs-flows", "").detail,
             "2 offloaded flows; in on the bond: 1 (bond0: 1); in on representors: 1 (eth9: 1)"
         );
-        assert_eq!(get(&f, "ovs-offload-errors", "").outcome, Outcome::Skip);
+        assert_eq!(get(&f, "ovs-errors", "").outcome, Outcome::Skip);
 
         // No flows yet is not a failure.
         let f = judge_ovs(&ovs_obs("3.1.0", true, Some("")), true, &ports, now);
@@ -2177,7 +2242,7 @@ mod tests {
         };
         // 11:42 on bond0 is recent at 12:00: a failure of VF-LAG offload.
         let f = judge_ovs(&o, true, &ports, at("2020-03-19T12:00:00Z"));
-        let e = get(&f, "ovs-offload-errors", "");
+        let e = get(&f, "ovs-errors", "");
         assert_eq!(e.outcome, Outcome::Fail);
         assert!(
             e.detail
@@ -2195,18 +2260,18 @@ mod tests {
             representors: vec![],
         };
         let f = judge_ovs(&o, true, &other, at("2020-03-19T12:00:00Z"));
-        assert_eq!(get(&f, "ovs-offload-errors", "").outcome, Outcome::Warn);
+        assert_eq!(get(&f, "ovs-errors", "").outcome, Outcome::Warn);
         // At 10:00 the eth4 error (09:30) is recent; a line stamped after "now" (clock skew)
         // is counted too rather than hidden.
         let f = judge_ovs(&o, true, &ports, at("2020-03-19T10:00:00Z"));
-        let e = get(&f, "ovs-offload-errors", "");
+        let e = get(&f, "ovs-errors", "");
         assert!(
             e.detail.starts_with("2 \"failed to offload flow\""),
             "{e:?}"
         );
         // A day later nothing is recent.
         let f = judge_ovs(&o, true, &ports, at("2020-03-20T12:00:00Z"));
-        assert_eq!(get(&f, "ovs-offload-errors", "").outcome, Outcome::Pass);
+        assert_eq!(get(&f, "ovs-errors", "").outcome, Outcome::Pass);
     }
 
     #[test]

@@ -545,6 +545,26 @@ fn nm_hold_sets_managed_false() {
     assert!(!w.devices["ens1f0"].0);
 }
 
+/// Unmanaging an active port would take it out of the bond: hold leaves it alone.
+#[test]
+fn nm_hold_leaves_an_active_port_alone() {
+    let d = Daemon::start();
+    let nm = start_fake_nm(
+        &d.address,
+        &[("ens1f0", true)],
+        vec![],
+        Activation::Succeeds,
+    );
+    nm.w.lock().unwrap().devices.get_mut("ens1f0").unwrap().1 = 100;
+    let bus = d.bus();
+    let out = bus::hold(&bus, Stack::NetworkManager, &name("ens1f0")).unwrap();
+    assert!(
+        matches!(&out, Outcome::Skipped(why) if why.contains("state 100")),
+        "{out:?}"
+    );
+    assert!(nm.w.lock().unwrap().managed_writes.is_empty());
+}
+
 #[test]
 fn nm_release_activates_the_bond_port_connection() {
     let d = Daemon::start();

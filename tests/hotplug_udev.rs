@@ -281,6 +281,28 @@ fn finish_without_udev_database_only_writes_the_marker() {
     assert!(!hotplug::finished(&h.root, &name("ens1f0"), Some(12)));
 }
 
+#[test]
+fn stage_start_leaves_a_bonded_port_alone() {
+    let h = pf_host();
+    let lag = h.plan.lags[0].clone();
+    let bond = h.path("/sys/devices/virtual/net/bond0");
+    std::fs::create_dir_all(&bond).unwrap();
+    std::os::unix::fs::symlink(
+        &bond,
+        h.path("/sys/devices/pci0000:00/0000:01:00.0/net/ens1f0/master"),
+    )
+    .unwrap();
+    // No bus is asked (none exists here); the marker is still forgotten.
+    h.write("/run/vflag/hotplug/ens1f0", "12\n");
+    let start = hotplug::stage_start(&h.root, &lag, &name("ens1f0"), Duration::from_secs(1));
+    assert!(start.begin.is_ok());
+    assert!(
+        matches!(&start.hold, Ok(vflag::bus::Outcome::Skipped(why)) if why.contains("bond0")),
+        "{start:?}"
+    );
+    assert!(!h.path("/run/vflag/hotplug/ens1f0").exists());
+}
+
 /// A stand-in for udevd: when "change" is written to the uevent file, re-run the decision
 /// (as the rule's IMPORT{program} would) and rewrite the database from it.
 fn fake_udevd(h: &Host, delay: Duration) -> std::thread::JoinHandle<bool> {

@@ -216,6 +216,8 @@ script_checks "rpm %post" "$work/rpm.post" 1
 script_checks "rpm %post" "$work/rpm.post" 2
 script_checks "rpm %postun" "$work/rpm.postun" 0
 check "rpm: requires systemd" grep -q '^systemd' "$work/rpm.requires"
+pc=$(rpm -qp --qf '%{PAYLOADCOMPRESSOR}' "$rpmf" 2>/dev/null)
+check "rpm: gzip payload, readable by every EL 8 rpm ($pc)" test "$pc" = gzip
 glibc=$(grep -o 'GLIBC_[0-9.]*' "$work/rpm.requires" | sort -t. -k2,2n | tail -n1)
 echo "INFO rpm: needs ${glibc:-no versioned glibc symbol} (Rocky 8 has GLIBC_2.28, Rocky 9 GLIBC_2.34): build the RPM on the oldest target release"
 echo "INFO rpm: $(rpm -qp --qf '%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH} %{LICENSE}' "$rpmf")"

@@ -85,6 +85,7 @@ pub(crate) trait ActiveConnection {
 
 const DEVICE_STATE_UNMANAGED: u32 = 10;
 const DEVICE_STATE_UNAVAILABLE: u32 = 20;
+const DEVICE_STATE_DISCONNECTED: u32 = 30;
 const ACTIVE_ACTIVATED: u32 = 2;
 const ACTIVE_DEACTIVATING: u32 = 3;
 const ACTIVE_DEACTIVATED: u32 = 4;
@@ -122,6 +123,18 @@ pub(super) async fn hold(bus: &Bus, ifname: &IfName) -> Result<Outcome, BusError
             "NetworkManager does not know {ifname} (yet)"
         )));
     };
+    // Unmanaging an active port makes NetworkManager release it from the bond (seen in the
+    // guest): never disturb a port that is activating or active; the set-up leaves a bonded
+    // port alone anyway.
+    let state = dev
+        .state()
+        .await
+        .map_err(BusError::call("reading Device.State"))?;
+    if state > DEVICE_STATE_DISCONNECTED {
+        return Ok(Outcome::Skipped(format!(
+            "{ifname} is in use by NetworkManager (device state {state}); not disturbing it"
+        )));
+    }
     dev.set_managed(false)
         .await
         .map_err(BusError::call(format!("setting Managed=false on {ifname}")))?;

@@ -24,9 +24,10 @@ chr update-initramfs -c -k "$KV" >/dev/null 2>&1 || chr update-initramfs -u -k "
 fast=$(mktemp -d)
 mkdir -p "$fast"/{bin,dev,proc,sys,newroot,lib/modules}
 cp /bin/busybox "$fast/bin/busybox"
+[ -n "$(chr modprobe -a --show-depends -S "$KV" virtio_blk ext4 | grep insmod)" ] || { echo "no modules for the initrd" >&2; exit 1; }
 ln -s busybox "$fast/bin/sh"
 mods=""
-for m in $(chr modprobe --show-depends -S "$KV" virtio_pci virtio_blk ext4 | awk '$1 == "insmod" { print $2 }'); do
+for m in $(chr modprobe -a --show-depends -S "$KV" crc32c_generic virtio_pci virtio_blk ext4 | awk '$1 == "insmod" { print $2 }'); do
     b=${m##*/}; b=${b%.xz}; b=${b%.zst}
     case "$m" in
         *.xz) xz -dc "$R$m" > "$fast/lib/modules/$b" ;;
@@ -41,10 +42,11 @@ export PATH=/bin
 busybox mount -t proc proc /proc
 busybox mount -t sysfs sysfs /sys
 busybox mount -t devtmpfs devtmpfs /dev
-for m in $mods; do busybox insmod /lib/modules/\$m 2>/dev/null; done
+for m in $mods; do busybox insmod /lib/modules/\$m || echo "initrd: insmod \$m failed"; done
 i=0
 while [ ! -b /dev/vda ] && [ \$i -lt 300 ]; do busybox sleep 0.05; i=\$((i + 1)); done
-busybox mount -t ext4 -o rw /dev/vda /newroot || { echo "initrd: cannot mount /dev/vda"; busybox sh; }
+# on failure: power off at once (QEMU runs with -no-reboot), the runner reports INFRA
+busybox mount -t ext4 -o rw /dev/vda /newroot || { echo "initrd: cannot mount /dev/vda"; busybox reboot -f; }
 busybox umount /proc /sys
 busybox mount --move /dev /newroot/dev 2>/dev/null || busybox umount /dev
 exec busybox switch_root /newroot /sbin/init

@@ -73,7 +73,11 @@ class Staging:
         os.symlink(target, p)
 
     def enable(self, unit, wanted_by):
-        self.symlink(f"/etc/systemd/system/{wanted_by}.wants/{unit}", f"{SYSTEMD_UNITS}/{unit}")
+        # an instance (a@b.service) links to its template (a@.service), as systemctl enable does
+        target = unit
+        if "@" in unit and not unit.split("@", 1)[1].startswith("."):
+            target = unit.split("@", 1)[0] + "@." + unit.rsplit(".", 1)[1]
+        self.symlink(f"/etc/systemd/system/{wanted_by}.wants/{unit}", f"{SYSTEMD_UNITS}/{target}")
 
     def copytree(self, src):
         shutil.copytree(src, self.root, symlinks=True, dirs_exist_ok=True)
@@ -122,7 +126,8 @@ def build_staging(sc, vflag_staging, out):
     units = ["network-pre.target", "network.target", "network-online.target", "multi-user.target",
              "vflag-testbed-devices.service", "vflag-testbed-links.service", "vflag-testbed-probe-pre.service", "docker.service"]
     for p in sc.pfs:
-        units += [f"vflag@{p}.service", f"vflag-rebind@{p}.service", f"sys-subsystem-net-devices-{p}.device"]
+        units += [f"vflag@{p}.service", f"vflag-rebind@{p}.service", f"sys-subsystem-net-devices-{p}.device",
+                  f"selftest-stage@{p}.service", f"selftest-rebind@{p}.service"]
     units += sc.words("units")
     st.write("/etc/vflag-testbed/units", "".join(u + "\n" for u in units))
     if devices:
@@ -131,7 +136,7 @@ def build_staging(sc, vflag_staging, out):
     st.enable("vflag-testbed-watch.service", "sysinit.target")
     st.enable("vflag-testbed-probe-pre.service", "sysinit.target")
     st.enable("vflag-testbed-collect.service", "sysinit.target")
-    after = " ".join(f"vflag@{p}.service" for p in sc.pfs)
+    after = " ".join(f"vflag@{p}.service selftest-stage@{p}.service" for p in sc.pfs)
     if after:
         st.write("/etc/systemd/system/vflag-testbed-probe-pre.service.d/after-vflag.conf",
                  f"[Unit]\nAfter={after}\n")
