@@ -68,6 +68,7 @@ uninstall:
 test:
 	tests/setup-host.sh
 	$(CARGO) test --locked --all-targets
+	tests/fuzz.sh
 	tests/vm/run
 
 # Host tests only (no VM).

@@ -42,6 +42,21 @@ enum Command {
     Rebind { pf: String },
     /// Print udev properties for a net device (IMPORT{program} in 81-vflag.rules).
     UdevImport { ifname: String },
+    /// Is VF-LAG working? The seed's troubleshooting checks, plus Open vSwitch. Exit 1 when
+    /// VF-LAG is degraded.
+    Status {
+        pfs: Vec<String>,
+        #[arg(long, conflicts_with = "prometheus")]
+        json: bool,
+        /// Prometheus text format (node_exporter textfile collector).
+        #[arg(long)]
+        prometheus: bool,
+    },
+    /// Open vSwitch hardware offload (other_config:hw-offload) through OVSDB.
+    OvsOffload {
+        #[command(subcommand)]
+        action: OvsOffloadAction,
+    },
     /// Pre-flight checks (IOMMU, firmware, NIC) for the given PFs, or all configured PFs.
     /// Exit status 1 when a check fails. vflag@<pf>.service runs this before its set-up.
     Check {
@@ -49,6 +64,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum OvsOffloadAction {
+    /// Set other_config:hw-offload=true (ovs-vswitchd applies it on restart on older releases).
+    Enable,
 }
 
 fn main() -> ExitCode {
@@ -68,6 +89,14 @@ fn run(command: Command, root: &Root) -> Result<ExitCode> {
     match command {
         Command::Plan { json } => plan(root, json),
         Command::Check { pfs, json } => check(root, &pfs, json),
+        Command::Status {
+            pfs,
+            json,
+            prometheus,
+        } => status(root, &pfs, json, prometheus),
+        Command::OvsOffload {
+            action: OvsOffloadAction::Enable,
+        } => ovs_offload_enable(root),
         Command::Setup { pf } => setup(root, &pf),
         Command::SetupEnd { pf } => setup_end(root, &pf),
         Command::Rebind { pf } => rebind(root, &pf),
@@ -265,6 +294,39 @@ fn check(root: &Root, pfs: &[String], json: bool) -> Result<ExitCode> {
         vflag::log::status(&format!("check {} failed: {}", f.check, f.detail));
         return Ok(ExitCode::FAILURE);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(root: &Root, pfs: &[String], json: bool, prometheus: bool) -> Result<ExitCode> {
+    let loaded = config::load(root);
+    let pfs: Vec<IfName> = pfs
+        .iter()
+        .map(|p| IfName::new(p).with_context(|| format!("refusing instance {p:?}")))
+        .collect::<Result<_>>()?;
+    let findings = vflag::status::collect(root, &loaded, &pfs);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&findings)?);
+    } else if prometheus {
+        print!("{}", vflag::report::prometheus(&findings));
+    } else {
+        print!("{}", vflag::report::table(&findings));
+    }
+    Ok(if vflag::report::degraded(&findings) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn ovs_offload_enable(root: &Root) -> Result<ExitCode> {
+    let loaded = config::load(root);
+    let changed = vflag::status::ovs_offload_enable(root, &loaded).with_context(|| {
+        format!(
+            "cannot set other_config:hw-offload via {}",
+            loaded.ovs.db_socket.display()
+        )
+    })?;
+    println!("{}", vflag::status::ovs_offload_message(changed));
     Ok(ExitCode::SUCCESS)
 }
 

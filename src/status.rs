@@ -1174,7 +1174,7 @@ pub fn judge_ovs(
                 None,
                 Outcome::Warn,
                 format!("Open vSwitch not found ({sock} absent or not listening)"),
-                "start Open vSwitch (Kolla: the openvswitch_db and openvswitch_vswitchd containers), or set db_socket under [ovs] in the config",
+                "start Open vSwitch (Kolla: the openvswitch_db and openvswitch_vswitchd containers), or set db-socket under [ovs] in the config",
             )
         } else {
             skip("ovs", None, format!("Open vSwitch not found ({sock})"))
