@@ -288,19 +288,48 @@ _vflag; printf '%s\n' "${{COMPREPLY[@]}}""#,
 }
 
 #[test]
-fn zsh_completion_parses() {
+fn zsh_completion_parses_and_lists_configured_pfs() {
     if !have("zsh") {
         // Not a pass: say so in the output (tests/setup-host.sh installs zsh).
-        eprintln!("SKIP zsh_completion_parses: zsh is not installed");
+        eprintln!("SKIP zsh_completion_parses_and_lists_configured_pfs: zsh is not installed");
         return;
     }
-    let out = Command::new("zsh")
-        .args(["-n"])
-        .arg(repo().join("contrib/completions/_vflag"))
-        .output()
-        .unwrap();
+    let script = repo().join("contrib/completions/_vflag");
+    let out = Command::new("zsh").arg("-n").arg(&script).output().unwrap();
     assert!(
         out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The PF lookup, with compsys's helpers stubbed (the rest is plain _arguments/_describe).
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("etc/vflag")).unwrap();
+    std::fs::write(
+        root.path().join("etc/vflag/vflag.conf"),
+        "[lag bond0]\npfs = ens3f0 ens3f1\n",
+    )
+    .unwrap();
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_vflag")).parent().unwrap();
+    let prog = format!(
+        r#"_describe() {{ local a=${{@[-1]}}; print -l -- ${{(P)a}} }}
+_call_program() {{ shift; eval "$@" }}
+_arguments() {{ return 1 }}
+source '{}'
+_vflag_pfs"#,
+        script.display()
+    );
+    let out = Command::new("zsh")
+        .args(["-f", "-c", &prog])
+        .env(
+            "PATH",
+            format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap()),
+        )
+        .env("VFLAG_ROOT", root.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "ens3f0\nens3f1\n",
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
