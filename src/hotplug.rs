@@ -404,7 +404,7 @@ pub fn stage_start(root: &Root, lag: &Lag, pf: &IfName, timeout: Duration) -> St
     let begin = begin(root, pf);
     // A port that is already in a bond is left alone: taking it from the stack would take it out
     // of the bond (NetworkManager does), and the set-up refuses to change a bonded port anyway.
-    if let Some(master) = master_of(root, pf) {
+    if let Some(master) = bus::master_of(root, pf) {
         let why = format!("{pf} is already a port of {master}; not disturbing it");
         return StageStart {
             begin,
@@ -414,12 +414,6 @@ pub fn stage_start(root: &Root, lag: &Lag, pf: &IfName, timeout: Duration) -> St
     }
     let (stack, hold) = with_stack(lag, timeout, |b, stack| bus::hold(b, stack, pf));
     StageStart { begin, stack, hold }
-}
-
-/// The bond (or other controller) a netdev is enslaved to, from `/sys/class/net/<if>/master`.
-fn master_of(root: &Root, ifname: &IfName) -> Option<String> {
-    let link = std::fs::read_link(root.path(format!("/sys/class/net/{ifname}/master"))).ok()?;
-    Some(link.file_name()?.to_string_lossy().into_owned())
 }
 
 /// What [`stage_end`] did.

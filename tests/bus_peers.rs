@@ -906,7 +906,7 @@ fn networkd_detected_and_link_reconfigured_by_ifindex() {
     });
     let bus = d.bus();
     assert_eq!(bus::detect(&bus), Stack::Networkd);
-    let (_t, root) = sysroot(&[
+    let (t, root) = sysroot(&[
         ("ens1f0", 42, "02:00:00:00:00:01"),
         ("gone0", 666, "02:00:00:00:00:02"),
     ]);
@@ -919,6 +919,16 @@ fn networkd_detected_and_link_reconfigured_by_ifindex() {
     // No /sys entry: a clear ifindex error, no call.
     let err = bus::release(&bus, &root, Stack::Networkd, &name("nosuch0")).unwrap_err();
     assert!(matches!(err, BusError::Ifindex { .. }), "{err:?}");
+    assert_eq!(calls.lock().unwrap().len(), 1);
+    // Already a bond port: not reconfigured (that would blip it out of the bond).
+    let bond = t.path().join("sys/devices/virtual/net/bond0");
+    std::fs::create_dir_all(&bond).unwrap();
+    std::os::unix::fs::symlink(&bond, t.path().join("sys/class/net/ens1f0/master")).unwrap();
+    let out = bus::release(&bus, &root, Stack::Networkd, &name("ens1f0")).unwrap();
+    assert!(
+        matches!(&out, Outcome::Skipped(why) if why.contains("bond0")),
+        "{out:?}"
+    );
     assert_eq!(calls.lock().unwrap().len(), 1);
 }
 

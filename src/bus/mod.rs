@@ -310,6 +310,7 @@ pub fn hold(bus: &Bus, stack: Stack, ifname: &IfName) -> Result<Outcome, BusErro
 ///   device already runs it; the result of the activation is reported.
 /// - systemd-networkd: `ReconfigureLink(ifindex)`.
 /// - network-scripts: start the interface's ifup through systemd (see `scripts`).
+/// - For networkd and network-scripts, a port that is already enslaved is left alone.
 ///
 /// A stack that is not running yields [`Outcome::Skipped`], not an error.
 pub fn release(bus: &Bus, root: &Root, stack: Stack, ifname: &IfName) -> Result<Outcome, BusError> {
@@ -318,6 +319,14 @@ pub fn release(bus: &Bus, root: &Root, stack: Stack, ifname: &IfName) -> Result<
             "handing the device back to NetworkManager",
             nm::release(bus, root, ifname),
         ),
+        // ReconfigureLink / ifup on a port that is already enslaved blips it out of the bond
+        // (seen with networkd 252 in the guest: "link status definitely down" for ~1 s).
+        Stack::Networkd | Stack::NetworkScripts if master_of(root, ifname).is_some() => {
+            Ok(Outcome::Skipped(format!(
+                "{ifname} is already a port of {}; not reconfiguring it",
+                master_of(root, ifname).unwrap_or_default()
+            )))
+        }
         Stack::Networkd => {
             let ifindex = ifindex(root, ifname)?;
             bus.run(
@@ -331,6 +340,12 @@ pub fn release(bus: &Bus, root: &Root, stack: Stack, ifname: &IfName) -> Result<
         ),
         Stack::None => Ok(Outcome::Skipped("no network stack".into())),
     }
+}
+
+/// The bond (or other controller) a netdev is enslaved to, from `/sys/class/net/<if>/master`.
+pub fn master_of(root: &Root, ifname: &IfName) -> Option<String> {
+    let link = std::fs::read_link(root.path(format!("/sys/class/net/{ifname}/master"))).ok()?;
+    Some(link.file_name()?.to_string_lossy().into_owned())
 }
 
 /// The kernel ifindex of `ifname`, from `/sys/class/net/<if>/ifindex`.
