@@ -51,6 +51,8 @@ pub struct Lag {
     /// Optional devlink params set in legacy mode before switchdev (mlx5).
     pub flow_steering_mode: Option<String>,
     pub lag_port_select_mode: Option<String>,
+    /// Give VF representors short names `<pf>r<vf>` (off: the distribution's naming).
+    pub representor_names: bool,
 }
 
 impl Lag {
@@ -437,6 +439,7 @@ const LAG_KEYS: &[&str] = &[
     "lag-timeout",
     "flow-steering-mode",
     "lag-port-select-mode",
+    "representor-names",
 ];
 const OVS_KEYS: &[&str] = &["hw-offload", "db-socket"];
 
@@ -546,6 +549,7 @@ impl SectionParser<'_> {
             lag_port_select_mode: self.value("lag-port-select-mode", |v| {
                 one_of(v, &["queue_affinity", "hash", "multiport_esw"]).map(str::to_string)
             }),
+            representor_names: self.value("representor-names", yes_no).unwrap_or(false),
         };
         if lag.vfs > 64 && lag.eswitch == EswitchMode::Switchdev {
             let s = self.get("vfs").cloned();
@@ -561,11 +565,7 @@ impl SectionParser<'_> {
         self.unknown_keys(OVS_KEYS);
         let d = Ovs::default();
         Ovs {
-            hw_offload: self
-                .value("hw-offload", |v| {
-                    crate::cmdline::parse_bool(v).ok_or_else(|| "expected yes or no".to_string())
-                })
-                .unwrap_or(d.hw_offload),
+            hw_offload: self.value("hw-offload", yes_no).unwrap_or(d.hw_offload),
             db_socket: self
                 .value("db-socket", |v| {
                     if v.starts_with('/') {
@@ -577,6 +577,10 @@ impl SectionParser<'_> {
                 .unwrap_or(d.db_socket),
         }
     }
+}
+
+fn yes_no(v: &str) -> Result<bool, String> {
+    crate::cmdline::parse_bool(v).ok_or_else(|| "expected yes or no".to_string())
 }
 
 fn parse_pfs(v: &str) -> Result<Vec<IfName>, String> {
@@ -836,6 +840,7 @@ pub fn parse_sysconfig(text: &str, file: &Path) -> (Option<Lag>, Vec<Diagnostic>
         lag_timeout: DEFAULT_LAG_TIMEOUT,
         flow_steering_mode: None,
         lag_port_select_mode: None,
+        representor_names: false,
     };
     (Some(lag), diags)
 }

@@ -13,6 +13,7 @@ pub mod hotplug;
 pub mod kernlog;
 pub mod log;
 pub mod names;
+pub mod naming;
 pub mod ovsdb;
 pub mod paths;
 pub mod report;

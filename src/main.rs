@@ -42,6 +42,10 @@ enum Command {
     Rebind { pf: String },
     /// Print udev properties for a net device (IMPORT{program} in 81-vflag.rules).
     UdevImport { ifname: String },
+    /// Print VFLAG_NAME=<name> for a net device that must keep (or get) a vflag name: a PF
+    /// re-created by the eswitch change, or a representor (IMPORT{program} in
+    /// 79-vflag-names.rules).
+    UdevName { ifname: String },
     /// Is VF-LAG working? The seed's troubleshooting checks, plus Open vSwitch. Exit 1 when
     /// VF-LAG is degraded.
     Status {
@@ -97,6 +101,20 @@ fn run(command: Command, root: &Root) -> Result<ExitCode> {
         Command::OvsOffload {
             action: OvsOffloadAction::Enable,
         } => ovs_offload_enable(root),
+        Command::UdevName { ifname } => {
+            let loaded = config::load(root);
+            // udev gives DEVPATH; during an add the netdev may not be in /sys/class/net yet.
+            let dir = match std::env::var("DEVPATH") {
+                Ok(d) if d.starts_with('/') && !d.contains("..") => root.path(format!("/sys{d}")),
+                _ => root
+                    .path("/sys/class/net")
+                    .join(IfName::new(&ifname)?.as_str()),
+            };
+            if let Some(name) = vflag::naming::udev_name(root, &loaded.plan, &dir) {
+                println!("VFLAG_NAME={name}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Setup { pf } => setup(root, &pf),
         Command::SetupEnd { pf } => setup_end(root, &pf),
         Command::Rebind { pf } => rebind(root, &pf),

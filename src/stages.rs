@@ -158,6 +158,10 @@ pub struct State {
     pub autoprobe_before: Option<bool>,
     pub vfs: Vec<VfRecord>,
     pub setup_done: bool,
+    /// The PF's `phys_port_name` when set-up began (empty: none), so that udev can give the
+    /// configured name back to this physical port if the eswitch change re-creates it.
+    #[serde(default)]
+    pub port: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -396,6 +400,9 @@ pub fn setup_with(
     };
     let pf_index = dev.ifindex().map_err(dev_err(pf, "read ifindex"))?;
     let mut st = State::load(root, pf, &h);
+    if st.port.is_none() {
+        st.port = Some(dev.phys_port_name().ok().flatten().unwrap_or_default());
+    }
     if let Some(master) = master_of(&dev, net)? {
         let configured =
             st.setup_done && numvfs == want && (!switchdev || mode == Some(EswitchMode::Switchdev));
@@ -665,7 +672,10 @@ fn observe(net: &mut dyn Net, dev: &Pf, switchdev: bool, r: &mut Report) {
 
 /// The PF's ifindex after the eswitch change. mlx5 may re-register the PF netdev as the uplink
 /// representor (new ifindex, and udev may rename it, e.g. `ens3f0` -> `ens3f0np0`): keep
-/// using the old ifindex while it exists, else find the uplink under the PF's device.
+/// using the old ifindex while it exists, else find the uplink under the PF's device. Either
+/// way the PF must end up with its configured name — vflag's udev rule gives it back
+/// (see `naming`) — or the bond config no longer finds it: wait for that (bounded) and fail
+/// loudly, before any bond step, if it does not happen.
 fn pf_ifindex_after_mode_change(
     net: &mut dyn Net,
     dev: &Pf,
@@ -674,16 +684,8 @@ fn pf_ifindex_after_mode_change(
     r: &mut Report,
 ) -> Result<u32, StageError> {
     let pf = &dev.name;
-    match net.link(before) {
-        Ok(l) => {
-            if l.name != pf.as_str() {
-                r.warn(format!(
-                    "{pf} is now named {}: pin the PF name (udev rule on its PCI address) so the bond still finds it",
-                    l.name
-                ));
-            }
-            Ok(before)
-        }
+    let idx = match net.link(before) {
+        Ok(_) => before,
         Err(DevError::Kernel { errno: 19, .. }) => {
             let (idx, name) = wait_for(
                 &format!("the uplink netdev of {}", dev.handle()),
@@ -692,12 +694,29 @@ fn pf_ifindex_after_mode_change(
             )
             .map_err(dev_err(pf, "find PF netdev after eswitch change"))?;
             r.warn(format!(
-                "{pf} was re-created by the eswitch change as {name} (ifindex {before} -> {idx}); pin the PF name (udev rule on its PCI address)"
+                "{pf} was re-created by the eswitch change (ifindex {before} -> {idx}, now {name})"
             ));
-            Ok(idx)
+            idx
         }
-        Err(e) => Err(dev_err(pf, "rtnetlink")(e)),
+        Err(e) => return Err(dev_err(pf, "rtnetlink")(e)),
+    };
+    let named = wait_for(&format!("{pf} to keep its name"), t.representors, || {
+        let l = net.link(idx)?;
+        Ok((l.name == pf.as_str()).then_some(()))
+    });
+    if named.is_err() {
+        let now = net
+            .link(idx)
+            .map(|l| l.name)
+            .unwrap_or_else(|e| format!("? ({e})"));
+        return Err(StageError::Incomplete {
+            pf: pf.to_string(),
+            problems: vec![format!(
+                "the eswitch change renamed {pf} to {now}; a bond that names {pf} would not find it. Check that 79-vflag-names.rules is installed (udevadm test /sys/class/net/{now})"
+            )],
+        });
     }
+    Ok(idx)
 }
 
 fn save(st: &State, root: &Root, pf: &IfName) -> Result<(), StageError> {
@@ -1160,6 +1179,7 @@ mod tests {
             lag_timeout: Duration::from_millis(400),
             flow_steering_mode: None,
             lag_port_select_mode: None,
+            representor_names: false,
         }
     }
 
@@ -1186,6 +1206,8 @@ mod tests {
         on_switchdev: Option<Box<dyn FnMut()>>,
         /// devlink params this fake kernel does not have (EINVAL, as devlink answers).
         no_params: bool,
+        /// Interface names by ifindex (rtnetlink's view); others are `if<N>`.
+        names: HashMap<u32, String>,
     }
 
     impl FakeNet {
@@ -1207,6 +1229,8 @@ mod tests {
                 gone: vec![],
                 on_switchdev: None,
                 no_params: false,
+                // The PFs of `nic()`.
+                names: HashMap::from([(4, "ens3f0".to_string()), (5, "ens3f1".to_string())]),
             };
             for idx in [4, 5].into_iter().chain(50..50 + nreps) {
                 f.features.insert(
@@ -1237,7 +1261,11 @@ mod tests {
             }
             Ok(Link {
                 index: ifindex,
-                name: format!("if{ifindex}"),
+                name: self
+                    .names
+                    .get(&ifindex)
+                    .cloned()
+                    .unwrap_or(format!("if{ifindex}")),
                 flags: if self.slave { 0x801 } else { 0x1 },
                 master: None,
                 phys_port_name: None,
@@ -1685,6 +1713,7 @@ mod tests {
                 })
                 .collect(),
             setup_done: true,
+            port: None,
         };
         st.save(&t.root(), &n("ens3f0")).unwrap();
     }
@@ -1887,27 +1916,49 @@ mod tests {
 
     #[test]
     fn pf_recreated_by_the_mode_change_is_found_by_its_device() {
-        let (t, devs) = nic(0, None);
-        let _k = FakeKernel::spawn(t.dir.path(), &devs, "mlx5_core");
-        let mut net = FakeNet::new(1);
-        net.features.insert(
-            9,
-            Feature {
+        // mlx5 style: the PF netdev comes back as the uplink representor, ifindex 9, named by
+        // udev `ens3f0np0` — or `ens3f0` again when vflag's naming rule is installed.
+        let recreated = |final_name: &'static str| {
+            let (t, devs) = nic(0, None);
+            let k = FakeKernel::spawn(t.dir.path(), &devs, "mlx5_core");
+            let mut net = FakeNet::new(1);
+            let off = Feature {
                 active: false,
                 wanted: false,
                 changeable: true,
-            },
+            };
+            net.features.insert(9, off);
+            net.channels.insert(9, (8, 63));
+            net.names.insert(9, final_name.into());
+            let (root, dev) = (t.dir.path().to_path_buf(), devs[0].clone());
+            net.on_switchdev = Some(Box::new(move || {
+                fs::remove_file(root.join("sys/class/net/ens3f0")).unwrap();
+                let nd = root.join(&dev).join("net");
+                fs::rename(nd.join("ens3f0"), nd.join("ens3f0np0")).unwrap();
+                fs::write(nd.join("ens3f0np0/ifindex"), "9\n").unwrap();
+                if final_name == "ens3f0" {
+                    fs::rename(nd.join("ens3f0np0"), nd.join("ens3f0")).unwrap();
+                    std::os::unix::fs::symlink(
+                        nd.join("ens3f0"),
+                        root.join("sys/class/net/ens3f0"),
+                    )
+                    .unwrap();
+                }
+            }));
+            let res = setup_with(&t.root(), &lag(1), &n("ens3f0"), &mut net, &quick());
+            drop(k);
+            (res, net)
+        };
+        // Without vflag's naming rule: fail loudly before any bond step.
+        let (res, _) = recreated("ens3f0np0");
+        let err = res.unwrap_err();
+        assert!(
+            err.to_string().contains("renamed ens3f0 to ens3f0np0"),
+            "{err}"
         );
-        net.channels.insert(9, (8, 63));
-        let (root, dev) = (t.dir.path().to_path_buf(), devs[0].clone());
-        net.on_switchdev = Some(Box::new(move || {
-            // mlx5 style: the PF netdev comes back as the uplink representor, ifindex 9.
-            fs::remove_file(root.join("sys/class/net/ens3f0")).unwrap();
-            let nd = root.join(&dev).join("net");
-            fs::rename(nd.join("ens3f0"), nd.join("ens3f0np0")).unwrap();
-            fs::write(nd.join("ens3f0np0/ifindex"), "9\n").unwrap();
-        }));
-        let r = setup_with(&t.root(), &lag(1), &n("ens3f0"), &mut net, &quick()).unwrap();
+        // With it, set-up goes on with the new ifindex.
+        let (res, net) = recreated("ens3f0");
+        let r = res.unwrap();
         assert!(
             net.calls.contains(&"set offload #9 true".to_string()),
             "{:?}",
@@ -1919,9 +1970,7 @@ mod tests {
             net.calls
         );
         assert!(
-            r.warnings
-                .iter()
-                .any(|w| w.contains("re-created") && w.contains("ens3f0np0")),
+            r.warnings.iter().any(|w| w.contains("re-created")),
             "{:?}",
             r.warnings
         );

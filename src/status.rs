@@ -1489,6 +1489,7 @@ mod tests {
             lag_timeout: Duration::from_secs(30),
             flow_steering_mode: None,
             lag_port_select_mode: None,
+            representor_names: false,
         }
     }
 

@@ -52,6 +52,7 @@ fn lag(pfs: &[&IfName], vfs: u32, eswitch: ConfEswitch) -> Lag {
         lag_timeout: Duration::from_secs(3),
         flow_steering_mode: None,
         lag_port_select_mode: None,
+        representor_names: false,
     }
 }
 

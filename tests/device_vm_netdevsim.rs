@@ -62,6 +62,7 @@ fn lag(pf: &IfName, vfs: u32) -> Lag {
         lag_timeout: Duration::from_secs(3),
         flow_steering_mode: None,
         lag_port_select_mode: None,
+        representor_names: false,
     }
 }
 

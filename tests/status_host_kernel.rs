@@ -52,6 +52,7 @@ fn status_on_the_real_root() {
                 lag_timeout: Duration::from_secs(30),
                 flow_steering_mode: None,
                 lag_port_select_mode: None,
+                representor_names: false,
             }],
         },
         ..Loaded::default()

@@ -239,6 +239,7 @@ fn loaded(hw_offload: bool) -> Loaded {
                 lag_timeout: Duration::from_secs(30),
                 flow_steering_mode: None,
                 lag_port_select_mode: None,
+                representor_names: false,
             }],
         },
         ovs: Ovs {

@@ -101,6 +101,7 @@ fn status_of_a_netdevsim_lag_before_and_after_setup() {
         lag_timeout: Duration::from_secs(5),
         flow_steering_mode: None,
         lag_port_select_mode: None,
+        representor_names: false,
     };
     let loaded = Loaded {
         plan: Plan {

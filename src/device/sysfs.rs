@@ -115,6 +115,16 @@ impl PciAddr {
     }
 }
 
+/// A physical port's `phys_port_name`: empty/absent (legacy mode) or `p<N>` (uplink in
+/// switchdev). VF/SF representors (`pf0vf3`, `c1pf0sf2`) share the PF's parent device but are
+/// never physical ports.
+pub fn is_physical_port(phys_port_name: &str) -> bool {
+    phys_port_name.is_empty()
+        || phys_port_name
+            .strip_prefix('p')
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// A VF of a PF, as its `virtfn<index>` link shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vf {
@@ -318,11 +328,7 @@ impl Pf {
                 .ok()
                 .flatten()
                 .unwrap_or_default();
-            let physical = port.is_empty()
-                || port
-                    .strip_prefix('p')
-                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-            if !physical {
+            if !is_physical_port(&port) {
                 continue;
             }
             if let Ok(Some(idx)) = read_u32(&p.join("ifindex")) {
