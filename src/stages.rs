@@ -481,6 +481,13 @@ pub fn setup_with(
         }
     }
 
+    // From here on the PF changes: until this run completes, the late stage must not take an
+    // earlier run's success for this one.
+    if st.setup_done {
+        st.setup_done = false;
+        save(&st, root, pf)?;
+    }
+
     // ---- VFs: autoprobe off, then create.
     let autoprobe = dev
         .autoprobe()
@@ -963,6 +970,16 @@ pub fn rebind_with(
     t: &Timeouts,
 ) -> Result<Report, StageError> {
     let dev = open_pf(root, lag, pf)?;
+    // Binding VFs of a PF whose early stage did not complete would hide that VF-LAG is down.
+    if !State::load(root, pf, &dev.handle()).setup_done {
+        return Err(StageError::NotBound {
+            pf: pf.to_string(),
+            reason: format!(
+                "the early stage did not complete for {pf} this boot (see `systemctl status vflag@{}`); VF-LAG is degraded",
+                pf.unit_instance()
+            ),
+        });
+    }
     // The waits below only read; the lock is taken for the writes, so the two PFs' late
     // stages wait for their bond in parallel and never add up their bounds.
     let mut r = Report {
@@ -1777,6 +1794,24 @@ mod tests {
     }
 
     #[test]
+    fn rebind_refuses_when_the_early_stage_did_not_complete() {
+        let (t, devs) = nic(2, None);
+        t.bond("bond0", "802.3ad 4", &["ens3f0", "ens3f1"]);
+        let _k = FakeKernel::spawn(t.dir.path(), &devs, "mlx5_core");
+        let mut net = FakeNet::new(2);
+        let err = rebind_with(&t.root(), &lag(2), &n("ens3f0"), &mut net, &quick()).unwrap_err();
+        assert!(
+            err.to_string().contains("early stage did not complete"),
+            "{err}"
+        );
+        assert!(
+            net.writes().is_empty(),
+            "nothing changed: {:?}",
+            net.writes()
+        );
+    }
+
+    #[test]
     fn rebind_refuses_without_a_valid_bond() {
         let (t, devs) = nic(2, None);
         state_for_rebind(&t, &[None, None]);
@@ -1888,6 +1923,7 @@ mod tests {
         );
         let st = State {
             device: "pci/0000:37:00.1".into(),
+            setup_done: true,
             ..State::default()
         };
         st.save(&t.root(), &n("ens3f1")).unwrap();
