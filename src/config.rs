@@ -110,7 +110,9 @@ pub mod seed {
     pub const VF_CHANNELS: u32 = 18;
 }
 
-pub const DEFAULT_DEVICE_TIMEOUT: Duration = Duration::from_secs(30);
+/// From the start of the boot transaction: udev coldplug, module loading and mlx5 firmware
+/// initialisation all come first on a big server.
+pub const DEFAULT_DEVICE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_LAG_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_BEFORE: &str = "docker.service";
 /// sriov_numvfs is a u16 in the PCI capability.

@@ -97,10 +97,12 @@ fn early(out: &mut Output, lag: &Lag, pf: &IfName) {
         PathBuf::from(format!("{device}.d/50-vflag.conf")),
         Entry::File(t),
     );
-    // Wants= (from the target's .wants) + the template's Before=, as systemd asks of
-    // network-pre.target users; not the seed's Requires=.
+    // network-pre.target is passive: nothing starts it unless a unit that must run before it
+    // pulls it in. So the boot target pulls in this unit, and the template's
+    // Wants=+Before=network-pre.target (what systemd asks of such units, not the seed's
+    // Requires=) pulls the target in and holds every network stack back until it is done.
     out.entries.insert(
-        PathBuf::from(format!("network-pre.target.wants/{unit}")),
+        PathBuf::from(format!("multi-user.target.wants/{unit}")),
         Entry::Symlink(Path::new(UNIT_DIR).join("vflag@.service")),
     );
 }
