@@ -447,6 +447,76 @@ def c_action(f, name, rc):
     return got == rc, f"{name} rc={got or 'missing'}: " + (f.text("..", "actions", name + ".out") or "")[-200:].strip()
 
 
+
+# ---- checks added for the fault scenarios (issue 7) ----
+
+@check("not-generated", "not-generated UNIT...  -- the generator emitted none of these units (generator.txt must exist)")
+def c_not_generated(f, *units):
+    g = f.text("..", "boot", "generator.txt")
+    if g is None:
+        return False, "no generator.txt"
+    if "### ls -lR /run/systemd/generator" not in g:
+        return False, "generator.txt has no listing"
+    found = [u for u in units if re.search(r"(^|[\s/])" + re.escape(u) + r"($|\s| ->)", g, re.M)]
+    return not found, ("generated: " + " ".join(found)) if found else "none of them under /run/systemd/generator*"
+
+
+@check("unit-state", "unit-state UNIT ACTIVESTATE [RESULT]  -- ActiveState (and Result) exactly, e.g. inactive dependency")
+def c_unit_state(f, unit, state, result=None):
+    p = f.unit(unit)
+    if p is None:
+        return False, f"{unit}: no facts"
+    got = (p.get("ActiveState"), p.get("Result"))
+    ok = got[0] == state and (result is None or got[1] == result)
+    return ok, f"{unit}: ActiveState={got[0]} Result={got[1]} (LoadState={p.get('LoadState')})"
+
+
+@check("reached-within", "reached-within UNIT SECONDS  -- UNIT became active at most SECONDS after boot (monotonic)")
+def c_reached_within(f, unit, secs):
+    p = f.unit(unit)
+    if p is None:
+        return False, f"{unit}: no facts"
+    t = _ts(p, "ActiveEnterTimestampMonotonic")
+    if not t:
+        return False, f"{unit} never became active ({p.get('ActiveState')})"
+    return t <= float(secs) * 1e6, f"{unit} active at {_fmt(t)} (bound {secs}s)"
+
+
+@check("action-output", "action-output NAME REGEX  -- the [action]'s output (stdout+stderr) matches (multiline)")
+def c_action_output(f, name, rx):
+    out = f.text("..", "actions", name + ".out")
+    if out is None:
+        return False, f"{name}: no output recorded"
+    m = re.search(rx, out, re.M)
+    return m is not None, (f"matched {m.group(0)[:160]!r}" if m else f"no match for {rx!r} in: " + out[-300:].strip())
+
+
+@check("no-action-output", "no-action-output NAME REGEX  -- the [action]'s output (which must exist) does not match")
+def c_no_action_output(f, name, rx):
+    out = f.text("..", "actions", name + ".out")
+    if out is None:
+        return False, f"{name}: no output recorded"
+    m = re.search(rx, out, re.M)
+    return m is None, (f"unexpected {m.group(0)[:160]!r}" if m else f"none matching {rx!r}")
+
+
+
+@check("started-after-done", "started-after-done A B  -- A started after B's last state change (B active or failed: its start job ended)")
+def c_after_done(f, a, b):
+    pa, pb = f.unit(a), f.unit(b)
+    if pa is None or pb is None:
+        return False, f"no facts for {a if pa is None else b}"
+    if pb.get("ActiveState") not in ("active", "failed"):
+        return False, f"{b} is {pb.get('ActiveState')}, not done"
+    ta = _ts(pa, "InactiveExitTimestampMonotonic")
+    tb = _ts(pb, "StateChangeTimestampMonotonic")
+    if not ta:
+        return False, f"{a} never started"
+    if not tb:
+        return False, f"{b} has no state change time"
+    return ta >= tb, f"{a} started at {_fmt(ta)}, {b} {pb.get('ActiveState')} at {_fmt(tb)}"
+
+
 def run_check(results, words):
     """words = [name, args...]; an optional leading 'after:' selects facts taken after the actions."""
     phase = "boot"
