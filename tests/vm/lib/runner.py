@@ -225,12 +225,14 @@ def qemu_cmd(sc, image, disk, results, console):
            "-name", f"vflag-{sc.name}", "-machine", machine, "-accel", "tcg", "-cpu", "max",
            "-smp", sc.get("smp", "2"), "-m", sc.get("memory", "2048"),
            "-kernel", os.path.join(image, "vmlinuz"), "-initrd", os.path.join(image, "initrd.img"),
-           "-append", cmdline.strip(),
-           "-drive", f"file={disk},format=raw,if=virtio,cache=unsafe",
+           "-append", cmdline.strip()]
+    # the scenario's devices first: a vIOMMU (-device intel-iommu) must precede other PCI devices
+    cmd += shlex.split(sc.get("qemu").replace("\n", " "))
+    cmd += ["-drive", f"file={disk},format=raw,if=virtio,cache=unsafe",
            "-virtfs", f"local,path={results},mount_tag=vflagresults,security_model=none,id=results",
            "-nic", "none", "-display", "none", "-vga", "none", "-monitor", "none",
            "-serial", f"file:{console}", "-no-reboot"]
-    return cmd + shlex.split(sc.get("qemu").replace("\n", " "))
+    return cmd
 
 
 def boot(sc, image, staging_root, adir):
