@@ -5,7 +5,7 @@
 # is kept: rebind needs it. Usage: late.sh MAX_REPS [BUDGET_S]
 . /usr/lib/vflag-bench/common.sh
 MAX=$1 BUDGET=${2:-50}
-PFS="enp1s0 enp2s0" DRIVER=igbvf
+PFS="enp0s5f0 enp0s5f1" DRIVER=igbvf
 T0=$(now_us) longest=0
 VFS=$(cat /sys/class/net/${PFS%% *}/device/sriov_numvfs)
 reset() {
