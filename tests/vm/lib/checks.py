@@ -517,6 +517,20 @@ def c_after_done(f, a, b):
     return ta >= tb, f"{a} started at {_fmt(ta)}, {b} {pb.get('ActiveState')} at {_fmt(tb)}"
 
 
+
+@check("journal-by", "journal-by UNIT|- REGEX SECONDS  -- a matching journal message was logged at most SECONDS after boot (monotonic)")
+def c_journal_by(f, unit, rx, secs):
+    r = re.compile(rx)
+    for e in f.journal():
+        if unit != "-" and e.get("_SYSTEMD_UNIT") != unit and e.get("UNIT") != unit:
+            continue
+        m = e.get("MESSAGE")
+        if isinstance(m, str) and r.search(m):
+            t = int(e.get("__MONOTONIC_TIMESTAMP", "0") or 0)
+            return 0 < t <= float(secs) * 1e6, f"at {_fmt(t)} (bound {secs}s): {m[:140]}"
+    return False, f"no message matching {rx!r}" + ("" if unit == "-" else f" from {unit}")
+
+
 def run_check(results, words):
     """words = [name, args...]; an optional leading 'after:' selects facts taken after the actions."""
     phase = "boot"
