@@ -11,7 +11,7 @@ CARGO      ?= cargo
 # Ask the host's systemd/udev where units, generators and rules go; fall back to the usual
 # paths. On merged-/usr hosts pkg-config may answer /lib/...: install under /usr/lib instead.
 pkgvar = $(shell v=$$(pkg-config --variable=$(2) $(1) 2>/dev/null); \
-	case "$$v" in /lib/*) [ -L /lib ] && v=/usr$$v;; esac; echo $${v:-$(3)})
+	case "$$v" in (/lib/*) [ -L /lib ] && v=/usr$$v;; esac; echo $${v:-$(3)})
 UNITDIR      ?= $(call pkgvar,systemd,systemdsystemunitdir,/usr/lib/systemd/system)
 GENERATORDIR ?= $(call pkgvar,systemd,systemdsystemgeneratordir,/usr/lib/systemd/system-generators)
 UDEVDIR      ?= $(call pkgvar,udev,udevdir,/usr/lib/udev)
@@ -63,6 +63,7 @@ uninstall:
 	for r in udev-rules/*.rules; do rm -f $(DESTDIR)$(UDEVDIR)/rules.d/$$(basename $$r); done
 	for m in $(MANPAGES); do p=$$(basename $$m .gz); rm -f $(DESTDIR)$(MANDIR)/man$${p##*.}/$$p.gz; done
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/vflag $(DESTDIR)$(ZSHCOMPDIR)/_vflag
+	rm -f $(DESTDIR)$(PREFIX)/share/doc/vflag/vflag.conf.example
 
 # Host tests (unit, golden, systemd-analyze, dbus-daemon, ovsdb-server), then the QEMU guest.
 test:

@@ -75,6 +75,74 @@ fn every_config_key_is_documented() {
     }
 }
 
+/// The text of a key's tagged paragraph in vflag.conf(5), up to the next paragraph macro.
+fn entry<'a>(conf: &'a str, key: &str) -> &'a str {
+    let start = conf
+        .find(&format!("\"{key} = "))
+        .or_else(|| conf.find(&format!(" {key} = ")))
+        .unwrap_or_else(|| panic!("no entry for {key}"));
+    let rest = &conf[start..];
+    let end = [".TP", ".PP", ".SH"]
+        .iter()
+        .filter_map(|m| rest.find(&format!("\n{m}")))
+        .min()
+        .unwrap_or(rest.len());
+    &rest[..end]
+}
+
+/// `NAME: Duration = Duration::from_secs(N)` / `NAME: u32 = N` / `NAME: &str = "x"` in config.rs.
+fn const_value(src: &str, name: &str) -> String {
+    let line = src
+        .lines()
+        .find(|l| l.contains(&format!("const {name}:")))
+        .unwrap_or_else(|| panic!("const {name} not found in src/config.rs"));
+    let v = line.split('=').nth(1).unwrap().trim().trim_end_matches(';');
+    let v = v
+        .strip_prefix("Duration::from_secs(")
+        .map(|n| format!("{}s", n.trim_end_matches(')')))
+        .unwrap_or_else(|| v.to_string());
+    v.trim_matches('"').to_string()
+}
+
+#[test]
+fn documented_defaults_match_the_code() {
+    let src = read("src/config.rs");
+    let conf = page("vflag.conf.5");
+    let mut problems = Vec::new();
+    for (key, konst) in [
+        ("device-timeout", "DEFAULT_DEVICE_TIMEOUT"),
+        ("lag-timeout", "DEFAULT_LAG_TIMEOUT"),
+        ("before", "DEFAULT_BEFORE"),
+        ("vfs", "VF_COUNT"),
+    ] {
+        let v = const_value(&src, konst);
+        let e = entry(&conf, key);
+        let text = e.replace("\n.BR ", " ").replace("\n.B ", " ");
+        if !text.contains(&format!("Default: {v}")) && !text.contains(&format!("Default: {v} ")) {
+            problems.push(format!(
+                "vflag.conf(5) {key}: default is {v} in src/config.rs:\n{e}"
+            ));
+        }
+    }
+    // The /etc/sysconfig/sriov defaults (the seed's).
+    for (var, konst) in [
+        ("SRIOV_PFS", "PFS"),
+        ("SRIOV_VF_COUNT", "VF_COUNT"),
+        ("SRIOV_PF_CHANNELS", "PF_CHANNELS"),
+        ("SRIOV_VF_CHANNELS", "VF_CHANNELS"),
+    ] {
+        let v = const_value(&src, konst);
+        let at = conf.find(&format!(".B {var}\n")).unwrap();
+        let e = &conf[at..at + 120.min(conf.len() - at)];
+        if !e.contains(&v) {
+            problems.push(format!(
+                "vflag.conf(5) {var}: default is {v} in src/config.rs:\n{e}"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 /// (subcommand, its long options) from the real binary's help.
 fn cli() -> Vec<(String, Vec<String>)> {
     let bin = env!("CARGO_BIN_EXE_vflag");

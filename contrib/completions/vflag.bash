@@ -21,7 +21,7 @@ _vflag()
         cword=$COMP_CWORD
     fi
 
-    local commands="plan check status setup setup-end rebind ovs-offload udev-import help"
+    local commands="plan check status setup setup-end rebind ovs-offload udev-import udev-name help"
     local global="-v --verbose -h --help -V --version"
 
     # The command is the first word after the options.
@@ -48,7 +48,7 @@ _vflag()
         plan) opts="--json" ;;
         check) opts="--json" ;;
         status) opts="--json --prometheus" ;;
-        setup | setup-end | rebind | udev-import | ovs-offload | help) opts="" ;;
+        setup | setup-end | rebind | udev-import | udev-name | ovs-offload | help) opts="" ;;
         *) return ;;
     esac
     if [[ $cur == -* ]]; then
@@ -62,7 +62,7 @@ _vflag()
         setup | setup-end | rebind)
             ((nargs == 0)) && COMPREPLY=($(compgen -W "$(_vflag_pfs)" -- "$cur"))
             ;;
-        udev-import)
+        udev-import | udev-name)
             ((nargs == 0)) && COMPREPLY=($(compgen -W "$(command ls /sys/class/net 2>/dev/null)" -- "$cur"))
             ;;
         ovs-offload)

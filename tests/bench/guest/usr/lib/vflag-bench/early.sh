@@ -1,0 +1,73 @@
+#!/bin/bash
+# Early stage, side by side on the same netdevsim PFs: (a) kernel floor, (b) vflag setup for each
+# PF, (c) the seed-style script. Reset before each run: sriov_numvfs 0 (netdevsim drops back to
+# legacy), /run/vflag removed. Usage: early.sh VFS MAX_REPS [BUDGET_S]  (then, with "status":
+# vflag set up once more and `vflag status` timed).
+. /usr/lib/vflag-bench/common.sh
+VFS=$1 MAX=$2 BUDGET=${3:-50}
+PFS="eni10np1 eni11np1" PF_CH=4 REP_CH=2
+T0=$(now_us) longest=0
+mkdir -p /etc/vflag
+cat > /etc/vflag/vflag.conf <<CONF
+[lag bond0]
+pfs = $PFS
+vfs = $VFS
+eswitch = switchdev
+pf-channels = $PF_CH
+representor-channels = $REP_CH
+network-stack = none
+CONF
+reset() {
+    local pf
+    for pf in $PFS; do echo 0 > /sys/class/net/$pf/device/sriov_numvfs; done
+    for pf in $PFS; do
+        h=netdevsim/$(basename "$(readlink -f /sys/class/net/$pf/device)")
+        devlink dev eswitch show "$h" | grep -q 'mode legacy' || devlink dev eswitch set "$h" mode legacy
+        ethtool -K $pf hw-tc-offload off 2>/dev/null
+        ethtool -L $pf combined 1 2>/dev/null
+    done
+    rm -rf /run/vflag
+    udevadm settle -t 30
+}
+# Not timed: the end state each variant must reach.
+verify() {
+    local pf n bad=""
+    for pf in $PFS; do
+        [ "$(cat /sys/class/net/$pf/device/sriov_numvfs)" = "$VFS" ] || bad="$bad $pf:numvfs"
+        h=netdevsim/$(basename "$(readlink -f /sys/class/net/$pf/device)")
+        devlink dev eswitch show "$h" | grep -q 'mode switchdev' || bad="$bad $pf:eswitch"
+        n=$(devlink port show | grep -c "^$h/.*flavour pcivf")
+        [ "$n" = "$VFS" ] || bad="$bad $pf:reps=$n"
+        ethtool -k $pf | grep -q 'hw-tc-offload: on' || bad="$bad $pf:offload"
+        ethtool -l $pf | sed -n '/Current/,$p' | grep -q "Combined:.*$PF_CH" || bad="$bad $pf:channels"
+    done
+    [ -z "$bad" ] || echo "!! $1 rep $2: end state wrong:$bad"
+}
+run() {
+    case $1 in
+    a) timed early "$VFS" floor "$2" $B/floor early "$VFS" $PF_CH $REP_CH $PFS ;;
+    b) timed early "$VFS" vflag "$2" sh -c "vflag setup ${PFS% *} && vflag setup ${PFS#* }" ;;
+    c) timed early "$VFS" scripted "$2" $B/scripted-early.sh "$VFS" $PF_CH $REP_CH $PFS ;;
+    esac
+}
+echo "early stage, $VFS VFs on each of $PFS, $PF_CH PF / $REP_CH representor channels; uname $(uname -r)"
+# MAX_REPS is a total over every action of this stage: a later action only adds what an
+# earlier one (cut short by its budget) did not do.
+COUNT=/run/vflag-bench-count-early-$VFS
+rep=$(cat $COUNT 2>/dev/null || echo 0)
+while [ $rep -lt "$MAX" ] && budget_ok; do
+    rep=$((rep + 1)) s=$(now_us)
+    for v in $(order $rep); do reset; run $v $rep; verify $v $rep; done
+    d=$(( $(now_us) - s )); [ $d -gt $longest ] && longest=$d
+    echo $rep > $COUNT
+done
+echo "repetitions so far: $rep"
+if [ "${4:-}" = status ]; then
+    reset
+    vflag setup ${PFS% *} >> "$LOG" 2>&1 && vflag setup ${PFS#* } >> "$LOG" 2>&1 || echo "!! setup for status failed"
+    udevadm settle -t 30
+    vflag status > /run/vflag-bench-status.txt 2>&1; echo "vflag status exit $?"
+    head -n 12 /run/vflag-bench-status.txt
+    for r in 1 2 3 4 5 6 7; do timed status "$VFS" vflag-status $r sh -c 'vflag status >/dev/null; [ $? -le 1 ]'; done
+    for r in 1 2 3 4 5 6 7; do timed status "$VFS" vflag-status-json $r sh -c 'vflag status --json >/dev/null; [ $? -le 1 ]'; done
+fi
