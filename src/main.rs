@@ -30,6 +30,9 @@ enum Command {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+        /// Read this file instead of the installed configuration (to try a config first).
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
     },
     /// Early stage for one PF (run by vflag@<pf>.service before network-pre.target): create the
     /// VFs and keep them unbound, switchdev, hw-tc-offload, channels. Safe to run again.
@@ -91,7 +94,7 @@ fn main() -> ExitCode {
 
 fn run(command: Command, root: &Root) -> Result<ExitCode> {
     match command {
-        Command::Plan { json } => plan(root, json),
+        Command::Plan { json, config } => plan(root, json, config.as_deref()),
         Command::Check { pfs, json } => check(root, &pfs, json),
         Command::Status {
             pfs,
@@ -130,8 +133,15 @@ fn run(command: Command, root: &Root) -> Result<ExitCode> {
     }
 }
 
-fn plan(root: &Root, json: bool) -> Result<ExitCode> {
-    let loaded = config::load(root);
+fn plan(root: &Root, json: bool, file: Option<&std::path::Path>) -> Result<ExitCode> {
+    let loaded = match file {
+        Some(f) => {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read {}", f.display()))?;
+            config::parse_native(&[(f.to_path_buf(), text)])
+        }
+        None => config::load(root),
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&loaded)?);
     } else {
