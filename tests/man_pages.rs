@@ -323,6 +323,7 @@ _vflag; printf '%s\n' "${{COMPREPLY[@]}}""#,
         );
         let out = Command::new("bash")
             .args(["--norc", "--noprofile", "-c", &prog])
+            .current_dir(repo())
             .env(
                 "PATH",
                 format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap()),
@@ -353,6 +354,7 @@ _vflag; printf '%s\n' "${{COMPREPLY[@]}}""#,
     assert_eq!(complete("vflag rebind ens3f0 "), Vec::<String>::new());
     assert_eq!(complete("vflag status --p"), ["--prometheus"]);
     assert_eq!(complete("vflag pl"), ["plan"]);
+    assert_eq!(complete("vflag plan --config Cargo.t"), ["Cargo.toml"]);
 }
 
 #[test]

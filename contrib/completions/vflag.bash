@@ -45,7 +45,7 @@ _vflag()
             fi
             return
             ;;
-        plan) opts="--json" ;;
+        plan) opts="--json --config" ;;
         check) opts="--json" ;;
         status) opts="--json --prometheus" ;;
         setup | setup-end | rebind | udev-import | udev-name | ovs-offload | help) opts="" ;;
@@ -53,6 +53,10 @@ _vflag()
     esac
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$opts -v --verbose -h --help" -- "$cur"))
+        return
+    fi
+    if [[ $cmd == plan && ${words[cword - 1]} == --config ]]; then
+        COMPREPLY=($(compgen -f -- "$cur"))
         return
     fi
     case $cmd in
