@@ -195,8 +195,9 @@ fn print_plan(loaded: &Loaded) {
     }
 }
 
-/// Bound of each D-Bus exchange with the network stack.
-const BUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Bound of each D-Bus exchange with the network stack (NetworkManager can be slow to answer
+/// while it starts; at boot, before network-pre.target, no stack runs and calls return at once).
+const BUS_TIMEOUT: std::time::Duration = vflag::bus::DEFAULT_TIMEOUT;
 
 fn setup(root: &Root, instance: &str) -> Result<ExitCode> {
     let loaded = config::load(root);

@@ -422,7 +422,10 @@ const ASSIGN_KEYS: &[&str] = &[
 
 /// Split one rule line into (key, attr, op, value) tokens, as udev's parser does:
 /// `KEY[{attr}]` OP `"value"`, separated by commas.
-fn tokens(line: &str) -> Result<Vec<(String, Option<String>, String, String)>, String> {
+/// One rule token: key, `{attr}`, operator, value.
+type Token = (String, Option<String>, String, String);
+
+fn tokens(line: &str) -> Result<Vec<Token>, String> {
     let mut out = vec![];
     let mut rest = line.trim();
     while !rest.is_empty() {

@@ -19,11 +19,19 @@ fn units_exposure_at_most_5() {
     let root = tempfile::tempdir().unwrap();
     let unit_dir = root.path().join("usr/lib/systemd/system");
     std::fs::create_dir_all(&unit_dir).unwrap();
-    for u in ["vflag@.service", "vflag-rebind@.service"] {
+    for u in [
+        "vflag@.service",
+        "vflag-rebind@.service",
+        "vflag-hotplug@.service",
+    ] {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("units").join(u);
         std::fs::copy(src, unit_dir.join(u)).unwrap();
     }
-    for unit in ["vflag@ens3f0.service", "vflag-rebind@ens3f0.service"] {
+    for unit in [
+        "vflag@ens3f0.service",
+        "vflag-rebind@ens3f0.service",
+        "vflag-hotplug@ens3f0.service",
+    ] {
         let o = Command::new(analyze)
             .args(["security", "--offline=yes", "--threshold=50", "--no-pager"])
             .arg(format!("--root={}", root.path().display()))
