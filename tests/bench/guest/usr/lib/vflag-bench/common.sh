@@ -19,6 +19,3 @@ timed() {
 }
 # The three variants in a rotating order per repetition, so no variant always runs first.
 order() { case $(($1 % 3)) in 0) echo a b c ;; 1) echo b c a ;; 2) echo c a b ;; esac; }
-# A repetition is started only while BUDGET seconds (the test bed kills an action at 60 s) are
-# not likely to be exceeded by it: elapsed + 1.5 x the longest repetition so far.
-budget_ok() { local spent=$(( $(now_us) - T0 )); [ $((spent + longest * 3 / 2)) -lt $((BUDGET * 1000000)) ]; }

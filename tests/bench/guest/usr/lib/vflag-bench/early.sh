@@ -1,10 +1,11 @@
 #!/bin/bash
 # Early stage, side by side on the same netdevsim PFs: (a) kernel floor, (b) vflag setup for each
 # PF, (c) the seed-style script. Reset before each run: sriov_numvfs 0 (netdevsim drops back to
-# legacy), /run/vflag removed. Usage: early.sh VFS MAX_REPS [BUDGET_S]  (then, with "status":
-# vflag set up once more and `vflag status` timed).
+# legacy), /run/vflag removed. Usage: early.sh VFS REPS SCRIPTED_REPS [status]
+# (the scripted variant forks per representor and takes minutes per run under TCG: it may be given
+# fewer repetitions; with "status": vflag set up once more and `vflag status` timed).
 . /usr/lib/vflag-bench/common.sh
-VFS=$1 MAX=$2 BUDGET=${3:-50}
+VFS=$1 MAX=$2 SMAX=$3
 PFS="eni10np1 eni11np1" PF_CH=4 REP_CH=2
 T0=$(now_us) longest=0
 mkdir -p /etc/vflag
@@ -51,17 +52,16 @@ run() {
     esac
 }
 echo "early stage, $VFS VFs on each of $PFS, $PF_CH PF / $REP_CH representor channels; uname $(uname -r)"
-# MAX_REPS is a total over every action of this stage: a later action only adds what an
-# earlier one (cut short by its budget) did not do.
-COUNT=/run/vflag-bench-count-early-$VFS
-rep=$(cat $COUNT 2>/dev/null || echo 0)
-while [ $rep -lt "$MAX" ] && budget_ok; do
+rep=0
+while [ $rep -lt "$MAX" ]; do
     rep=$((rep + 1)) s=$(now_us)
-    for v in $(order $rep); do reset; run $v $rep; verify $v $rep; done
+    for v in $(order $rep); do
+        [ $v = c ] && [ $rep -gt "$SMAX" ] && continue
+        reset; run $v $rep; verify $v $rep
+    done
     d=$(( $(now_us) - s )); [ $d -gt $longest ] && longest=$d
-    echo $rep > $COUNT
 done
-echo "repetitions so far: $rep"
+echo "repetitions: $rep"
 if [ "${4:-}" = status ]; then
     reset
     vflag setup ${PFS% *} >> "$LOG" 2>&1 && vflag setup ${PFS#* } >> "$LOG" 2>&1 || echo "!! setup for status failed"

@@ -2,9 +2,9 @@
 # Late stage on QEMU igb VFs, side by side: (a) kernel floor (autoprobe 1, one bind write per VF),
 # (b) vflag rebind for each PF, (c) the seed-style script. Reset before each run: autoprobe 0 and
 # every VF unbound (what the early stage leaves). /run/vflag (written by the boot's early stage)
-# is kept: rebind needs it. Usage: late.sh MAX_REPS [BUDGET_S]
+# is kept: rebind needs it. Usage: late.sh REPS
 . /usr/lib/vflag-bench/common.sh
-MAX=$1 BUDGET=${2:-50}
+MAX=$1
 PFS="enp0s5f0 enp0s5f1" DRIVER=igbvf
 T0=$(now_us) longest=0
 VFS=$(cat /sys/class/net/${PFS%% *}/device/sriov_numvfs)
@@ -36,14 +36,10 @@ run() {
     esac
 }
 echo "late stage, $VFS igb VFs on each of $PFS; uname $(uname -r)"
-# MAX_REPS is a total over every action of this stage: a later action only adds what an
-# earlier one (cut short by its budget) did not do.
-COUNT=/run/vflag-bench-count-late
-rep=$(cat $COUNT 2>/dev/null || echo 0)
-while [ $rep -lt "$MAX" ] && budget_ok; do
+rep=0
+while [ $rep -lt "$MAX" ]; do
     rep=$((rep + 1)) s=$(now_us)
     for v in $(order $rep); do reset; run $v $rep; verify $v $rep; done
     d=$(( $(now_us) - s )); [ $d -gt $longest ] && longest=$d
-    echo $rep > $COUNT
 done
-echo "repetitions so far: $rep"
+echo "repetitions: $rep"
