@@ -8,8 +8,8 @@
 # `vflag status` is partly STUBBED here: a wrapper answers `status --json` with canned JSON
 # and exit codes to drive the role's branches; every other vflag command is the real binary.
 # If the built vflag has a `status` command, one more run uses the real one.
-# Not covered: the package installation tasks (apt/dnf), the reboot; tests/packages.sh checks
-# the packages themselves.
+# The package tasks run in check mode on this host (apt branch; needs the .deb from
+# tests/packages.sh). Not covered: a real installation, the dnf branch, the reboot.
 #
 # Needs python3 with venv (Debian: python3-venv) and PyPI access for ansible-core; the venv is
 # kept in $VFLAG_ANSIBLE_VENV (default /var/tmp/vflag-ansible-venv). PASS/FAIL lines; exits
@@ -235,6 +235,41 @@ check "F: --check writes no vflag.conf and keeps the mlnx-vflag units" test ! -e
 sed 's/    vfs: 8/    vfs: many/' "$work/f.yml" >"$work/f2.yml"
 play f2 "$work/f2.yml" --check && show_log f2
 check "F: --check still refuses an invalid inventory" bash -c "test \"\$(cat '$work/f2.rc')\" != 0 && grep -q 'is invalid' '$work/f2.log'"
+
+# --- G: the package tasks, in check mode on this (Debian) host -------------------------------
+# Needs a .deb (tests/packages.sh builds it) and Debian's python3-apt for the system python.
+# Check mode: apt reports what it would do; nothing is installed or written.
+deb=$(ls -t "$target"/debian/vflag_*.deb 2>/dev/null | head -n1)
+if [ -z "$deb" ]; then
+	echo "SKIP G: no .deb in $target/debian (run tests/packages.sh first): package tasks not exercised"
+elif dpkg -s vflag >/dev/null 2>&1; then
+	echo "SKIP G: vflag is installed on this host: package tasks not exercised"
+elif ! /usr/bin/python3 -c 'import apt' 2>/dev/null; then
+	echo "SKIP G: /usr/bin/python3 has no apt module (Debian: python3-apt): package tasks not exercised"
+else
+	pkg=/var/tmp/vflag-ansible-test-$$.deb
+	cp "$deb" "$pkg"
+	had_etc=$(test -e /etc/vflag && echo yes || echo no)
+	cat >"$work/g.yml" <<EOF
+vflag_package: $pkg
+vflag_lags:
+  - name: bond0
+    pfs: [ens3f0, ens3f1]
+vflag_legacy_disable: false
+vflag_verify: false
+EOF
+	play g "$work/g.yml" --check -e ansible_python_interpreter=/usr/bin/python3 || show_log g
+	rm -f "$pkg"
+	check "G: --check with a .deb on a Debian host succeeds" test "$(cat "$work/g.rc")" = 0
+	check "G: apt would install the package (Debian branch taken)" \
+		bash -c "grep -A1 -F 'TASK [vflag : Install vflag (Debian, Ubuntu)]' '$work/g.log' | grep -q '^changed: .localhost.'"
+	check "G: the RedHat branch is skipped" \
+		bash -c "grep -A1 -F 'TASK [vflag : Install vflag (Rocky, RHEL)]' '$work/g.log' | grep -q '^skipping'"
+	check "G: nothing was installed" bash -c '! dpkg -s vflag >/dev/null 2>&1'
+	if [ "$had_etc" = no ]; then
+		check "G: /etc/vflag was not created" test ! -e /etc/vflag
+	fi
+fi
 
 echo "ansible: $pass passed, $fail failed"
 [ $fail = 0 ]
