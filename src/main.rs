@@ -80,6 +80,15 @@ enum OvsOffloadAction {
 }
 
 fn main() -> ExitCode {
+    // Like any Unix filter: `vflag plan --json | head` ends quietly on a closed pipe instead of
+    // panicking in println!.
+    // SAFETY: restores the default disposition before any other thread exists.
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    };
     let cli = Cli::parse();
     vflag::log::init(cli.verbose);
     let root = Root::from_env();

@@ -112,3 +112,16 @@ fn udev_import_names_the_unit() {
     let o = vflag("native", &["udev-import", "eth0"]);
     assert!(o.stdout.is_empty());
 }
+
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/generator/two-lags/root");
+    let o = Command::new("sh")
+        .args(["-c", "\"$VFLAG\" plan --json | head -c1 >/dev/null"])
+        .env("VFLAG", env!("CARGO_BIN_EXE_vflag"))
+        .env("VFLAG_ROOT", root)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}
