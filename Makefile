@@ -65,12 +65,15 @@ uninstall:
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/vflag $(DESTDIR)$(ZSHCOMPDIR)/_vflag
 	rm -f $(DESTDIR)$(PREFIX)/share/doc/vflag/vflag.conf.example
 
-# Host tests (unit, golden, systemd-analyze, dbus-daemon, ovsdb-server), then the QEMU guest.
+# Host tests (unit, golden, systemd-analyze, dbus-daemon, ovsdb-server, man pages), a bounded
+# fuzz run, the QEMU guest scenarios, then the .deb/.rpm and the Ansible role.
 test:
 	tests/setup-host.sh
 	$(CARGO) test --locked --all-targets
 	tests/fuzz.sh
 	tests/vm/run
+	tests/packages.sh
+	tests/ansible.sh
 
 # Host tests only (no VM).
 check:
