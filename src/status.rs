@@ -24,7 +24,7 @@
 //! netlink is never asked because it would describe the real machine's devices) yields a
 //! finding with the error text instead of a panic.
 
-use crate::checks::{Finding, Outcome};
+use crate::checks::{self, Finding, Outcome};
 use crate::config::{EswitchMode as ConfEswitch, Lag, Loaded};
 use crate::device::devlink::{Devlink, EswitchMode};
 use crate::device::ethtool::{Channels, Ethtool, Feature, HW_TC_OFFLOAD};
@@ -1384,6 +1384,7 @@ pub fn collect_with(root: &Root, loaded: &Loaded, pfs: &[IfName], opt: &Options)
             ));
         }
     }
+    let cmdline = crate::cmdline::Cmdline::read(root);
     let mut kernel = Kernel::new(opt.netlink);
     let mut kmsg: Option<Seen<LagReport>> = None;
     let mut ports = OvsPorts::default();
@@ -1434,6 +1435,19 @@ pub fn collect_with(root: &Root, loaded: &Loaded, pfs: &[IfName], opt: &Options)
         }
         let refs: Vec<&PfObs> = obs.iter().collect();
         out.extend(judge_bond(lag, &refs, &bonds));
+        // The pre-flight checks that stop an early stage (IOMMU, firmware, NIC): name the cause
+        // here too, not only its effect (no VFs). Passes stay out of the table.
+        for p in chosen
+            .iter()
+            .filter(|p| obs.iter().any(|o| o.name == ***p && o.missing.is_none()))
+        {
+            for f in checks::for_pf(root, &cmdline, lag, p) {
+                let failed = matches!(f.outcome, Outcome::Fail | Outcome::Warn);
+                if failed && f.check != "present" && !out.contains(&f) {
+                    out.push(f);
+                }
+            }
+        }
     }
     let ovs = observe_ovs(root, &loaded.ovs.db_socket, opt.ovs_timeout);
     out.extend(judge_ovs(&ovs, want_offload, &ports, opt.now));
