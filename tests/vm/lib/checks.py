@@ -349,6 +349,9 @@ def _state_ok(rows, pfs, want, probe):
        "ready-before-enslave PREFIX PF...  -- every PREFIX@PF.service became active (its ExecStart "
        "returned 0) before the kernel logged the first of these PFs being enslaved")
 def c_ready(f, prefix, *pfs):
+    odd = [a for a in (prefix,) + pfs if "=" in a or a.endswith((".service", ".target"))]
+    if odd or not pfs:
+        return False, f"bad arguments {odd or 'no PFs'}; usage: {c_ready.usage}"
     # Kernel log timestamps (printk clock) against systemd's CLOCK_MONOTONIC: in these guests the
     # printk time of a kernel record never ran ahead of journald's monotonic receipt of it, so the
     # two are comparable to well under the seconds that separate these events.
