@@ -123,6 +123,7 @@ def build_staging(sc, vflag_staging, out):
     st.write("/etc/vflag-testbed/devices", "".join(d + "\n" for d in devices))
     st.write("/etc/vflag-testbed/pfs", "".join(p + "\n" for p in sc.pfs))
     st.write("/etc/vflag-testbed/settle-timeout", f"{sc.settle}\n")
+    st.write("/etc/vflag-testbed/action-timeout", f"{sc.action_timeout}\n")
     units = ["network-pre.target", "network.target", "network-online.target", "multi-user.target",
              "vflag-testbed-devices.service", "vflag-testbed-links.service", "vflag-testbed-probe-pre.service", "docker.service"]
     for p in sc.pfs:

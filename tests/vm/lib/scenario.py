@@ -85,7 +85,7 @@ class Scenario:
     KNOWN = {
         "description", "machine", "memory", "smp", "timeout", "settle", "qemu", "cmdline",
         "network-stack", "enable", "pfs", "devices", "bond", "include", "units", "docker-standin",
-        "tags",
+        "tags", "action-timeout",
     }
 
     def __init__(self, path, sections):
@@ -149,3 +149,8 @@ class Scenario:
     @property
     def settle(self):
         return int(self.get("settle", "110"))
+
+    @property
+    def action_timeout(self):
+        """Bound of each [action] script in the guest, seconds."""
+        return int(self.get("action-timeout", "60"))

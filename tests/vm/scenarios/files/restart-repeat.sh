@@ -39,7 +39,7 @@ for i in $(seq 1 "$N"); do
 		echo "restart $i: state differs:"; echo "$now"; fail=1
 	fi
 done
-echo "after $N restarts: pid1 fds $fd0 -> $(fds), pid1 VmRSS ${mem0} kB -> $(mem) kB"
+echo "after $N restarts ($SECONDS s): pid1 fds $fd0 -> $(fds), pid1 VmRSS ${mem0} kB -> $(mem) kB"
 [ $(( $(fds) - fd0 )) -le 5 ] || { echo "systemd fd count grew"; fail=1; }
 systemctl is-active vflag@eni10np1.service vflag@eni11np1.service | sort | uniq -c
 

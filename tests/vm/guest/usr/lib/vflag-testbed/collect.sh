@@ -59,7 +59,8 @@ if [ -d /etc/vflag-testbed/actions.d ] && [ -n "$(ls /etc/vflag-testbed/actions.
     mkdir -p "$R/actions"
     for a in /etc/vflag-testbed/actions.d/*; do
         name=${a##*/}
-        timeout 60 "$a" > "$R/actions/$name.out" 2>&1; echo $? > "$R/actions/$name.rc"
+        timeout "$(cat /etc/vflag-testbed/action-timeout 2>/dev/null || echo 60)" "$a" \
+            > "$R/actions/$name.out" 2>&1; echo $? > "$R/actions/$name.rc"
     done
     cp "$RUNDIR"/* "$R/actions/" 2>/dev/null
     facts "$R/after"
