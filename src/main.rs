@@ -208,13 +208,21 @@ fn print_plan(loaded: &Loaded) {
 /// while it starts; at boot, before network-pre.target, no stack runs and calls return at once).
 const BUS_TIMEOUT: std::time::Duration = vflag::bus::DEFAULT_TIMEOUT;
 
-fn setup(root: &Root, instance: &str) -> Result<ExitCode> {
+/// The configuration, or `None` (after saying so) when `vflag=0` disables vflag for this boot.
+fn load_unless_disabled(root: &Root) -> Option<Loaded> {
     let loaded = config::load(root);
     if loaded.disabled_by_cmdline {
         tracing::info!("vflag is disabled by vflag=0 on the kernel command line; nothing done");
         vflag::log::status("disabled by vflag=0 on the kernel command line");
-        return Ok(ExitCode::SUCCESS);
+        return None;
     }
+    Some(loaded)
+}
+
+fn setup(root: &Root, instance: &str) -> Result<ExitCode> {
+    let Some(loaded) = load_unless_disabled(root) else {
+        return Ok(ExitCode::SUCCESS);
+    };
     let (lag, pf) = configured_pf(&loaded, instance)?;
     let start = vflag::hotplug::stage_start(root, lag, &pf, BUS_TIMEOUT);
     tracing::debug!(pf = %pf, step = "hold", "{start:?}");
@@ -256,12 +264,9 @@ fn setup_end(root: &Root, instance: &str) -> Result<ExitCode> {
 }
 
 fn rebind(root: &Root, instance: &str) -> Result<ExitCode> {
-    let loaded = config::load(root);
-    if loaded.disabled_by_cmdline {
-        tracing::info!("vflag is disabled by vflag=0 on the kernel command line; nothing done");
-        vflag::log::status("disabled by vflag=0 on the kernel command line");
+    let Some(loaded) = load_unless_disabled(root) else {
         return Ok(ExitCode::SUCCESS);
-    }
+    };
     let (lag, pf) = configured_pf(&loaded, instance)?;
     vflag::log::status("waiting for the bond");
     match vflag::stages::rebind(root, lag, &pf) {

@@ -238,20 +238,7 @@ impl Ethtool {
 mod tests {
     use super::*;
 
-    /// Hand-built attribute: len, type, value, padding (struct nlattr).
-    fn nla(t: u16, v: &[u8]) -> Vec<u8> {
-        let mut b = vec![];
-        b.extend(((4 + v.len()) as u16).to_ne_bytes());
-        b.extend(t.to_ne_bytes());
-        b.extend(v);
-        while !b.len().is_multiple_of(4) {
-            b.push(0);
-        }
-        b
-    }
-    fn nest(t: u16, parts: &[Vec<u8>]) -> Vec<u8> {
-        nla(t | 0x8000, &parts.concat())
-    }
+    use crate::device::nl::test_attrs::{nest, nla};
     fn bit(name: &str, value: Option<bool>) -> Vec<u8> {
         let mut n = name.as_bytes().to_vec();
         n.push(0);

@@ -306,6 +306,26 @@ pub fn genl_split(payload: &[u8]) -> Result<(u8, Attrs<'_>)> {
     Ok((payload[0], attrs(&payload[4..])?))
 }
 
+/// Hand-built attributes for decoder tests: len, type, value, padding (struct nlattr), written
+/// independently of [`AttrBuf`] so the two check each other.
+#[cfg(test)]
+pub(crate) mod test_attrs {
+    pub fn nla(t: u16, v: &[u8]) -> Vec<u8> {
+        let mut b = vec![];
+        b.extend(((4 + v.len()) as u16).to_ne_bytes());
+        b.extend(t.to_ne_bytes());
+        b.extend(v);
+        while !b.len().is_multiple_of(4) {
+            b.push(0);
+        }
+        b
+    }
+
+    pub fn nest(t: u16, parts: &[Vec<u8>]) -> Vec<u8> {
+        nla(t | 0x8000, &parts.concat())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
