@@ -230,11 +230,19 @@ fn setup(root: &Root, instance: &str) -> Result<ExitCode> {
     let result = vflag::stages::setup(root, lag, &pf);
     // On success and on failure alike: a PF left held is a bond that never comes up.
     let end = vflag::hotplug::stage_end(root, lag, &pf, BUS_TIMEOUT);
+    // At boot no stack runs yet (this unit is ordered before them): nothing to hand over, and
+    // the stack takes the port when it starts. Only a hand-over that was due and failed matters.
     match &end.release {
-        Ok(o) => tracing::info!(pf = %pf, step = "release", "network stack {:?}: {o:?}", end.stack),
-        Err(e) => {
-            tracing::warn!(pf = %pf, step = "release", "could not hand {pf} to {:?}: {e}", end.stack)
+        Ok(vflag::bus::Outcome::Skipped(why)) => {
+            tracing::debug!(pf = %pf, step = "release", "no hand-over: {why}")
         }
+        Ok(o) => tracing::info!(pf = %pf, step = "release", "handed to {:?}: {o:?}", end.stack),
+        Err(e) => tracing::warn!(
+            pf = %pf,
+            step = "release",
+            "could not hand {pf} to {:?} ({e}); if the stack is not running yet it takes the port when it starts",
+            end.stack
+        ),
     }
     let report = result.map_err(|e| {
         vflag::log::status(&format!("failed: {e}"));

@@ -75,12 +75,12 @@ pub enum StageError {
     #[error("{pf}: {reason} (nothing was changed)")]
     Refused { pf: String, reason: String },
     /// A kernel operation failed.
-    #[error("{pf}: {step}: {source}")]
+    /// The device error is part of the message, not a `source()`: no repetition in `{:#}`.
+    #[error("{pf}: {step}: {cause}")]
     Device {
         pf: String,
         step: &'static str,
-        #[source]
-        source: DevError,
+        cause: DevError,
     },
     /// The late stage did not bind the VFs, and why.
     #[error("{pf}: {reason}; VFs were not bound")]
@@ -285,10 +285,10 @@ pub fn lock_nic(root: &Root, pf: &Pf, timeout: Duration) -> Result<NicLock, Stag
 }
 
 fn dev_err<'a>(pf: &'a IfName, step: &'static str) -> impl Fn(DevError) -> StageError + 'a {
-    move |source| StageError::Device {
+    move |cause| StageError::Device {
         pf: pf.to_string(),
         step,
-        source,
+        cause,
     }
 }
 

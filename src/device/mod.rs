@@ -25,14 +25,14 @@ pub mod sysfs;
 use std::path::PathBuf;
 
 /// Every failure of the device layer; messages name the path or the netlink operation and
-/// carry the kernel's extended-ack text when it sent one.
+/// carry the kernel's extended-ack text when it sent one. The I/O error is part of the message
+/// and deliberately not exposed as `source()`, so that a `{:#}` error chain does not repeat it.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The kernel answered a netlink request with an error.
     #[error("{op}: {}{}", std::io::Error::from_raw_os_error(*errno), extack.as_deref().map(|m| format!(" (kernel: {m})")).unwrap_or_default())]
@@ -42,12 +42,8 @@ pub enum Error {
         extack: Option<String>,
     },
     /// A socket-level failure (open, send, receive, timeout).
-    #[error("netlink {op}: {source}")]
-    Socket {
-        op: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("netlink {op}: {cause}")]
+    Socket { op: String, cause: std::io::Error },
     #[error("malformed netlink reply: {0}")]
     Decode(String),
     #[error("{0}")]
@@ -61,10 +57,10 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            cause,
         }
     }
 
@@ -72,7 +68,7 @@ impl Error {
     pub fn errno(&self) -> Option<i32> {
         match self {
             Error::Kernel { errno, .. } => Some(*errno),
-            Error::Io { source, .. } | Error::Socket { source, .. } => source.raw_os_error(),
+            Error::Io { cause, .. } | Error::Socket { cause, .. } => cause.raw_os_error(),
             _ => None,
         }
     }

@@ -58,9 +58,9 @@ pub struct Conn {
 impl Conn {
     /// `protocol`: `netlink_sys::protocols::NETLINK_ROUTE` or `NETLINK_GENERIC`.
     pub fn open(protocol: isize) -> Result<Self> {
-        let sock_err = |op: &str, source| Error::Socket {
+        let sock_err = |op: &str, cause| Error::Socket {
             op: op.to_string(),
-            source,
+            cause,
         };
         let mut sock = Socket::new(protocol).map_err(|e| sock_err("socket", e))?;
         sock.bind_auto().map_err(|e| sock_err("bind", e))?;
@@ -92,15 +92,15 @@ impl Conn {
         let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
         let flags = flags | NLM_F_REQUEST | if dump { 0 } else { NLM_F_ACK };
         let buf = encode_request(msg_type, flags, seq, payload);
-        self.sock.send(&buf, 0).map_err(|source| Error::Socket {
+        self.sock.send(&buf, 0).map_err(|cause| Error::Socket {
             op: format!("{op}: send"),
-            source,
+            cause,
         })?;
         let mut resp = Response::default();
         loop {
-            let (data, _) = self.sock.recv_from_full().map_err(|source| Error::Socket {
+            let (data, _) = self.sock.recv_from_full().map_err(|cause| Error::Socket {
                 op: format!("{op}: receive"),
-                source,
+                cause,
             })?;
             match parse_datagram(&data, seq, op, &mut resp.msgs)? {
                 Step::More => continue,
