@@ -172,19 +172,26 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 }
 
 /// Write the entries under `dir` (which systemd created and empties at every daemon-reload).
+/// Each directory is created once; a leftover symlink (a second run into the same directory)
+/// is replaced only when it is found in the way, so a normal boot makes one syscall per entry.
 pub fn write(dir: &Path, entries: &BTreeMap<PathBuf, Entry>) -> io::Result<()> {
+    let mut made = std::collections::HashSet::new();
     for (rel, entry) in entries {
         let path = dir.join(rel);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
+            if made.insert(parent.to_path_buf()) {
+                std::fs::create_dir_all(parent)?;
+            }
         }
         match entry {
             Entry::File(text) => std::fs::write(&path, text)?,
-            Entry::Symlink(target) => {
-                // A leftover from an earlier run in the same directory is replaced.
-                let _ = std::fs::remove_file(&path);
-                std::os::unix::fs::symlink(target, &path)?
-            }
+            Entry::Symlink(target) => match std::os::unix::fs::symlink(target, &path) {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    std::fs::remove_file(&path)?;
+                    std::os::unix::fs::symlink(target, &path)?
+                }
+                other => other?,
+            },
         }
     }
     Ok(())
@@ -193,6 +200,34 @@ pub fn write(dir: &Path, entries: &BTreeMap<PathBuf, Entry>) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writing_twice_into_one_directory_replaces_links() {
+        let d = tempfile::tempdir().unwrap();
+        let mut e = BTreeMap::new();
+        e.insert(
+            PathBuf::from("a.target.wants/x.service"),
+            Entry::Symlink("/old".into()),
+        );
+        e.insert(
+            PathBuf::from("x.service.d/50.conf"),
+            Entry::File("one".into()),
+        );
+        write(d.path(), &e).unwrap();
+        e.insert(
+            PathBuf::from("a.target.wants/x.service"),
+            Entry::Symlink("/new".into()),
+        );
+        e.insert(
+            PathBuf::from("x.service.d/50.conf"),
+            Entry::File("two".into()),
+        );
+        write(d.path(), &e).unwrap();
+        let link = std::fs::read_link(d.path().join("a.target.wants/x.service")).unwrap();
+        assert_eq!(link, PathBuf::from("/new"));
+        let text = std::fs::read_to_string(d.path().join("x.service.d/50.conf")).unwrap();
+        assert_eq!(text, "two");
+    }
 
     #[test]
     fn globs() {
