@@ -42,7 +42,9 @@ fn main() -> R<()> {
             }
         }
         _ => {
-            eprintln!("usage: floor early VFS PF_CHANNELS REP_CHANNELS PF... | floor late DRIVER PF...");
+            eprintln!(
+                "usage: floor early VFS PF_CHANNELS REP_CHANNELS PF... | floor late DRIVER PF..."
+            );
             std::process::exit(2);
         }
     }
@@ -85,15 +87,26 @@ fn early(
     let pf_index = sysfs::netdev_ifindex(root, name)?.ok_or("PF has no ifindex")?;
     let ports = std::iter::once((pf_index, pf_ch)).chain(reps.iter().map(|r| (r.ifindex, rep_ch)));
     for (idx, ch) in ports {
-        et.conn.request(et.id, 0, &features_set_payload(idx, "hw-tc-offload", true), "features set")?;
-        et.conn.request(et.id, 0, &channels_set_payload(idx, ch), "channels set")?;
+        et.conn.request(
+            et.id,
+            0,
+            &features_set_payload(idx, "hw-tc-offload", true),
+            "features set",
+        )?;
+        et.conn
+            .request(et.id, 0, &channels_set_payload(idx, ch), "channels set")?;
     }
     Ok(())
 }
 
 fn late(root: &Root, driver: &str, name: &str) -> R<()> {
     let pf = Pf::open(root, &IfName::new(name)?)?;
-    let bind = root.path("/sys/bus").join(&pf.bus).join("drivers").join(driver).join("bind");
+    let bind = root
+        .path("/sys/bus")
+        .join(&pf.bus)
+        .join("drivers")
+        .join(driver)
+        .join("bind");
     let autoprobe = pf.dev_dir.join("sriov_drivers_autoprobe");
     if Path::new(&autoprobe).exists() {
         sysfs::write_attr(&autoprobe, "1")?;
