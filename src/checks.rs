@@ -333,6 +333,105 @@ pub fn host(root: &Root) -> Vec<Finding> {
         .collect()
 }
 
+/// Firmware settings as Mellanox's `mlxconfig` reports them (`-e q`: the "Next Boot" column is
+/// the last number on each line), where that tool is installed. Never required: without it, or
+/// when it cannot read the device (it needs more privilege than the boot units have), nothing
+/// is reported. Only `vflag check` by hand runs it; the boot relies on sysfs.
+pub fn mlxconfig(pf_name: &IfName, lag: &Lag, tool: &std::path::Path) -> Vec<Finding> {
+    let Ok(dev) = std::fs::canonicalize(format!("/sys/class/net/{pf_name}/device")) else {
+        return vec![];
+    };
+    let Some(pci) = dev.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return vec![];
+    };
+    let out = std::process::Command::new(tool)
+        .args([
+            "-d",
+            &pci,
+            "-e",
+            "q",
+            "SRIOV_EN",
+            "NUM_OF_VFS",
+            "LINK_TYPE_P1",
+            "LINK_TYPE_P2",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            mlxconfig_findings(pf_name, lag, &pci, &String::from_utf8_lossy(&o.stdout))
+        }
+        _ => vec![],
+    }
+}
+
+/// Judge `mlxconfig -e q` output (pure, for tests).
+pub fn mlxconfig_findings(pf: &IfName, lag: &Lag, pci: &str, text: &str) -> Vec<Finding> {
+    let value = |key: &str| -> Option<u32> {
+        let line = text
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(key))?;
+        let last = line.split_whitespace().last()?;
+        // "True(1)", "ETH(2)", "8"
+        let num = last
+            .rsplit_once('(')
+            .map(|(_, n)| n.trim_end_matches(')'))
+            .unwrap_or(last);
+        num.parse().ok()
+    };
+    let p = Some(pf);
+    let mut out = vec![];
+    if let (Some(en), Some(n)) = (value("SRIOV_EN"), value("NUM_OF_VFS")) {
+        out.push(if en == 1 && n >= lag.vfs {
+            Finding::new(
+                "mlxconfig-sriov",
+                p,
+                Outcome::Pass,
+                format!("SRIOV_EN=1 NUM_OF_VFS={n} (next boot)"),
+            )
+        } else {
+            Finding::new(
+                "mlxconfig-sriov",
+                p,
+                Outcome::Fail,
+                format!(
+                    "firmware SRIOV_EN={en} NUM_OF_VFS={n} (next boot), config wants {} VFs",
+                    lag.vfs
+                ),
+            )
+            .hint(format!(
+                "mlxconfig -d {pci} set SRIOV_EN=1 NUM_OF_VFS={}, then reboot",
+                lag.vfs
+            ))
+        });
+    }
+    let links: Vec<u32> = ["LINK_TYPE_P1", "LINK_TYPE_P2"]
+        .iter()
+        .filter_map(|k| value(k))
+        .collect();
+    if !links.is_empty() {
+        out.push(if links.iter().all(|l| *l == 2) {
+            Finding::new(
+                "mlxconfig-link",
+                p,
+                Outcome::Pass,
+                "both ports Ethernet (LINK_TYPE 2)".into(),
+            )
+        } else {
+            Finding::new(
+                "mlxconfig-link",
+                p,
+                Outcome::Fail,
+                format!("firmware link types {links:?} (2 = Ethernet)"),
+            )
+            .hint(format!(
+                "mlxconfig -d {pci} set LINK_TYPE_P1=2 LINK_TYPE_P2=2, then reboot"
+            ))
+        });
+    }
+    out
+}
+
 /// All checks for one PF (kernel, NIC, LAG), as run before its early stage.
 pub fn for_pf(root: &Root, cmdline: &Cmdline, lag: &Lag, pf_name: &IfName) -> Vec<Finding> {
     let f = facts(root, pf_name);
@@ -462,6 +561,28 @@ mod tests {
             kernel(&root, &Cmdline::parse(""), false)[0].outcome,
             Outcome::Skip
         );
+    }
+
+    #[test]
+    fn mlxconfig_query_is_judged() {
+        let l = lag(&["ens3f0", "ens3f1"], 8);
+        let pf = IfName::new("ens3f0").unwrap();
+        let ok = "Device #1:\n\nConfigurations:                              Next Boot\n         SRIOV_EN                            True(1)\n         NUM_OF_VFS                          8\n         LINK_TYPE_P1                        ETH(2)\n         LINK_TYPE_P2                        ETH(2)\n";
+        let f = mlxconfig_findings(&pf, &l, "0000:37:00.0", ok);
+        assert_eq!(f.len(), 2);
+        assert!(f.iter().all(|x| x.outcome == Outcome::Pass), "{f:?}");
+        let bad = ok.replace("True(1)", "False(0)").replace(
+            "ETH(2)\n         LINK_TYPE_P2",
+            "IB(1)\n         LINK_TYPE_P2",
+        );
+        let f = mlxconfig_findings(&pf, &l, "0000:37:00.0", &bad);
+        assert!(f.iter().all(|x| x.outcome == Outcome::Fail), "{f:?}");
+        assert!(f[0]
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("mlxconfig -d 0000:37:00.0 set SRIOV_EN=1 NUM_OF_VFS=8"));
+        assert!(mlxconfig_findings(&pf, &l, "x", "mlxconfig: no such device\n").is_empty());
     }
 
     #[test]

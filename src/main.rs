@@ -306,7 +306,15 @@ fn check(root: &Root, pfs: &[String], json: bool) -> Result<ExitCode> {
     };
     let mut findings: Vec<Finding> = Vec::new();
     for (lag, pf) in &targets {
-        for f in checks::for_pf(root, &cmdline, lag, pf) {
+        let mut found = checks::for_pf(root, &cmdline, lag, pf);
+        // By hand (not in a boot unit, whose sandbox cannot open the device for it), also ask
+        // Mellanox's mlxconfig where it is installed.
+        if root.is_real() && std::env::var_os("INVOCATION_ID").is_none() {
+            if let Some(tool) = find_in_path("mlxconfig") {
+                found.extend(checks::mlxconfig(pf, lag, &tool));
+            }
+        }
+        for f in found {
             // Host-wide findings are the same for every PF: report them once.
             if !findings.contains(&f) {
                 findings.push(f);
@@ -379,6 +387,12 @@ fn ovs_offload_enable(root: &Root) -> Result<ExitCode> {
     })?;
     println!("{}", vflag::status::ovs_offload_message(changed));
     Ok(ExitCode::SUCCESS)
+}
+
+fn find_in_path(tool: &str) -> Option<std::path::PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
 }
 
 /// The unit instance (`%I`) must name a configured PF; anything else is refused before a path
