@@ -35,6 +35,7 @@ use crate::names::IfName;
 use crate::ovsdb::{self, OvsError, OvsStatus, OvsdbClient};
 use crate::paths::Root;
 use crate::stages::{LAG_BOND_MODES, LAG_MAX_VFS};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -208,6 +209,10 @@ struct Kernel {
     enabled: bool,
     devlink: Option<Result<Devlink, String>>,
     ethtool: Option<Result<Ethtool, String>>,
+    /// hw-tc-offload and channels of every netdev, dumped once: two requests instead of two
+    /// per representor. A device missing from them is asked on its own (for its error).
+    offload_table: Option<Result<HashMap<u32, Feature>, String>>,
+    channels_table: Option<Result<HashMap<u32, Channels>, String>>,
 }
 
 const NO_NETLINK: &str =
@@ -219,6 +224,8 @@ impl Kernel {
             enabled,
             devlink: None,
             ethtool: None,
+            offload_table: None,
+            channels_table: None,
         }
     }
 
@@ -242,20 +249,50 @@ impl Kernel {
             .map_err(|e| e.clone())
     }
 
+    fn tables(&mut self) {
+        if self.offload_table.is_none() {
+            self.offload_table = Some(match self.ethtool() {
+                Ok(et) => et.dump_feature(HW_TC_OFFLOAD).map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            });
+        }
+        if self.channels_table.is_none() {
+            self.channels_table = Some(match self.ethtool() {
+                Ok(et) => et.dump_channels().map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            });
+        }
+    }
+
     fn port(&mut self, name: &str, ifindex: Option<u32>, vf: Option<u32>) -> PortObs {
         let idx = ifindex.ok_or_else(|| format!("{name} has no ifindex"));
-        let offload = idx.clone().and_then(|i| {
-            self.ethtool()?
-                .feature(i, HW_TC_OFFLOAD)
-                .map_err(|e| e.to_string())
-        });
-        let channels = idx.and_then(|i| match self.ethtool()?.channels(i) {
-            // EOPNOTSUPP: the driver has no channel settings at all (netdevsim).
-            Err(crate::device::Error::Kernel { errno: 95, .. }) => Ok(Channels {
-                combined: None,
-                combined_max: None,
-            }),
-            r => r.map_err(|e| e.to_string()),
+        if idx.is_ok() {
+            self.tables();
+        }
+        let offload = idx
+            .clone()
+            .and_then(|i| match dumped(&self.offload_table, i) {
+                Some(f) => Ok(f),
+                None => self
+                    .ethtool()?
+                    .feature(i, HW_TC_OFFLOAD)
+                    .map_err(|e| e.to_string()),
+            });
+        let channels = idx.and_then(|i| {
+            if let Some(c) = dumped(&self.channels_table, i) {
+                return Ok(c);
+            }
+            // In both dumps' namespace but not in the channels dump: the kernel skipped it
+            // for EOPNOTSUPP, i.e. no channel settings at all (netdevsim).
+            let listed = dumped(&self.offload_table, i).is_some()
+                && matches!(self.channels_table, Some(Ok(_)));
+            if listed {
+                return Ok(NO_CHANNELS);
+            }
+            match self.ethtool()?.channels(i) {
+                Err(crate::device::Error::Kernel { errno: 95, .. }) => Ok(NO_CHANNELS),
+                r => r.map_err(|e| e.to_string()),
+            }
         });
         PortObs {
             name: name.to_string(),
@@ -265,6 +302,17 @@ impl Kernel {
         }
     }
 }
+
+/// What a dump said about device `i`, if it ran and listed it.
+fn dumped<T: Copy>(table: &Option<Result<HashMap<u32, T>, String>>, i: u32) -> Option<T> {
+    table.as_ref()?.as_ref().ok()?.get(&i).copied()
+}
+
+/// A driver without channel settings (EOPNOTSUPP): nothing to judge.
+const NO_CHANNELS: Channels = Channels {
+    combined: None,
+    combined_max: None,
+};
 
 fn unobserved_port(name: &str) -> PortObs {
     PortObs {

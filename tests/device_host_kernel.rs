@@ -95,3 +95,41 @@ fn kernel_extack_text_reaches_the_error() {
     }
     eprintln!("{err}");
 }
+
+/// The dumps `vflag status` uses (compact bitsets, every netdev at once) say what the
+/// per-device requests (verbose bitsets, as set-up uses) say, for every netdev of the host.
+#[test]
+fn ethtool_dumps_agree_with_per_device_requests() {
+    let mut rt = Rtnl::open().unwrap();
+    let links = rt.dump().unwrap();
+    let mut et = Ethtool::open().unwrap();
+    for name in [
+        HW_TC_OFFLOAD,
+        "loopback",
+        "rx-gro",
+        "tx-checksum-ip-generic",
+    ] {
+        let all = et.dump_feature(name).unwrap();
+        for l in &links {
+            let one = et.feature(l.index, name).unwrap();
+            assert_eq!(all.get(&l.index), Some(&one), "{} {name}", l.name);
+        }
+    }
+    assert!(matches!(
+        et.dump_feature("vflag-no-such-feature"),
+        Err(Error::NotFound(_))
+    ));
+    let channels = et.dump_channels().unwrap();
+    for l in &links {
+        match et.channels(l.index) {
+            Ok(one) => assert_eq!(channels.get(&l.index), Some(&one), "{}", l.name),
+            // no channel settings: left out of the dump (status reads absence that way)
+            Err(Error::Kernel { errno: 95, .. }) => {
+                assert!(!channels.contains_key(&l.index), "{}", l.name)
+            }
+            Err(e) => panic!("{}: {e}", l.name),
+        }
+    }
+    let lo = rt.link_by_name("lo").unwrap().index;
+    assert!(!channels.contains_key(&lo), "lo has no channel settings");
+}
