@@ -2,7 +2,7 @@
 # Build (or reuse) the cached guest image for the VM test bed.
 #
 #   Debian <codename> (minbase) + systemd/udev/dbus/iproute2/ethtool/kmod/NetworkManager/
-#   systemd-networkd/openvswitch/ifupdown/busybox, the 6.12 kernel from <codename>-security
+#   systemd-networkd/openvswitch/ifupdown/busybox/ansible-core, the 6.12 kernel from <codename>-security
 #   (linux-image-*-unsigned) and netdevsim built out of tree from linux-source-6.12.
 #
 # Output: prints the cache directory on stdout. It holds rootfs.raw (ext4, no partition table,
@@ -21,8 +21,11 @@ mkdir -p "$CACHE"
 exec 9>"$CACHE/.lock"
 flock -w 1800 9 || { log "could not lock $CACHE/.lock"; exit 1; }
 
+# python3-apt + ansible-core: the package-install boot runs the Ansible role in the guest (its
+# apt module needs python3-apt, which it cannot fetch offline); strace: benchmark profiles.
 GUEST_PKGS=(systemd systemd-sysv udev dbus iproute2 ethtool kmod network-manager
-    openvswitch-switch ifupdown busybox pciutils procps initramfs-tools zstd)
+    openvswitch-switch ifupdown busybox pciutils procps initramfs-tools zstd
+    python3-apt ansible-core strace)
 codename=$(vm_codename)
 
 apt_dir="$CACHE/apt"

@@ -1,7 +1,14 @@
 #!/usr/bin/env python3
 """Run VM test bed scenarios: one fresh disk per boot, vflag installed into it, facts back over 9p.
 
-Usage: runner.py --image DIR --staging DIR [--work DIR] SCENARIO_FILE...
+Usage: runner.py --image DIR --package-tree DIR [--work DIR] SCENARIO_FILE...
+
+vflag gets into the guest as its users install it: the package-install scenario boots the bare
+image with the .deb and the Ansible role (--package-tree, put on every `base = image` disk) and
+runs the role in the guest, which installs the package with apt and writes vflag.conf. Its disk,
+as the guest left it, is the base of every other scenario: `base = rollout` boots it as is,
+`base = package` (the default) without the role's vflag.conf; the install boot's test bed files
+(actions, units) are removed from both.
 
 Outcome per scenario:
   PASS   every check passed
@@ -24,6 +31,10 @@ from scenario import ScenarioError, parse  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VMDIR = os.path.dirname(HERE)
+INSTALL = os.path.join(VMDIR, "scenarios", "package-install.scenario")
+BASES = ("image", "package", "rollout")
+# Files of the install boot that stay on the derived disks (the role and package, for re-runs).
+KEEP_FROM_INSTALL = "/root/vflag-rollout/"
 SYSTEMD_UNITS = "/usr/lib/systemd/system"
 
 # What enabling a network stack means in the guest (the image has all of them disabled).
@@ -113,9 +124,10 @@ def bond_config(stack, spec, st):
         raise ScenarioError(f"bond = ... needs network-stack NetworkManager or networkd, not {stack!r}")
 
 
-def build_staging(sc, vflag_staging, out):
+def build_staging(sc, package_tree, out):
     st = Staging(out)
-    st.copytree(vflag_staging)                    # vflag exactly as `make install` put it
+    if sc.base == "image":
+        st.copytree(package_tree)                  # the .deb and the Ansible role, not installed
     st.copytree(os.path.join(VMDIR, "guest"))      # test bed units and scripts
     for inc in sc.words("include"):
         st.copytree(os.path.join(sc.dir, inc))
@@ -193,9 +205,19 @@ def debugfs_script(root):
     return cmds
 
 
-def make_disk(image, staging, disk, logf):
-    subprocess.run(["cp", "--sparse=always", os.path.join(image, "rootfs.raw"), disk], check=True)
-    cmds = debugfs_script(staging)
+def tree_files(root):
+    """Guest paths of the files and links in a staging tree."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            out.append("/" + os.path.relpath(os.path.join(dirpath, n), root))
+    return sorted(out)
+
+
+def make_disk(base, staging, disk, logf, pre=()):
+    """A copy of the base disk with the staging tree added; `pre`: debugfs commands run first."""
+    subprocess.run(["cp", "--sparse=always", base, disk], check=True)
+    cmds = list(pre) + debugfs_script(staging)
     script = disk + ".debugfs"
     with open(script, "w") as f:
         f.write("\n".join(cmds) + "\n")
@@ -236,8 +258,8 @@ def qemu_cmd(sc, image, disk, results, console):
     return cmd
 
 
-def boot(sc, image, staging_root, adir):
-    """One boot. Returns ('ok'|'infra', detail, seconds)."""
+def boot(sc, image, base, staging_root, adir):
+    """One boot. Returns ('ok'|'infra', detail, seconds). base = (disk, debugfs commands)."""
     os.makedirs(adir, exist_ok=True)
     results = os.path.join(adir, "results")
     os.makedirs(results, exist_ok=True)
@@ -245,7 +267,7 @@ def boot(sc, image, staging_root, adir):
     console = os.path.join(adir, "console.log")
     t0 = time.monotonic()
     try:
-        make_disk(image, staging_root, disk, os.path.join(adir, "debugfs.log"))
+        make_disk(base[0], staging_root, disk, os.path.join(adir, "debugfs.log"), base[1])
     except (RuntimeError, subprocess.CalledProcessError) as e:
         return "infra", f"disk preparation failed: {e}", time.monotonic() - t0
     cmd = qemu_cmd(sc, image, disk, results, console)
@@ -270,7 +292,7 @@ def boot(sc, image, staging_root, adir):
     qlog.close()
     if not os.path.exists(os.path.join(results, "DONE")):
         return "infra", f"guest exited (qemu rc {rc}) without reporting facts", took
-    if os.environ.get("VFLAG_VM_KEEP_DISK") != "1":
+    if os.environ.get("VFLAG_VM_KEEP_DISK") != "1" and sc.name != "package-install":
         os.unlink(disk)
     return "ok", f"qemu rc {rc}", took
 
@@ -312,13 +334,17 @@ def recheck(sc, work):
     return "INFRA", 0
 
 
-def run_scenario(sc, image, vflag_staging, work):
+def run_scenario(sc, image, bases, package_tree, work):
+    """Returns (outcome, seconds, directory of the boot that reported facts)."""
     sdir = os.path.join(work, sc.name)
     shutil.rmtree(sdir, ignore_errors=True)
-    staging_root = build_staging(sc, vflag_staging, os.path.join(sdir, "root"))
+    if sc.base not in bases:
+        log(f"FAIL {sc.name}: no {sc.base!r} base disk: {bases.get('why', 'package-install did not pass')}")
+        return "FAIL", 0, None
+    staging_root = build_staging(sc, package_tree, os.path.join(sdir, "root"))
     for attempt in (1, 2):
         adir = os.path.join(sdir, f"boot{attempt}")
-        status, detail, took = boot(sc, image, staging_root, adir)
+        status, detail, took = boot(sc, image, bases[sc.base], staging_root, adir)
         log(f"  boot {attempt}: {status} in {took:.1f}s ({detail}); console {adir}/console.log")
         if status == "ok":
             break
@@ -326,14 +352,25 @@ def run_scenario(sc, image, vflag_staging, work):
             log(f"    | {l}")
     if status != "ok":
         log(f"INFRA {sc.name}: no facts from the guest in 2 boots; console: {adir}/console.log")
-        return "INFRA", took
-    return evaluate(sc, adir), took
+        return "INFRA", took, None
+    return evaluate(sc, adir), took, adir
+
+
+def derived_bases(install, adir):
+    """The package and rollout bases from the install boot's disk: its test bed files removed
+    (and for `package` the role's vflag.conf), the package and the role kept."""
+    disk = os.path.join(adir, "disk.raw")
+    gone = [f for f in tree_files(os.path.join(os.path.dirname(adir), "root"))
+            if not f.startswith(KEEP_FROM_INSTALL)]
+    rm = [f'rm "{f}"' for f in gone]
+    return {"rollout": (disk, rm), "package": (disk, rm + ['rm "/etc/vflag/vflag.conf"'])}
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--image", required=True)
-    ap.add_argument("--staging", required=True, help="vflag installed with make install DESTDIR=")
+    ap.add_argument("--package-tree", required=True,
+                    help="files for `base = image` disks: the .deb and the Ansible role")
     ap.add_argument("--work", default=os.environ.get("VFLAG_VM_WORK", "/var/tmp/vflag-vm"))
     ap.add_argument("--recheck", action="store_true",
                     help="no boot: evaluate the checks again on the facts of the last run in --work")
@@ -341,22 +378,35 @@ def main():
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     outcomes = []
+    todo = []
     for path in a.scenarios:
         try:
             sc = parse(path)
+            if sc.base not in BASES:
+                raise ScenarioError(f"base must be one of {', '.join(BASES)}")
+            todo.append(sc)
         except (ScenarioError, OSError) as e:
             log(f"FAIL {os.path.basename(path)}: bad scenario file: {e}")
             outcomes.append((os.path.basename(path), "FAIL", 0))
-            continue
+    # The install boot first when anything builds on it (once, even if also asked for by name).
+    if not a.recheck and any(sc.base != "image" for sc in todo):
+        todo = [parse(INSTALL)] + [sc for sc in todo if sc.name != "package-install"]
+    bases = {"image": (os.path.join(a.image, "rootfs.raw"), [])}
+    for sc in todo:
         log(f"=== {sc.name}: {sc.get('description').splitlines()[0] if sc.get('description') else ''}")
         try:
             if a.recheck:
-                res, took = recheck(sc, a.work)
+                (res, took), adir = recheck(sc, a.work), None
             else:
-                res, took = run_scenario(sc, a.image, a.staging, a.work)
+                res, took, adir = run_scenario(sc, a.image, bases, a.package_tree, a.work)
         except ScenarioError as e:
             log(f"FAIL {sc.name}: bad scenario: {e}")
-            res, took = "FAIL", 0
+            res, took, adir = "FAIL", 0, None
+        if sc.name == "package-install" and adir:
+            if res == "PASS":
+                bases.update(derived_bases(sc, adir))
+            else:
+                bases["why"] = f"package-install {res} (facts in {adir})"
         outcomes.append((sc.name, res, took))
     log("=== summary")
     for name, res, took in outcomes:

@@ -85,7 +85,7 @@ class Scenario:
     KNOWN = {
         "description", "machine", "memory", "smp", "timeout", "settle", "qemu", "cmdline",
         "network-stack", "enable", "pfs", "devices", "bond", "include", "units", "docker-standin",
-        "tags", "action-timeout",
+        "tags", "action-timeout", "base",
     }
 
     def __init__(self, path, sections):
@@ -141,6 +141,12 @@ class Scenario:
     @property
     def pfs(self):
         return self.words("pfs")
+
+    @property
+    def base(self):
+        """The disk it boots: image (bare), package (vflag installed by the package-install
+        boot, without the role's vflag.conf) or rollout (that disk as the role left it)."""
+        return self.get("base", "package")
 
     @property
     def timeout(self):

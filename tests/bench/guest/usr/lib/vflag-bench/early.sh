@@ -68,6 +68,12 @@ if [ "${4:-}" = status ]; then
     udevadm settle -t 30
     vflag status > /run/vflag-bench-status.txt 2>&1; echo "vflag status exit $?"
     head -n 12 /run/vflag-bench-status.txt
+    grep -i 'represent' /run/vflag-bench-status.txt
+    # Where the time goes (not timed): system calls by count and time, when strace is there.
+    if command -v strace >/dev/null; then
+        strace -f -c -o /run/vflag-bench-status.strace vflag status >/dev/null 2>&1
+        echo "strace -c -f vflag status:"; head -n 16 /run/vflag-bench-status.strace
+    fi
     for r in 1 2 3 4 5 6 7; do timed status "$VFS" vflag-status $r sh -c 'vflag status >/dev/null; [ $? -le 1 ]'; done
     for r in 1 2 3 4 5 6 7; do timed status "$VFS" vflag-status-json $r sh -c 'vflag status --json >/dev/null; [ $? -le 1 ]'; done
 fi

@@ -74,4 +74,9 @@ do
     logger -t bench-scripted-early "Tuning receive channels for PF $PF"
     ethtool -L $PF combined $SRIOV_PF_CHANNELS
 done
+# Not in the seed: without it the script lists representors while udev is still renaming them,
+# and its per-representor ethtool calls fail with "no device matches name" and skip work (the
+# seed's own race; vflag addresses representors by ifindex). Waiting makes every run do all of
+# its work, so the baseline is complete; the wait is counted in its time.
+udevadm settle -t 60
 hwrep_ethtool
