@@ -2,298 +2,24 @@
 //! by the tests themselves, plus protocol edge cases against fake peers and the flow-dump
 //! parser against recorded output.
 //!
-//! Open vSwitch binaries come from `tests/setup-ovs.sh` (Debian's packages unpacked with
-//! `dpkg -x`, nothing installed): `VFLAG_OVS_DIR=<dir>` if set, else a cache that
-//! `setup-ovs.sh --check` finds, else (only with `CI=true`) `setup-ovs.sh` is run to prepare
-//! it, else a system-wide install. With `CI=true` and no binaries the OVS tests FAIL; locally
-//! they are skipped with a printed reason.
+//! Open vSwitch binaries and the server harness: tests/common/ovs.rs (with `CI=true` and no
+//! binaries the OVS tests FAIL; locally they are skipped with a printed reason).
+
+// Uses all of the shared harness except `Server::root` (its tests pass paths, not a fake root).
+#[allow(dead_code)]
+mod common;
 
 use std::io::{BufReader, Write};
 use std::os::unix::net::UnixListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use common::ovs::{manifest_dir, ovs, wait_for, Server, STARTUP, T};
 use serde_json::{json, Value};
 use vflag::ovsdb::{
     count_flows_by_in_port, ovs_status, parse_dump_flows, OvsError, OvsVersion, OvsdbClient,
     Unixctl,
 };
 use vflag::paths::Root;
-
-/// Bound for one client call in these tests.
-const T: Duration = Duration::from_secs(5);
-/// Bound for a daemon to come up (generous: CI machines are busy).
-const STARTUP: Duration = Duration::from_secs(20);
-
-fn manifest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// An unpacked (or installed) Open vSwitch tree.
-struct Ovs {
-    root: PathBuf,
-}
-
-impl Ovs {
-    fn has_binaries(root: &Path) -> bool {
-        [
-            "usr/sbin/ovsdb-server",
-            "usr/bin/ovsdb-tool",
-            "usr/bin/ovs-vsctl",
-        ]
-        .iter()
-        .all(|b| root.join(b).is_file())
-            && root
-                .join("usr/share/openvswitch/vswitch.ovsschema")
-                .is_file()
-    }
-
-    fn ld_library_path(&self) -> String {
-        let mut dirs = Vec::new();
-        for base in ["usr/lib", "lib"] {
-            if let Ok(rd) = std::fs::read_dir(self.root.join(base)) {
-                for e in rd.flatten() {
-                    if e.file_name().to_string_lossy().ends_with("-linux-gnu") {
-                        dirs.push(e.path().display().to_string());
-                    }
-                }
-            }
-        }
-        dirs.join(":")
-    }
-
-    fn schema(&self) -> PathBuf {
-        self.root.join("usr/share/openvswitch/vswitch.ovsschema")
-    }
-
-    fn vswitchd(&self) -> PathBuf {
-        // Debian keeps the daemon out of PATH.
-        let deb = self.root.join("usr/lib/openvswitch-switch/ovs-vswitchd");
-        if deb.is_file() {
-            deb
-        } else {
-            self.root.join("usr/sbin/ovs-vswitchd")
-        }
-    }
-
-    /// A command for an OVS program, with the environment pointed at `rundir`.
-    fn cmd(&self, prog: &Path, rundir: &Path) -> Command {
-        let mut c = Command::new(prog);
-        c.env("LD_LIBRARY_PATH", self.ld_library_path())
-            .env("OVS_RUNDIR", rundir)
-            .env("OVS_DBDIR", rundir)
-            .env("OVS_LOGDIR", rundir)
-            .env("OVS_SYSCONFDIR", rundir)
-            .env("OVS_PKGDATADIR", self.root.join("usr/share/openvswitch"))
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn run(&self, prog: &str, rundir: &Path, args: &[&str]) -> String {
-        let out = self
-            .cmd(&self.root.join(prog), rundir)
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("{prog}: {e}"));
-        assert!(
-            out.status.success(),
-            "{prog} {args:?} failed: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-}
-
-fn setup_script(args: &[&str]) -> Option<PathBuf> {
-    let out = Command::new("bash")
-        .arg(manifest_dir().join("tests/setup-ovs.sh"))
-        .args(args)
-        .stderr(if args.is_empty() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
-        .output()
-        .ok()?;
-    let dir = String::from_utf8(out.stdout).ok()?.trim().to_string();
-    (out.status.success() && !dir.is_empty()).then(|| PathBuf::from(dir))
-}
-
-fn find_ovs() -> Result<Ovs, String> {
-    if let Some(dir) = std::env::var_os("VFLAG_OVS_DIR").filter(|d| !d.is_empty()) {
-        let root = PathBuf::from(dir);
-        return if Ovs::has_binaries(&root) {
-            Ok(Ovs { root })
-        } else {
-            Err(format!(
-                "VFLAG_OVS_DIR={} holds no OVS binaries",
-                root.display()
-            ))
-        };
-    }
-    if let Some(root) = setup_script(&["--check"]).filter(|r| Ovs::has_binaries(r)) {
-        return Ok(Ovs { root });
-    }
-    if in_ci() {
-        if let Some(root) = setup_script(&[]).filter(|r| Ovs::has_binaries(r)) {
-            return Ok(Ovs { root });
-        }
-    }
-    if Ovs::has_binaries(Path::new("/")) {
-        return Ok(Ovs { root: "/".into() });
-    }
-    Err("no Open vSwitch binaries: run `tests/setup-ovs.sh` (or set VFLAG_OVS_DIR)".into())
-}
-
-/// The OVS tree, or `None` (locally) to skip; panics in CI.
-fn ovs() -> Option<&'static Ovs> {
-    static OVS: OnceLock<Result<Ovs, String>> = OnceLock::new();
-    match OVS.get_or_init(find_ovs) {
-        Ok(o) => Some(o),
-        Err(why) if in_ci() => panic!("CI=true but the OVS tests cannot run: {why}"),
-        Err(why) => {
-            eprintln!("SKIPPED (not in CI): {why}");
-            None
-        }
-    }
-}
-
-/// A private ovsdb-server (and optionally ovs-vswitchd) in a temp dir; killed on drop.
-struct Server {
-    ovs: &'static Ovs,
-    dir: tempfile::TempDir,
-    children: Vec<Child>,
-}
-
-fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let end = Instant::now() + timeout;
-    while !ok() {
-        assert!(
-            Instant::now() < end,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-impl Server {
-    fn start(ovs: &'static Ovs) -> Server {
-        let dir = tempfile::Builder::new()
-            .prefix("vflag-ovs")
-            .tempdir_in("/tmp")
-            .unwrap();
-        let db = dir.path().join("conf.db");
-        ovs.run(
-            "usr/bin/ovsdb-tool",
-            dir.path(),
-            &[
-                "create",
-                db.to_str().unwrap(),
-                ovs.schema().to_str().unwrap(),
-            ],
-        );
-        let sock = dir.path().join("db.sock");
-        let child = ovs
-            .cmd(&ovs.root.join("usr/sbin/ovsdb-server"), dir.path())
-            .arg(&db)
-            .arg(format!("--remote=punix:{}", sock.display()))
-            .arg(format!(
-                "--unixctl={}",
-                dir.path().join("ovsdb-server.ctl").display()
-            ))
-            .arg(format!(
-                "--log-file={}",
-                dir.path().join("ovsdb-server.log").display()
-            ))
-            .arg("--no-chdir")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn ovsdb-server");
-        let s = Server {
-            ovs,
-            dir,
-            children: vec![child],
-        };
-        // The database socket and the control socket appear one after the other.
-        wait_for("ovsdb-server sockets", STARTUP, || {
-            std::os::unix::net::UnixStream::connect(s.sock()).is_ok() && s.ctl().exists()
-        });
-        s
-    }
-
-    fn sock(&self) -> PathBuf {
-        self.dir.path().join("db.sock")
-    }
-
-    fn ctl(&self) -> PathBuf {
-        self.dir.path().join("ovsdb-server.ctl")
-    }
-
-    /// ovs-vsctl as an independent reader/writer of the same database.
-    fn vsctl(&self, args: &[&str]) -> String {
-        let db = format!("--db=unix:{}", self.sock().display());
-        let mut all = vec![db.as_str(), "--timeout=10"];
-        if self.children.len() == 1 {
-            all.push("--no-wait"); // no ovs-vswitchd to wait for
-        }
-        all.extend_from_slice(args);
-        self.ovs
-            .run("usr/bin/ovs-vsctl", self.dir.path(), &all)
-            .trim()
-            .to_string()
-    }
-
-    fn client(&self) -> OvsdbClient {
-        OvsdbClient::connect(self.sock(), T).expect("connect to test ovsdb-server")
-    }
-
-    /// Start ovs-vswitchd against this database with the dummy datapath (no kernel module).
-    fn start_vswitchd(&mut self) {
-        let rundir = self.dir.path();
-        let child = self
-            .ovs
-            .cmd(&self.ovs.vswitchd(), rundir)
-            .arg(format!("unix:{}", self.sock().display()))
-            .arg("--enable-dummy=override")
-            .arg("--disable-system")
-            .arg(format!(
-                "--pidfile={}",
-                rundir.join("ovs-vswitchd.pid").display()
-            ))
-            .arg(format!(
-                "--log-file={}",
-                rundir.join("ovs-vswitchd.log").display()
-            ))
-            .arg("--no-chdir")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn ovs-vswitchd");
-        let pid = child.id();
-        self.children.push(child);
-        let ctl = rundir.join(format!("ovs-vswitchd.{pid}.ctl"));
-        wait_for("ovs-vswitchd control socket and pidfile", STARTUP, || {
-            ctl.exists() && rundir.join("ovs-vswitchd.pid").exists()
-        });
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        for c in self.children.iter_mut().rev() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 // ---------------------------------------------------------------- real ovsdb-server
 
@@ -326,7 +52,7 @@ fn real_reads_versions_and_other_config() {
     let schema_version = ovs
         .run(
             "usr/bin/ovsdb-tool",
-            srv.dir.path(),
+            &srv.rundir(),
             &["schema-version", ovs.schema().to_str().unwrap()],
         )
         .trim()
@@ -392,7 +118,7 @@ fn real_status_without_vswitchd() {
     let srv = Server::start(ovs);
     srv.vsctl(&["init"]);
     srv.vsctl(&["set", "Open_vSwitch", ".", "ovs_version=2.12.0"]);
-    let st = ovs_status(&Root::new("/"), srv.sock(), srv.dir.path(), T);
+    let st = ovs_status(&Root::new("/"), srv.sock(), srv.rundir(), T);
     assert!(st.present);
     assert!(
         st.errors.is_empty(),
@@ -468,13 +194,13 @@ fn real_vswitchd_dummy_datapath_flow_dump() {
     srv.start_vswitchd();
 
     let root = Root::new("/");
-    let sock = Unixctl::vswitchd_socket(&root, srv.dir.path()).unwrap();
-    let pid = std::fs::read_to_string(srv.dir.path().join("ovs-vswitchd.pid")).unwrap();
+    let sock = Unixctl::vswitchd_socket(&root, srv.rundir()).unwrap();
+    let pid = std::fs::read_to_string(srv.rundir().join("ovs-vswitchd.pid")).unwrap();
     assert_eq!(
         sock.file_name().unwrap().to_str().unwrap(),
         format!("ovs-vswitchd.{}.ctl", pid.trim())
     );
-    let mut u = Unixctl::connect_vswitchd(&root, srv.dir.path(), T).unwrap();
+    let mut u = Unixctl::connect_vswitchd(&root, srv.rundir(), T).unwrap();
     let v = u.version().unwrap();
     assert!(v.starts_with("ovs-vswitchd (Open vSwitch)"), "{v:?}");
     let version = OvsVersion::parse(&v).unwrap();
@@ -539,7 +265,7 @@ fn real_vswitchd_dummy_datapath_flow_dump() {
     assert!(offloaded.len() <= flows.len());
 
     // The combined status: version from the daemon (the row has none), offload on, flows.
-    let st = ovs_status(&root, srv.sock(), srv.dir.path(), T);
+    let st = ovs_status(&root, srv.sock(), srv.rundir(), T);
     assert!(st.present, "{st:?}");
     assert!(st.errors.is_empty(), "{:?}", st.errors);
     assert_eq!(st.hw_offload, Some(true));

@@ -1,223 +1,24 @@
 //! `vflag status` and `vflag ovs-offload enable` against a REAL ovsdb-server (and ovs-vswitchd
 //! with the dummy datapath) started by this test under a fake root, at the path the config names
-//! (`/run/openvswitch/db.sock` under the root). Binaries as in tests/ovsdb_real.rs (helpers
-//! copied in minimal form): `VFLAG_OVS_DIR`, else `tests/setup-ovs.sh --check`, else (CI=true)
-//! `tests/setup-ovs.sh`; with CI=true and no binaries the test FAILS, locally it is skipped.
+//! (`/run/openvswitch/db.sock` under the root). Binaries and server harness: tests/common/ovs.rs
+//! (`VFLAG_OVS_DIR`, else `tests/setup-ovs.sh --check`, else (CI=true) `tests/setup-ovs.sh`;
+//! with CI=true and no binaries the test FAILS, locally it is skipped).
 //!
 //! The fake root has no NIC: only the Open vSwitch rows are asserted here (netlink is never
 //! asked under a fake root; the PF rows are covered by the unit tests in src/status.rs).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+// Uses only part of the shared harness (no OVSDB client or unixctl of its own).
+#[allow(dead_code)]
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::ovs::{ovs, Server};
 use vflag::checks::{Finding, Outcome};
 use vflag::config::{EswitchMode, Lag, Loaded, NetworkStack, Ovs, Plan};
 use vflag::names::IfName;
 use vflag::paths::Root;
 use vflag::status;
-
-const STARTUP: Duration = Duration::from_secs(20);
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-fn has_binaries(root: &Path) -> bool {
-    [
-        "usr/sbin/ovsdb-server",
-        "usr/bin/ovsdb-tool",
-        "usr/bin/ovs-vsctl",
-        "usr/share/openvswitch/vswitch.ovsschema",
-    ]
-    .iter()
-    .all(|b| root.join(b).is_file())
-}
-
-fn setup_script(args: &[&str]) -> Option<PathBuf> {
-    let out = Command::new("bash")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/setup-ovs.sh"))
-        .args(args)
-        .stderr(if args.is_empty() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
-        .output()
-        .ok()?;
-    let dir = String::from_utf8(out.stdout).ok()?.trim().to_string();
-    (out.status.success() && !dir.is_empty()).then(|| PathBuf::from(dir))
-}
-
-fn ovs_dir() -> Option<PathBuf> {
-    let found = std::env::var_os("VFLAG_OVS_DIR")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| setup_script(&["--check"]))
-        .or_else(|| in_ci().then(|| setup_script(&[])).flatten())
-        .or_else(|| has_binaries(Path::new("/")).then(|| PathBuf::from("/")))
-        .filter(|d| has_binaries(d));
-    if found.is_none() {
-        let why = "no Open vSwitch binaries: run `tests/setup-ovs.sh` (or set VFLAG_OVS_DIR)";
-        assert!(!in_ci(), "CI=true but the OVS test cannot run: {why}");
-        eprintln!("SKIPPED (not in CI): {why}");
-    }
-    found
-}
-
-/// ovsdb-server (+ optionally ovs-vswitchd) with everything in `<root>/run/openvswitch`.
-struct Ovsdb {
-    ovs: PathBuf,
-    root: tempfile::TempDir,
-    children: Vec<Child>,
-}
-
-impl Ovsdb {
-    fn rundir(&self) -> PathBuf {
-        self.root.path().join("run/openvswitch")
-    }
-
-    fn sock(&self) -> PathBuf {
-        self.rundir().join("db.sock")
-    }
-
-    fn cmd(&self, prog: &Path) -> Command {
-        let mut ld = vec![];
-        for base in ["usr/lib", "lib"] {
-            for e in std::fs::read_dir(self.ovs.join(base))
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                if e.file_name().to_string_lossy().ends_with("-linux-gnu") {
-                    ld.push(e.path().display().to_string());
-                }
-            }
-        }
-        let mut c = Command::new(prog);
-        let rd = self.rundir();
-        c.env("LD_LIBRARY_PATH", ld.join(":"))
-            .env("OVS_RUNDIR", &rd)
-            .env("OVS_DBDIR", &rd)
-            .env("OVS_LOGDIR", &rd)
-            .env("OVS_SYSCONFDIR", &rd)
-            .env("OVS_PKGDATADIR", self.ovs.join("usr/share/openvswitch"))
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn run(&self, prog: &str, args: &[&str]) -> String {
-        let out = self.cmd(&self.ovs.join(prog)).args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{prog} {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    }
-
-    fn start(ovs: PathBuf) -> Ovsdb {
-        let root = tempfile::Builder::new()
-            .prefix("vflag-st")
-            .tempdir_in("/tmp")
-            .unwrap();
-        let mut s = Ovsdb {
-            ovs,
-            root,
-            children: vec![],
-        };
-        std::fs::create_dir_all(s.rundir()).unwrap();
-        let db = s.rundir().join("conf.db");
-        let schema = s.ovs.join("usr/share/openvswitch/vswitch.ovsschema");
-        s.run(
-            "usr/bin/ovsdb-tool",
-            &["create", db.to_str().unwrap(), schema.to_str().unwrap()],
-        );
-        let child = s
-            .cmd(&s.ovs.join("usr/sbin/ovsdb-server"))
-            .arg(&db)
-            .arg(format!("--remote=punix:{}", s.sock().display()))
-            .arg(format!(
-                "--unixctl={}",
-                s.rundir().join("ovsdb-server.ctl").display()
-            ))
-            .arg(format!(
-                "--log-file={}",
-                s.rundir().join("ovsdb-server.log").display()
-            ))
-            .arg("--no-chdir")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn ovsdb-server");
-        s.children.push(child);
-        wait_for("ovsdb-server socket", || {
-            std::os::unix::net::UnixStream::connect(s.sock()).is_ok()
-        });
-        s
-    }
-
-    fn vsctl(&self, args: &[&str]) -> String {
-        let db = format!("--db=unix:{}", self.sock().display());
-        let mut all = vec![db.as_str(), "--timeout=10"];
-        if self.children.len() == 1 {
-            all.push("--no-wait");
-        }
-        all.extend_from_slice(args);
-        self.run("usr/bin/ovs-vsctl", &all)
-    }
-
-    /// ovs-vswitchd with the dummy datapath; pidfile and control socket in the rundir.
-    fn start_vswitchd(&mut self) {
-        let deb = self.ovs.join("usr/lib/openvswitch-switch/ovs-vswitchd");
-        let prog = if deb.is_file() {
-            deb
-        } else {
-            self.ovs.join("usr/sbin/ovs-vswitchd")
-        };
-        let rd = self.rundir();
-        let child = self
-            .cmd(&prog)
-            .arg(format!("unix:{}", self.sock().display()))
-            .arg("--enable-dummy=override")
-            .arg("--disable-system")
-            .arg(format!(
-                "--pidfile={}",
-                rd.join("ovs-vswitchd.pid").display()
-            ))
-            .arg(format!(
-                "--log-file={}",
-                rd.join("ovs-vswitchd.log").display()
-            ))
-            .arg("--no-chdir")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn ovs-vswitchd");
-        let ctl = rd.join(format!("ovs-vswitchd.{}.ctl", child.id()));
-        self.children.push(child);
-        wait_for("ovs-vswitchd control socket", || {
-            ctl.exists() && rd.join("ovs-vswitchd.pid").exists()
-        });
-    }
-}
-
-impl Drop for Ovsdb {
-    fn drop(&mut self) {
-        for c in self.children.iter_mut().rev() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
-    let end = Instant::now() + STARTUP;
-    while !ok() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 fn loaded(hw_offload: bool) -> Loaded {
     Loaded {
@@ -258,8 +59,8 @@ fn row<'a>(f: &'a [Finding], check: &str) -> &'a Finding {
 
 #[test]
 fn status_sees_hw_offload_false_then_enable_makes_it_true() {
-    let Some(dir) = ovs_dir() else { return };
-    let mut srv = Ovsdb::start(dir);
+    let Some(ovs) = ovs() else { return };
+    let mut srv = Server::start(ovs);
     srv.vsctl(&["init"]);
     srv.vsctl(&[
         "set",
@@ -269,7 +70,7 @@ fn status_sees_hw_offload_false_then_enable_makes_it_true() {
         "other_config:max-idle=30000",
     ]);
     srv.start_vswitchd();
-    let root = Root::new(srv.root.path());
+    let root = Root::new(srv.root());
     let cfg = loaded(true);
 
     let start = Instant::now();
