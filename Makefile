@@ -29,7 +29,7 @@ ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/$(if $(wildcard /etc/debian_version),vendor-c
 VERSION  := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 MANPAGES := $(patsubst man/%.in,target/man/%.gz,$(wildcard man/*.in))
 
-.PHONY: all build install uninstall test check clean man deb rpm packages
+.PHONY: all build install uninstall test check clean man deb rpm packages package-bin
 
 all: build man
 
@@ -59,20 +59,21 @@ install: build man
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/vflag $(DESTDIR)$(GENERATORDIR)/vflag-generator
-	rm -f $(DESTDIR)$(UNITDIR)/vflag@.service $(DESTDIR)$(UNITDIR)/vflag-rebind@.service
+	for u in units/*.service; do rm -f $(DESTDIR)$(UNITDIR)/$$(basename $$u); done
 	for r in udev-rules/*.rules; do rm -f $(DESTDIR)$(UDEVDIR)/rules.d/$$(basename $$r); done
 	for m in $(MANPAGES); do p=$$(basename $$m .gz); rm -f $(DESTDIR)$(MANDIR)/man$${p##*.}/$$p.gz; done
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/vflag $(DESTDIR)$(ZSHCOMPDIR)/_vflag
 	rm -f $(DESTDIR)$(PREFIX)/share/doc/vflag/vflag.conf.example
 
 # Host tests (unit, golden, systemd-analyze, dbus-daemon, ovsdb-server, man pages), a bounded
-# fuzz run, the QEMU guest scenarios, then the .deb/.rpm and the Ansible role.
+# fuzz run, the .deb/.rpm built and inspected, the QEMU guest scenarios (vflag installed there
+# from that .deb by the Ansible role), then the role's offline branches.
 test:
 	tests/setup-host.sh
 	$(CARGO) test --locked --all-targets
 	tests/fuzz.sh
-	tests/vm/run
 	tests/packages.sh
+	tests/vm/run
 	tests/ansible.sh
 
 # Host tests only (no VM).
@@ -88,17 +89,38 @@ target/man/%.gz: man/%.in Cargo.toml
 	sed 's/@VERSION@/$(VERSION)/g' $< > target/man/$*
 	gzip -9nf target/man/$*
 
-# Packages (metadata in Cargo.toml; needs cargo-deb / cargo-generate-rpm, see tests/packages.sh).
-# Both use the /usr/lib paths of Debian 12+ and Rocky/RHEL 8/9, whatever this host's pkg-config says.
-PKG_ENV = VFLAG_UNIT_DIR=/usr/lib/systemd/system
-deb: man
-	$(PKG_ENV) $(CARGO) build --release --locked
-	$(PKG_ENV) $(CARGO) deb --no-build
+# Packages (metadata in Cargo.toml; tools: tests/package-tools.sh). Both use the /usr/lib paths
+# of Debian 12+ and Rocky/RHEL 8/9, whatever this host's pkg-config says.
+# The packaged binaries (target/package-bin/) must run on the oldest glibc a package is for:
+# Rocky/RHEL 8 has 2.28 (Debian 11: 2.31, Ubuntu 20.04: 2.31). With cargo-zigbuild (zig
+# supplies the glibc $(GLIBC_FLOOR) symbol versions) they link against that floor, on any build
+# host; without it they are a plain release build and need this host's glibc (a warning says so).
+PKG_ENV     = VFLAG_UNIT_DIR=/usr/lib/systemd/system
+GLIBC_FLOOR ?= 2.28
+PKG_TARGET  = x86_64-unknown-linux-gnu
+TARGET_DIR  = $(shell $(CARGO) metadata --no-deps --format-version 1 2>/dev/null | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 
-# The binaries link the build host's glibc: build the RPM on the oldest Rocky release it is for.
+# zig from PyPI's ziglang in a venv (tests/package-tools.sh installs it there), or on PATH.
+ZIG_VENV    ?= /var/tmp/vflag-zig-venv
+ZIG_PATH     = PATH=$(ZIG_VENV)/bin:$$PATH
+
+package-bin:
+	@mkdir -p target/package-bin
+	if command -v cargo-zigbuild >/dev/null && \
+	   { $(ZIG_PATH) python3 -m ziglang version || zig version; } >/dev/null 2>&1; then \
+		$(ZIG_PATH) $(PKG_ENV) $(CARGO) zigbuild --release --locked --target $(PKG_TARGET).$(GLIBC_FLOOR) && \
+		cp $(TARGET_DIR)/$(PKG_TARGET)/release/vflag $(TARGET_DIR)/$(PKG_TARGET)/release/vflag-generator target/package-bin/; \
+	else \
+		echo "WARNING: no cargo-zigbuild: the packaged binaries need this host's glibc ($$(ldd --version | head -n1))" >&2; \
+		$(PKG_ENV) $(CARGO) build --release --locked && \
+		cp $(TARGET_DIR)/release/vflag $(TARGET_DIR)/release/vflag-generator target/package-bin/; \
+	fi
+
+deb: man package-bin
+	$(CARGO) deb --no-build
+
 # gzip payload: any rpm version reads it (zstd, the default, needs an rpm built with zstd).
-rpm: man
-	$(PKG_ENV) $(CARGO) build --release --locked
+rpm: man package-bin
 	$(CARGO) generate-rpm --payload-compress gzip
 
 packages: deb rpm

@@ -360,6 +360,11 @@ def derived_bases(install, adir):
     """The package and rollout bases from the install boot's disk: its test bed files removed
     (and for `package` the role's vflag.conf), the package and the role kept."""
     disk = os.path.join(adir, "disk.raw")
+    # The guest's ext4 journal may still hold the last writes: debugfs does not replay it, and
+    # the next mount would replay it over what debugfs wrote. e2fsck replays it now, once.
+    r = subprocess.run(["e2fsck", "-fy", disk], capture_output=True, text=True)
+    if r.returncode >= 4:
+        raise RuntimeError(f"e2fsck {disk}: rc {r.returncode}: {(r.stdout + r.stderr)[-300:]}")
     gone = [f for f in tree_files(os.path.join(os.path.dirname(adir), "root"))
             if not f.startswith(KEEP_FROM_INSTALL)]
     rm = [f'rm "{f}"' for f in gone]
@@ -404,7 +409,10 @@ def main():
             res, took, adir = "FAIL", 0, None
         if sc.name == "package-install" and adir:
             if res == "PASS":
-                bases.update(derived_bases(sc, adir))
+                try:
+                    bases.update(derived_bases(sc, adir))
+                except RuntimeError as e:
+                    bases["why"] = str(e)
             else:
                 bases["why"] = f"package-install {res} (facts in {adir})"
         outcomes.append((sc.name, res, took))
