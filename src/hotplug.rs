@@ -279,10 +279,20 @@ pub fn state(root: &Root, pf: &IfName, ifindex: Option<u32>) -> PfState {
     }
 }
 
+/// Is the template installed and not masked? The first directory (in systemd's order) that has
+/// the file decides: a mask (a link to `/dev/null`, or an empty file) there means systemd would
+/// refuse to start the unit, and a hold nobody releases would keep the port out of the bond.
 fn template_installed(root: &Root, template: &str) -> bool {
-    UNIT_DIRS
+    let Some(p) = UNIT_DIRS
         .iter()
-        .any(|d| root.path(format!("{d}/{template}.service")).exists())
+        .map(|d| root.path(format!("{d}/{template}.service")))
+        .find(|p| p.symlink_metadata().is_ok())
+    else {
+        return false;
+    };
+    let masked = std::fs::read_link(&p).is_ok_and(|t| t == Path::new("/dev/null"))
+        || std::fs::metadata(&p).map_or(true, |m| m.len() == 0);
+    !masked
 }
 
 /// `KEY=VALUE` lines as `IMPORT{program}` reads them.

@@ -173,6 +173,25 @@ fn configured_pf_is_tagged_and_held_only_while_an_early_stage_will_release_it() 
     assert_eq!(get(&p, "VFLAG_UNIT"), Some("vflag-hotplug@ens1f0.service"));
     assert_eq!(get(&p, "VFLAG_HOLD"), Some("1"));
     assert_eq!(get(&p, "NM_UNMANAGED"), Some("1"));
+    // `systemctl mask vflag-hotplug@.service`: systemd would not start it, so no hold (a hold
+    // nobody releases would keep the port out of the bond); an empty file is a mask too.
+    let mask = h.path("/etc/systemd/system/vflag-hotplug@.service");
+    std::fs::create_dir_all(mask.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink("/dev/null", &mask).unwrap();
+    let p = props(&h, "ens1f0", Some(&dp), Some(31));
+    assert_eq!(get(&p, "VFLAG_HOLD"), None, "{p:?}");
+    assert_eq!(get(&p, "VFLAG_UNIT"), Some("vflag@ens1f0.service"));
+    std::fs::remove_file(&mask).unwrap();
+    h.write("/etc/systemd/system/vflag-hotplug@.service", "");
+    let p = props(&h, "ens1f0", Some(&dp), Some(31));
+    assert_eq!(get(&p, "VFLAG_HOLD"), None, "{p:?}");
+    // An override with content in /etc is the unit systemd runs: held.
+    h.write(
+        "/etc/systemd/system/vflag-hotplug@.service",
+        "[Service]\nExecStart=/bin/true\n",
+    );
+    let p = props(&h, "ens1f0", Some(&dp), Some(31));
+    assert_eq!(get(&p, "VFLAG_HOLD"), Some("1"), "{p:?}");
 }
 
 /// A NIC absent at boot: no early stage ever began (its unit failed by dependency), but the late
