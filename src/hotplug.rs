@@ -23,10 +23,15 @@
 //!
 //!    When is a PF held? Only when someone is sure to release it ([`state`]):
 //!    - [`PfState::BeforeProtocol`] (no `/run/vflag/hotplug/` yet: boot coldplug before any
-//!      early stage started): no hold — unit ordering protects the boot, a hold adds only risk.
+//!      early stage started and before any late stage ran): no hold — unit ordering protects
+//!      the boot, a hold adds only risk.
 //!    - [`PfState::Pending`] (the directory exists, no marker for this PF): the early stage is
 //!      running, or its unit is failed/inactive and the wanted `vflag@<pf>.service` will run:
-//!      hold; that run releases it.
+//!      hold; that run releases it. `VFLAG_LATE_UNIT` names `vflag-rebind@<pf>.service`, which
+//!      the rule wants too: a PF absent at boot (its early unit never ran, its late stage
+//!      failed) is then set up and its VFs bound back when it is plugged in. The late stage
+//!      creates the directory ([`arm`]) when it runs, so this holds even when every configured
+//!      PF was absent at boot and no early stage ever began.
 //!    - [`PfState::Finished`] (marker = this ifindex): no hold.
 //!    - [`PfState::Readded`] (marker = another ifindex: the netdev came back after the early
 //!      stage finished this boot): `vflag@` is `RemainAfterExit=yes`, so wanting it again starts
@@ -76,8 +81,11 @@ pub const MARKER_DIR: &str = "/run/vflag/hotplug";
 pub const UDEV_DB_DIR: &str = "/run/udev/data";
 /// The early stage's template (`vflag@<pf>.service`, oneshot, RemainAfterExit=yes).
 pub const EARLY_TEMPLATE: &str = "vflag@";
-/// A hot-plug unit that runs the early stage again on every start (not RemainAfterExit). Not
-/// shipped yet; when a unit file of this name is installed, re-added PFs are held too.
+/// The late stage's template (`vflag-rebind@<pf>.service`, oneshot, RemainAfterExit=yes).
+pub const LATE_TEMPLATE: &str = "vflag-rebind@";
+/// The hot-plug unit (`units/vflag-hotplug@.service`): runs the early stage, the hand-over and
+/// the late stage again on every start (not RemainAfterExit). Re-added PFs are held only when a
+/// unit file of this name is installed.
 pub const HOTPLUG_TEMPLATE: &str = "vflag-hotplug@";
 /// Where udev-import looks for unit files.
 pub const UNIT_DIRS: [&str; 4] = [
@@ -183,9 +191,16 @@ pub fn udev_import_event(root: &Root, plan: &Plan, ev: &UdevEvent) -> Vec<(Strin
             false
         }
         // The early stage runs (or will run: its unit is failed/inactive) for this PF and
-        // clears the hold at its end.
+        // clears the hold at its end. The late stage is wanted too: for a PF that was absent
+        // at boot it already ran and failed ("does not exist"); started again, it runs after
+        // the early stage (After=vflag@) and binds the VFs back once the bond is there. While
+        // the boot's late stage is still ahead or already active, wanting it changes nothing.
         PfState::Pending => {
             out.push(kv("VFLAG_UNIT", &early_unit));
+            out.push(kv(
+                "VFLAG_LATE_UNIT",
+                &format!("{LATE_TEMPLATE}{instance}.service"),
+            ));
             true
         }
         // Re-added after the early stage finished this boot. vflag@ is RemainAfterExit=yes:
@@ -229,14 +244,25 @@ pub fn udev_import_event(root: &Root, plan: &Plan, ev: &UdevEvent) -> Vec<(Strin
 /// Where a PF stands in the hold/release protocol this boot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PfState {
-    /// `/run/vflag/hotplug/` does not exist: no early stage has called [`begin`] this boot.
+    /// `/run/vflag/hotplug/` does not exist: no early stage has called [`begin`] and no late
+    /// stage has called [`arm`] this boot (boot coldplug).
     BeforeProtocol,
-    /// No marker for this PF: its early stage has not finished this boot.
+    /// No marker for this PF: its early stage has not finished this boot (it runs, or will run
+    /// when wanted: its unit is inactive or failed, e.g. the PF was absent at boot).
     Pending,
     /// The marker names this netdev (ifindex), or the ifindex is unknown: finished.
     Finished,
     /// The marker names another ifindex: finished with an earlier netdev of this name.
     Readded,
+}
+
+/// Arm the protocol from the late stage: once a late stage has run this boot, the boot's unit
+/// ordering no longer keeps any stack away from a PF that appears later, so a PF with no
+/// marker is [`PfState::Pending`] (held, its early stage wanted) rather than
+/// [`PfState::BeforeProtocol`]. Without this, a NIC absent at boot (every configured PF
+/// missing, so no early stage ever called [`begin`]) would be bonded unheld when plugged in.
+pub fn arm(root: &Root) -> std::io::Result<()> {
+    std::fs::create_dir_all(root.path(MARKER_DIR))
 }
 
 /// The PF's [`PfState`].
@@ -253,10 +279,20 @@ pub fn state(root: &Root, pf: &IfName, ifindex: Option<u32>) -> PfState {
     }
 }
 
+/// Is the template installed and not masked? The first directory (in systemd's order) that has
+/// the file decides: a mask (a link to `/dev/null`, or an empty file) there means systemd would
+/// refuse to start the unit, and a hold nobody releases would keep the port out of the bond.
 fn template_installed(root: &Root, template: &str) -> bool {
-    UNIT_DIRS
+    let Some(p) = UNIT_DIRS
         .iter()
-        .any(|d| root.path(format!("{d}/{template}.service")).exists())
+        .map(|d| root.path(format!("{d}/{template}.service")))
+        .find(|p| p.symlink_metadata().is_ok())
+    else {
+        return false;
+    };
+    let masked = std::fs::read_link(&p).is_ok_and(|t| t == Path::new("/dev/null"))
+        || std::fs::metadata(&p).map_or(true, |m| m.len() == 0);
+    !masked
 }
 
 /// `KEY=VALUE` lines as `IMPORT{program}` reads them.

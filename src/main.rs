@@ -276,6 +276,10 @@ fn rebind(root: &Root, instance: &str) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     let (lag, pf) = configured_pf(&loaded, instance)?;
+    // From now on a PF that appears is held until its early stage ran (see hotplug::arm).
+    if let Err(e) = vflag::hotplug::arm(root) {
+        tracing::warn!(pf = %pf, step = "arm", "cannot create {}: {e}; a PF plugged in later may be bonded before its set-up", vflag::hotplug::MARKER_DIR);
+    }
     vflag::log::status("waiting for the bond");
     match vflag::stages::rebind(root, lag, &pf) {
         Ok(report) => {

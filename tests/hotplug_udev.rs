@@ -127,10 +127,20 @@ fn configured_pf_is_tagged_and_held_only_while_an_early_stage_will_release_it() 
         hotplug::PfState::BeforeProtocol
     );
 
+    assert_eq!(
+        get(&p, "VFLAG_LATE_UNIT"),
+        None,
+        "boot wants the late stage already"
+    );
+
     // The early stage began (or some early stage did this boot): pending -> held.
     hotplug::begin(&h.root, &pf).unwrap();
     let p = props(&h, "ens1f0", Some(&dp), Some(12));
     assert_eq!(get(&p, "VFLAG_UNIT"), Some("vflag@ens1f0.service"));
+    assert_eq!(
+        get(&p, "VFLAG_LATE_UNIT"),
+        Some("vflag-rebind@ens1f0.service")
+    );
     assert_eq!(get(&p, "VFLAG_HOLD"), Some("1"));
     assert_eq!(get(&p, "NM_UNMANAGED"), Some("1"));
     assert_eq!(get(&p, "ID_NET_MANAGED_BY"), Some("vflag"));
@@ -140,6 +150,7 @@ fn configured_pf_is_tagged_and_held_only_while_an_early_stage_will_release_it() 
     let p = props(&h, "ens1f0", Some(&dp), Some(12));
     assert_eq!(get(&p, "VFLAG_PF"), Some("1"));
     assert_eq!(get(&p, "VFLAG_UNIT"), Some("vflag@ens1f0.service"));
+    assert_eq!(get(&p, "VFLAG_LATE_UNIT"), None);
     assert_eq!(get(&p, "VFLAG_HOLD"), None);
     assert_eq!(get(&p, "NM_UNMANAGED"), None);
     assert_eq!(get(&p, "ID_NET_MANAGED_BY"), None);
@@ -162,6 +173,56 @@ fn configured_pf_is_tagged_and_held_only_while_an_early_stage_will_release_it() 
     assert_eq!(get(&p, "VFLAG_UNIT"), Some("vflag-hotplug@ens1f0.service"));
     assert_eq!(get(&p, "VFLAG_HOLD"), Some("1"));
     assert_eq!(get(&p, "NM_UNMANAGED"), Some("1"));
+    // `systemctl mask vflag-hotplug@.service`: systemd would not start it, so no hold (a hold
+    // nobody releases would keep the port out of the bond); an empty file is a mask too.
+    let mask = h.path("/etc/systemd/system/vflag-hotplug@.service");
+    std::fs::create_dir_all(mask.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink("/dev/null", &mask).unwrap();
+    let p = props(&h, "ens1f0", Some(&dp), Some(31));
+    assert_eq!(get(&p, "VFLAG_HOLD"), None, "{p:?}");
+    assert_eq!(get(&p, "VFLAG_UNIT"), Some("vflag@ens1f0.service"));
+    std::fs::remove_file(&mask).unwrap();
+    h.write("/etc/systemd/system/vflag-hotplug@.service", "");
+    let p = props(&h, "ens1f0", Some(&dp), Some(31));
+    assert_eq!(get(&p, "VFLAG_HOLD"), None, "{p:?}");
+    // An override with content in /etc is the unit systemd runs: held.
+    h.write(
+        "/etc/systemd/system/vflag-hotplug@.service",
+        "[Service]\nExecStart=/bin/true\n",
+    );
+    let p = props(&h, "ens1f0", Some(&dp), Some(31));
+    assert_eq!(get(&p, "VFLAG_HOLD"), Some("1"), "{p:?}");
+}
+
+/// A NIC absent at boot: no early stage ever began (its unit failed by dependency), but the late
+/// stage ran (and failed) after the stack started. Plugged in later, the PF must be held, with
+/// its early stage and its late stage wanted — not taken by the stack as it is.
+#[test]
+fn pf_absent_at_boot_is_held_when_plugged_in_after_the_late_stage_ran() {
+    let h = host("[lag bond0]\npfs = ens1f0 ens1f1\nvfs = 4\nnetwork-stack = NetworkManager\n");
+    let pf = name("ens1f0");
+    assert!(!h.path("/run/vflag/hotplug").exists());
+    hotplug::arm(&h.root).unwrap();
+    hotplug::arm(&h.root).unwrap(); // every late stage arms; the second time changes nothing
+    let dp = h.netdev("0000:01:00.0", "eth2", "ens1f0", 7, Some("p0"));
+    assert_eq!(
+        hotplug::state(&h.root, &pf, Some(7)),
+        hotplug::PfState::Pending
+    );
+    let p = props(&h, "ens1f0", Some(&dp), Some(7));
+    assert_eq!(get(&p, "VFLAG_HOLD"), Some("1"), "{p:?}");
+    assert_eq!(get(&p, "NM_UNMANAGED"), Some("1"));
+    assert_eq!(get(&p, "VFLAG_UNIT"), Some("vflag@ens1f0.service"));
+    assert_eq!(
+        get(&p, "VFLAG_LATE_UNIT"),
+        Some("vflag-rebind@ens1f0.service")
+    );
+    // Its early stage then finishes: the next add of the same netdev is not held.
+    hotplug::begin(&h.root, &pf).unwrap();
+    h.write("/run/vflag/hotplug/ens1f0", "7\n");
+    let p = props(&h, "ens1f0", Some(&dp), Some(7));
+    assert_eq!(get(&p, "VFLAG_HOLD"), None);
+    assert_eq!(get(&p, "VFLAG_LATE_UNIT"), None);
 }
 
 #[test]
@@ -579,4 +640,35 @@ fn systemd_wants_names_the_early_unit() {
         unit,
         format!("vflag@{}.service", name("ens1f0").unit_instance())
     );
+}
+
+/// While the early stage is due, the rule also wants the late stage udev-import names.
+#[test]
+fn systemd_wants_names_the_late_unit_while_the_early_stage_is_due() {
+    let h = host(AUTO);
+    let dp = h.netdev("0000:01:00.0", "ens1f0", "ens1f0", 5, None);
+    hotplug::arm(&h.root).unwrap();
+    let p = props(&h, "ens1f0", Some(&dp), Some(5));
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("udev-rules/81-vflag.rules"),
+    )
+    .unwrap();
+    let line = text
+        .lines()
+        .find(|l| !l.starts_with('#') && l.contains("VFLAG_LATE_UNIT"))
+        .expect("a rule for VFLAG_LATE_UNIT");
+    let toks = tokens(line).unwrap();
+    let (_, _, _, pattern) = toks
+        .iter()
+        .find(|(k, a, _, _)| k == "ENV" && a.as_deref() == Some("VFLAG_LATE_UNIT"))
+        .unwrap();
+    let (_, _, op, value) = toks
+        .iter()
+        .find(|(k, a, _, _)| k == "ENV" && a.as_deref() == Some("SYSTEMD_WANTS"))
+        .unwrap();
+    assert_eq!(op, "+=", "appends, never replaces the early unit");
+    let late = get(&p, "VFLAG_LATE_UNIT").unwrap();
+    assert_eq!(late, "vflag-rebind@ens1f0.service");
+    assert_eq!(pattern, "vflag-rebind@?*.service");
+    assert_eq!(value.replace("$env{VFLAG_LATE_UNIT}", late), late);
 }
