@@ -15,6 +15,8 @@ pkgvar = $(shell v=$$(pkg-config --variable=$(2) $(1) 2>/dev/null); \
 UNITDIR      ?= $(call pkgvar,systemd,systemdsystemunitdir,/usr/lib/systemd/system)
 GENERATORDIR ?= $(call pkgvar,systemd,systemdsystemgeneratordir,/usr/lib/systemd/system-generators)
 UDEVDIR      ?= $(call pkgvar,udev,udevdir,/usr/lib/udev)
+# systemd.pc names no directory for .network files: networkd reads $(PREFIX)/lib/systemd/network.
+NETWORKDIR   ?= $(PREFIX)/lib/systemd/network
 
 RELEASE = target/release
 
@@ -44,6 +46,7 @@ install: build man
 		sed 's|/usr/bin/vflag|$(BINDIR)/vflag|g' $$u > $(DESTDIR)$(UNITDIR)/$$(basename $$u); \
 		chmod 644 $(DESTDIR)$(UNITDIR)/$$(basename $$u); \
 	done
+	install -Dm644 units/00-vflag-hold.network $(DESTDIR)$(NETWORKDIR)/00-vflag-hold.network
 	install -d $(DESTDIR)$(UDEVDIR)/rules.d
 	for r in udev-rules/*.rules; do [ -e "$$r" ] || continue; \
 		sed 's|/usr/bin/vflag|$(BINDIR)/vflag|g' $$r > $(DESTDIR)$(UDEVDIR)/rules.d/$$(basename $$r); \
@@ -60,6 +63,7 @@ install: build man
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/vflag $(DESTDIR)$(GENERATORDIR)/vflag-generator
 	for u in units/*.service; do rm -f $(DESTDIR)$(UNITDIR)/$$(basename $$u); done
+	rm -f $(DESTDIR)$(NETWORKDIR)/00-vflag-hold.network
 	for r in udev-rules/*.rules; do rm -f $(DESTDIR)$(UDEVDIR)/rules.d/$$(basename $$r); done
 	for m in $(MANPAGES); do p=$$(basename $$m .gz); rm -f $(DESTDIR)$(MANDIR)/man$${p##*.}/$$p.gz; done
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/vflag $(DESTDIR)$(ZSHCOMPDIR)/_vflag

@@ -1,5 +1,5 @@
 #!/bin/bash
-# hotplug-nic.sh CYCLES nm|networkd252
+# hotplug-nic.sh CYCLES held|unheld
 #
 # Hot-plug of a whole netdevsim NIC pair after boot (issue 6), as the issue describes it:
 #   echo "10 1 8" > /sys/bus/netdevsim/new_device   (and its partner 11)
@@ -16,9 +16,10 @@
 #     "set-up complete" (journal receipt time, which is never before the event), and no sample
 #     shows the PF with a master while it has fewer than N VFs/representors;
 #   - "enslaved first": the PF had a master before the set-up finished (no hold).
-# Mode nm: every PF must be "configured first", every vflag unit succeeded, nothing failed or
+# Mode held (NetworkManager; networkd with vflag's 00-vflag-hold.network): every PF must be
+# "configured first", every vflag unit succeeded, nothing failed or
 # activating, N VFs and N representors per PF (no duplicates), eswitch switchdev.
-# Mode networkd252 (systemd-networkd 252 has no udev-level hold): either outcome may happen;
+# Mode unheld (networkd 252 without that file: nothing keeps it away): either outcome may happen;
 # "enslaved first" must be the safe one: vflag refused ("is enslaved to bond0 ... nothing was
 # changed"), the PF has 0 VFs, 0 representors and a legacy eswitch (nothing half-configured),
 # its unit failed (VF-LAG reported degraded), the bond has both ports. Never a unit left
@@ -26,7 +27,7 @@
 # violation.
 set -u
 CYCLES=${1:-3}
-MODE=${2:-nm}
+MODE=${2:-held}
 N=4
 PFS=(eni10np1 eni11np1)
 IDS=(10 11)
@@ -145,13 +146,13 @@ plug_once() {
         started=$(journal_time "$unit" "Start(ing|ed) " "$t0")
         res=$(usec "$unit" Result); active=$(usec "$unit" ActiveState)
         [ -n "$started" ] || bad "$label $pf: $unit did not start for this plug"
-        if [ "$first" = 1 ] && [ "$MODE" = nm ]; then
+        if [ "$first" = 1 ] && [ "$MODE" = held ]; then
             # the late stage (failed at boot: no NIC) ran again and bound the VFs back
             [ "$(usec "vflag-rebind@$pf.service" ActiveState)" = active ] ||
                 bad "$label $pf: vflag-rebind@$pf.service is $(usec "vflag-rebind@$pf.service" ActiveState) after the first plug"
         else
             # vflag-hotplug@ binds the VFs back in ExecStartPost (vflag rebind)
-            [ "$MODE" != nm ] || [ -n "$(journal_time "$unit" 'bond is valid for VF-LAG' "$t0")" ] ||
+            [ "$MODE" != held ] || [ -n "$(journal_time "$unit" 'bond is valid for VF-LAG' "$t0")" ] ||
                 bad "$label $pf: no late stage (rebind) in $unit"
         fi
         if [ -n "$ts" ] && [ -n "$te" ] && awk -v a="$ts" -v b="$te" 'BEGIN { exit !(b + 0 > a + 0) }'; then
@@ -169,13 +170,13 @@ plug_once() {
         say "  $pf: $outcome unit=$unit $active/$res eswitch=${es:-?} $st setup-done=${ts:-none} refused=${tr:-none} enslaved=${te:-none}${early:+ (master while unconfigured at ${early%% *})}"
         sumt[$outcome]=$(( ${sumt[$outcome]:-0} + 1 ))
         case "$MODE:$outcome" in
-        nm:configured-first|networkd252:configured-first)
+        held:configured-first|unheld:configured-first)
             [ -z "$early" ] || bad "$label $pf: a sample shows a master before N VFs/representors: $early"
             [ "$es" = switchdev ] || bad "$label $pf: eswitch ${es:-?}, expected switchdev"
             [[ $st == *" numvfs=$N reps=$N "* ]] || bad "$label $pf: expected numvfs=$N reps=$N: $st"
             [ "$res" = success ] || bad "$label $pf: $unit result $res"
             ;;
-        networkd252:enslaved-first-refused)
+        unheld:enslaved-first-refused)
             # the honest safe outcome: refused, nothing changed, loudly failed
             [ "$es" = legacy ] || bad "$label $pf: refused but eswitch ${es:-?} (half-configured?)"
             [[ $st == *" numvfs=0 reps=0 "* ]] || bad "$label $pf: refused but not untouched: $st"
@@ -195,7 +196,7 @@ plug_once() {
     local failed
     failed=$(systemctl list-units --all --plain --no-legend --no-pager 'vflag*' --state=failed | awk '{ print $1 }' | tr '\n' ' ')
     say "  units failed: ${failed:-none}; system: $(systemctl is-system-running 2>&1)"
-    if [ "$MODE" = nm ] && [ -n "$failed" ]; then bad "$label: failed vflag units: $failed"; fi
+    if [ "$MODE" = held ] && [ -n "$failed" ]; then bad "$label: failed vflag units: $failed"; fi
     sumt[plug]="${sumt[plug]:-} $(awk -v a="$t0" -v b="${t_idle:-$t0}" 'BEGIN{printf "%.1f", b-a}')"
 }
 
