@@ -162,9 +162,11 @@ plug_once() {
         else
             outcome=enslaved-first
         fi
-        # a sample with a master while not fully set up
+        # a sample with a master while not fully set up: up to the set-up's end (afterwards the
+        # sampler's glob over the device's net/ directory can miss a representor that udev is
+        # renaming at that moment: seen as reps=3 for one sample after the set-up had finished)
         local early
-        early=$(awk -v s="$t0" -v pf="$pf" -v n="$N" '$1 == "SAMPLE" && $2 + 0 >= s + 0 && $3 == pf && / master=bond / {
+        early=$(awk -v s="$t0" -v e="${ts:-999999}" -v pf="$pf" -v n="$N" '$1 == "SAMPLE" && $2 + 0 >= s + 0 && $2 + 0 <= e + 0 && $3 == pf && / master=bond / {
                     split($0, a, "numvfs="); split(a[2], b, " "); split($0, c, "reps="); split(c[2], d, " ");
                     if (b[1] != n || d[1] != n) { print $2 " " $0; exit } }' "$SAMPLES")
         say "  $pf: $outcome unit=$unit $active/$res eswitch=${es:-?} $st setup-done=${ts:-none} refused=${tr:-none} enslaved=${te:-none}${early:+ (master while unconfigured at ${early%% *})}"
