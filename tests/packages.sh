@@ -225,6 +225,20 @@ check "deb: Depends libc6 (>= x) no newer than $floor ($(grep -o 'libc6 ([^)]*)'
 	bash -c "v=\$(grep -o 'libc6 (>= [0-9.]*)' '$work/deb.info' | grep -o '[0-9][0-9.]*'); [ \"\$(printf '%s\n%s\n' \"\$v\" '$floor' | sort -t. -k2,2n | tail -n1)\" = '$floor' ]"
 echo "INFO rpm: $(rpm -qp --qf '%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH} %{LICENSE}' "$rpmf")"
 
+# --- make install (the README's from-source install) puts the same files where the packages do -
+mi=$work/make-install
+if make install DESTDIR="$mi" PREFIX=/usr UNITDIR=/usr/lib/systemd/system \
+	GENERATORDIR=/usr/lib/systemd/system-generators UDEVDIR=/usr/lib/udev \
+	BASHCOMPDIR=/usr/share/bash-completion/completions ZSHCOMPDIR=/usr/share/zsh/vendor-completions \
+	>"$work/make-install.log" 2>&1; then
+	(cd "$mi" && find . -type f | sed 's|^\.||' | sort) >"$work/mi.list"
+	awk '$1 !~ /^d/ {print $2}' "$work/deb.list" | grep -Ev '/usr/share/doc/vflag/(README.md|copyright)$' | grep -v '/$' | sort >"$work/deb.files"
+	check "make install DESTDIR=: the .deb's files, no more, no fewer ($(diff "$work/deb.files" "$work/mi.list" | grep '^[<>]' | tr '\n' ' '))" \
+		diff -q "$work/deb.files" "$work/mi.list"
+else
+	bad "make install DESTDIR=$mi ($(tail -n 3 "$work/make-install.log" | tr '\n' ' '))"
+fi
+
 t3=$(date +%s)
 echo "packages: tools $((t1 - t0))s, build $((t2 - t1))s, inspect $((t3 - t2))s"
 echo "packages: $pass passed, $fail failed"
