@@ -10,23 +10,17 @@ use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// How often bounded waits look again, at most.
+/// How often bounded waits look again.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
-/// The first pause of [`wait_for`]; it doubles up to [`POLL_INTERVAL`]. What the stages wait
-/// for (representors, VF links, a netdev's name) is usually there within milliseconds: a flat
-/// 100 ms pause cost up to 100 ms per wait on the boot path.
-const FIRST_PAUSE: Duration = Duration::from_millis(2);
 
 /// Poll `f` until it yields a value or `timeout` passes (then [`Error::Timeout`] naming `what`).
-/// `f` runs at least once; there is no fixed sleep before the first look. Pauses grow from
-/// 2 ms to [`POLL_INTERVAL`] (about a dozen looks in the first second, then ten a second).
+/// `f` runs at least once; there is no fixed sleep before the first look.
 pub fn wait_for<T>(
     what: &str,
     timeout: Duration,
     mut f: impl FnMut() -> Result<Option<T>>,
 ) -> Result<T> {
     let start = Instant::now();
-    let mut pause = FIRST_PAUSE;
     loop {
         if let Some(v) = f()? {
             return Ok(v);
@@ -38,8 +32,7 @@ pub fn wait_for<T>(
                 secs: spent.as_secs_f64(),
             });
         }
-        std::thread::sleep(pause.min(timeout - spent));
-        pause = (pause * 2).min(POLL_INTERVAL);
+        std::thread::sleep(POLL_INTERVAL.min(timeout - spent));
     }
 }
 
