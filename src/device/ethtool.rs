@@ -144,18 +144,23 @@ pub fn bitset_has(bitset: &[u8], name: &str) -> Result<bool> {
 /// is [`Error::NotFound`].
 pub fn parse_feature(payload: &[u8], name: &str) -> Result<Feature> {
     let (_, attrs) = nl::genl_split(payload)?;
+    feature_of(&attrs, |b| bitset_has(b, name))
+}
+
+/// The feature from a FEATURES_GET reply's four bitsets; `has` tests one bitset (verbose or
+/// compact) for it. An absent bitset counts as "not set".
+fn feature_of(attrs: &[(u16, &[u8])], has: impl Fn(&[u8]) -> Result<bool>) -> Result<Feature> {
     let set = |k| -> Result<bool> {
-        nl::get(&attrs, k)
-            .map(|b| bitset_has(b, name))
+        nl::get(attrs, k)
+            .map(&has)
             .transpose()
             .map(|v| v.unwrap_or(false))
     };
-    let f = Feature {
+    Ok(Feature {
         active: set(A_FEATURES_ACTIVE)?,
         wanted: set(A_FEATURES_WANTED)?,
         changeable: set(A_FEATURES_HW)? && !set(A_FEATURES_NOCHANGE)?,
-    };
-    Ok(f)
+    })
 }
 
 pub fn channels_get_payload(ifindex: u32) -> Vec<u8> {
@@ -277,17 +282,7 @@ fn reply_ifindex(attrs: &[(u16, &[u8])], header_kind: u16) -> Result<u32> {
 /// Decode one FEATURES_GET reply with compact bitsets: the device and feature bit `bit`.
 pub fn parse_feature_compact(payload: &[u8], bit: u32) -> Result<(u32, Feature)> {
     let (_, attrs) = nl::genl_split(payload)?;
-    let set = |k| -> Result<bool> {
-        nl::get(&attrs, k)
-            .map(|b| compact_bit(b, bit))
-            .transpose()
-            .map(|v| v.unwrap_or(false))
-    };
-    let f = Feature {
-        active: set(A_FEATURES_ACTIVE)?,
-        wanted: set(A_FEATURES_WANTED)?,
-        changeable: set(A_FEATURES_HW)? && !set(A_FEATURES_NOCHANGE)?,
-    };
+    let f = feature_of(&attrs, |b| compact_bit(b, bit))?;
     Ok((reply_ifindex(&attrs, A_FEATURES_HEADER)?, f))
 }
 
