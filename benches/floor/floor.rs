@@ -61,6 +61,9 @@ fn early(
     pf_ch: u32,
     rep_ch: u32,
 ) -> R<()> {
+    // Phase times on stderr, next to vflag's step log when the harness profiles (early.sh profile).
+    let t0 = Instant::now();
+    let phase = |what: &str| eprintln!("floor {name}: {what} at {} us", t0.elapsed().as_micros());
     let pf = Pf::open(root, &IfName::new(name)?)?;
     // PCI only: netdevsim has no sriov_drivers_autoprobe.
     let autoprobe = pf.dev_dir.join("sriov_drivers_autoprobe");
@@ -68,8 +71,10 @@ fn early(
         sysfs::write_attr(&autoprobe, "0")?;
     }
     pf.set_numvfs(vfs)?;
+    phase("VFs created");
     let h = pf.handle();
     dl.set_eswitch_mode(&h, EswitchMode::Switchdev)?;
+    phase("switchdev set");
     // Representors: the devlink port dump until every VF has one (netdevsim and mlx5 create
     // them during the eswitch change; the loop is for drivers that do not).
     let start = Instant::now();
@@ -83,6 +88,7 @@ fn early(
         }
         std::thread::sleep(Duration::from_millis(1));
     };
+    phase("representors found");
     // The PF's ifindex after the mode change (mlx5 re-creates the uplink netdev).
     let pf_index = sysfs::netdev_ifindex(root, name)?.ok_or("PF has no ifindex")?;
     let ports = std::iter::once((pf_index, pf_ch)).chain(reps.iter().map(|r| (r.ifindex, rep_ch)));
@@ -96,6 +102,7 @@ fn early(
         et.conn
             .request(et.id, 0, &channels_set_payload(idx, ch), "channels set")?;
     }
+    phase("offload and channels set");
     Ok(())
 }
 

@@ -3,7 +3,9 @@
 # PF, (c) the seed-style script. Reset before each run: sriov_numvfs 0 (netdevsim drops back to
 # legacy), /run/vflag removed. Usage: early.sh VFS REPS SCRIPTED_REPS [status]
 # (the scripted variant forks per representor and takes minutes per run under TCG: it may be given
-# fewer repetitions; with "status": vflag set up once more and `vflag status` timed).
+# fewer repetitions; with "status": vflag set up once more and `vflag status` timed; with
+# "profile": where the time goes, not timed — vflag's step log from the journal next to the
+# floor's phase times, and both under `strace -c -f`).
 . /usr/lib/vflag-bench/common.sh
 VFS=$1 MAX=$2 SMAX=$3
 PFS="eni10np1 eni11np1" PF_CH=4 REP_CH=2
@@ -62,6 +64,24 @@ while [ $rep -lt "$MAX" ]; do
     d=$(( $(now_us) - s )); [ $d -gt $longest ] && longest=$d
 done
 echo "repetitions: $rep"
+if [ "${4:-}" = profile ]; then
+    reset
+    since=$(date +%s)
+    vflag setup ${PFS% *} >> "$LOG" 2>&1 && vflag setup ${PFS#* } >> "$LOG" 2>&1 || echo "!! profiled setup failed"
+    echo "vflag setup, journal (monotonic seconds):"
+    journalctl -q -o short-monotonic SYSLOG_IDENTIFIER=vflag --since "@$((since - 1))" --no-pager | cut -c1-160
+    reset
+    echo "floor phases:"
+    $B/floor early "$VFS" $PF_CH $REP_CH $PFS 2>&1
+    if command -v strace >/dev/null; then
+        reset
+        strace -f -c -S calls -o /run/vflag-bench-setup.strace sh -c "vflag setup ${PFS% *} && vflag setup ${PFS#* }" >> "$LOG" 2>&1
+        echo "strace -c -f vflag setup x2:"; head -n 22 /run/vflag-bench-setup.strace
+        reset
+        strace -f -c -S calls -o /run/vflag-bench-floor.strace $B/floor early "$VFS" $PF_CH $REP_CH $PFS >> "$LOG" 2>&1
+        echo "strace -c -f floor:"; head -n 22 /run/vflag-bench-floor.strace
+    fi
+fi
 if [ "${4:-}" = status ]; then
     reset
     vflag setup ${PFS% *} >> "$LOG" 2>&1 && vflag setup ${PFS#* } >> "$LOG" 2>&1 || echo "!! setup for status failed"
