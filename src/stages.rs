@@ -25,7 +25,7 @@
 
 use crate::config::{EswitchMode as ConfEswitch, Lag};
 use crate::device::devlink::{EswitchMode, Handle};
-use crate::device::ethtool::HW_TC_OFFLOAD;
+use crate::device::ethtool::{Channels, Feature, HW_TC_OFFLOAD};
 use crate::device::net::{Kernel, Net};
 use crate::device::repr::Representor;
 use crate::device::sysfs::{self, wait_for, Pf};
@@ -34,10 +34,11 @@ use crate::kernlog;
 use crate::names::IfName;
 use crate::paths::Root;
 use nix::fcntl::{Flock, FlockArg};
+use std::collections::HashMap;
 use std::fs;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// VF-LAG does not activate with more VFs than this per PF (mlx5).
 pub const LAG_MAX_VFS: u32 = 64;
@@ -575,7 +576,9 @@ pub fn setup_with(
         }
     }
 
-    // ---- hw-tc-offload and channels; collect problems, touch every port.
+    // ---- hw-tc-offload and channels on the PF and every representor; collect problems, touch
+    // every port. All ports are read with two dumps, only the changes are sent, and what was
+    // sent is read back with two more: per port, the same requests the kernel floor sends.
     let mut problems = vec![];
     let pf_index = pf_ifindex_after_mode_change(net, &dev, pf_index, t, &mut r)?;
     let mut ports = vec![(pf_index, pf.to_string(), lag.pf_channels)];
@@ -587,19 +590,23 @@ pub fn setup_with(
         )
     }));
     let mut offload_all = true;
+    let mut sent = vec![];
+    let before = PortTables::read(net);
     for (idx, label, channels) in &ports {
-        match offload(net, *idx) {
-            Ok((on, changed)) => {
-                r.changed |= changed;
-                if !on {
-                    offload_all = false;
-                    let msg =
-                        format!("hw-tc-offload is off on {label} and cannot be changed [fixed]");
-                    if switchdev {
-                        problems.push(msg);
-                    } else {
-                        r.warn(msg);
-                    }
+        let now = before.offload(net, *idx);
+        match now.and_then(|f| offload(net, *idx, f)) {
+            Ok(Offload::On) => {}
+            Ok(Offload::Asked) => {
+                r.changed = true;
+                sent.push((*idx, label, Sent::Offload));
+            }
+            Ok(Offload::Fixed) => {
+                offload_all = false;
+                let msg = format!("hw-tc-offload is off on {label} and cannot be changed [fixed]");
+                if switchdev {
+                    problems.push(msg);
+                } else {
+                    r.warn(msg);
                 }
             }
             Err(e) => {
@@ -608,14 +615,44 @@ pub fn setup_with(
             }
         }
         if let Some(n) = channels {
-            match tune_channels(net, *idx, *n) {
+            let now = before.channels(net, *idx);
+            match tune_channels(net, *idx, now, *n) {
                 Ok(out) => {
-                    r.changed |= out.changed;
                     if let Some(w) = out.warning {
                         r.warn(format!("{label}: {w}"));
                     }
+                    if let Some(target) = out.sent {
+                        r.changed = true;
+                        sent.push((*idx, label, Sent::Channels(target)));
+                    }
                 }
                 Err(e) => problems.push(format!("channels on {label}: {e}")),
+            }
+        }
+    }
+    if !sent.is_empty() {
+        let after = PortTables::read(net);
+        for (idx, label, what) in sent {
+            match what {
+                Sent::Offload => match after.offload(net, idx) {
+                    Ok(f) if f.active => {}
+                    Ok(f) => {
+                        offload_all = false;
+                        problems.push(format!("hw-tc-offload on {label}: asked for on, the device kept it off (wanted={})", f.wanted));
+                    }
+                    Err(e) => {
+                        offload_all = false;
+                        problems.push(format!("hw-tc-offload on {label}: {e}"));
+                    }
+                },
+                Sent::Channels(n) => match after.channels(net, idx) {
+                    Ok(c) if c.combined == Some(n) => {}
+                    Ok(c) => problems.push(format!(
+                        "channels on {label}: combined channels are {:?} after setting {n}",
+                        c.combined
+                    )),
+                    Err(e) => problems.push(format!("channels on {label}: {e}")),
+                },
             }
         }
     }
@@ -670,9 +707,10 @@ fn observe(net: &mut dyn Net, dev: &Pf, switchdev: bool, r: &mut Report) {
             idx.extend(reps.iter().map(|x| x.ifindex));
         }
     }
+    let tables = PortTables::read(net);
     let on = idx
         .iter()
-        .map(|i| net.feature(*i, HW_TC_OFFLOAD).map(|f| f.active))
+        .map(|i| tables.offload(net, *i).map(|f| f.active))
         .collect::<device::Result<Vec<bool>>>();
     r.offload = on.ok().map(|v| !v.is_empty() && v.iter().all(|x| *x));
 }
@@ -733,36 +771,86 @@ fn save(st: &State, root: &Root, pf: &IfName) -> Result<(), StageError> {
     })
 }
 
-/// Turn hw-tc-offload on; (active afterwards, changed).
-fn offload(net: &mut dyn Net, idx: u32) -> device::Result<(bool, bool)> {
-    let f = net.feature(idx, HW_TC_OFFLOAD)?;
-    if f.active {
-        return Ok((true, false));
+/// hw-tc-offload and channels of every netdev, read with one dump each. A device a dump left
+/// out (too new for it, or a dump the kernel refused) is asked on its own; for channels that
+/// is also how a device without channel settings gets its EOPNOTSUPP.
+struct PortTables {
+    offload: HashMap<u32, Feature>,
+    channels: HashMap<u32, Channels>,
+}
+
+impl PortTables {
+    fn read(net: &mut dyn Net) -> Self {
+        fn or_empty<T>(what: &str, r: device::Result<HashMap<u32, T>>) -> HashMap<u32, T> {
+            r.unwrap_or_else(|e| {
+                debug!("{what} dump failed ({e}); asking each device");
+                HashMap::new()
+            })
+        }
+        PortTables {
+            offload: or_empty("features", net.feature_all(HW_TC_OFFLOAD)),
+            channels: or_empty("channels", net.channels_all()),
+        }
     }
-    if !f.changeable {
-        return Ok((false, false));
+
+    fn offload(&self, net: &mut dyn Net, idx: u32) -> device::Result<Feature> {
+        match self.offload.get(&idx) {
+            Some(f) => Ok(*f),
+            None => net.feature(idx, HW_TC_OFFLOAD),
+        }
     }
-    let after = net.set_feature(idx, HW_TC_OFFLOAD, true)?;
-    if !after.active {
-        return Err(DevError::Invalid(format!(
-            "asked for hw-tc-offload on, the device kept it off (wanted={})",
-            after.wanted
-        )));
+
+    fn channels(&self, net: &mut dyn Net, idx: u32) -> device::Result<Channels> {
+        match self.channels.get(&idx) {
+            Some(c) => Ok(*c),
+            None => net.channels(idx),
+        }
     }
-    Ok((true, true))
+}
+
+/// A change requested from a port, to read back.
+enum Sent {
+    Offload,
+    Channels(u32),
+}
+
+enum Offload {
+    On,
+    /// Off and changeable: asked for on.
+    Asked,
+    /// Off and `[fixed]`.
+    Fixed,
+}
+
+/// Turn hw-tc-offload on unless it is (or cannot be).
+fn offload(net: &mut dyn Net, idx: u32, now: Feature) -> device::Result<Offload> {
+    if now.active {
+        return Ok(Offload::On);
+    }
+    if !now.changeable {
+        return Ok(Offload::Fixed);
+    }
+    net.set_feature(idx, HW_TC_OFFLOAD, true)?;
+    Ok(Offload::Asked)
 }
 
 struct ChannelOutcome {
-    changed: bool,
+    /// The combined count asked for, if a change was sent.
+    sent: Option<u32>,
     warning: Option<String>,
 }
 
 /// Set combined channels to `want`, clamped to the device maximum (with a warning).
-fn tune_channels(net: &mut dyn Net, idx: u32, want: u32) -> device::Result<ChannelOutcome> {
-    let ch = match net.channels(idx) {
+fn tune_channels(
+    net: &mut dyn Net,
+    idx: u32,
+    now: device::Result<Channels>,
+    want: u32,
+) -> device::Result<ChannelOutcome> {
+    let ch = match now {
         Err(DevError::Kernel { errno: 95, .. }) => {
             return Ok(ChannelOutcome {
-                changed: false,
+                sent: None,
                 warning: Some("the driver does not support channel settings; left as is".into()),
             })
         }
@@ -770,7 +858,7 @@ fn tune_channels(net: &mut dyn Net, idx: u32, want: u32) -> device::Result<Chann
     };
     let Some(max) = ch.combined_max else {
         return Ok(ChannelOutcome {
-            changed: false,
+            sent: None,
             warning: Some(format!(
                 "no combined channels on this device; {want} not applied"
             )),
@@ -788,20 +876,13 @@ fn tune_channels(net: &mut dyn Net, idx: u32, want: u32) -> device::Result<Chann
     };
     if ch.combined == Some(target) {
         return Ok(ChannelOutcome {
-            changed: false,
+            sent: None,
             warning,
         });
     }
     net.set_combined(idx, target)?;
-    let now = net.channels(idx)?;
-    if now.combined != Some(target) {
-        return Err(DevError::Invalid(format!(
-            "combined channels are {:?} after setting {target}",
-            now.combined
-        )));
-    }
     Ok(ChannelOutcome {
-        changed: true,
+        sent: Some(target),
         warning,
     })
 }
@@ -1225,6 +1306,10 @@ mod tests {
         no_params: bool,
         /// Interface names by ifindex (rtnetlink's view); others are `if<N>`.
         names: HashMap<u32, String>,
+        /// ifindexes the ethtool dumps leave out (created after them, say).
+        undumped: Vec<u32>,
+        /// ifindexes whose driver accepts hw-tc-offload on and keeps it off.
+        keeps_offload_off: Vec<u32>,
     }
 
     impl FakeNet {
@@ -1248,6 +1333,8 @@ mod tests {
                 no_params: false,
                 // The PFs of `nic()`.
                 names: HashMap::from([(4, "ens3f0".to_string()), (5, "ens3f1".to_string())]),
+                undumped: vec![],
+                keeps_offload_off: vec![],
             };
             for idx in [4, 5].into_iter().chain(50..50 + nreps) {
                 f.features.insert(
@@ -1325,23 +1412,49 @@ mod tests {
             })
         }
         fn feature(&mut self, ifindex: u32, _name: &str) -> DevResult<Feature> {
+            self.calls.push(format!("get offload #{ifindex}"));
             Ok(self.features[&ifindex])
         }
-        fn set_feature(&mut self, ifindex: u32, _name: &str, on: bool) -> DevResult<Feature> {
+        fn feature_all(&mut self, _name: &str) -> DevResult<HashMap<u32, Feature>> {
+            self.calls.push("dump offload".into());
+            let mut all = self.features.clone();
+            all.retain(|i, _| !self.undumped.contains(i));
+            Ok(all)
+        }
+        fn set_feature(&mut self, ifindex: u32, _name: &str, on: bool) -> DevResult<()> {
             self.calls.push(format!("set offload #{ifindex} {on}"));
+            let keeps_off = self.keeps_offload_off.contains(&ifindex);
             let f = self.features.get_mut(&ifindex).unwrap();
             if f.changeable {
-                f.active = on;
                 f.wanted = on;
+                f.active = on && !keeps_off;
             }
-            Ok(*f)
+            Ok(())
         }
         fn channels(&mut self, ifindex: u32) -> DevResult<Channels> {
+            self.calls.push(format!("get channels #{ifindex}"));
             let (c, m) = self.channels[&ifindex];
             Ok(Channels {
                 combined: Some(c),
                 combined_max: Some(m),
             })
+        }
+        fn channels_all(&mut self) -> DevResult<HashMap<u32, Channels>> {
+            self.calls.push("dump channels".into());
+            Ok(self
+                .channels
+                .iter()
+                .filter(|(i, _)| !self.undumped.contains(i))
+                .map(|(i, (c, m))| {
+                    (
+                        *i,
+                        Channels {
+                            combined: Some(*c),
+                            combined_max: Some(*m),
+                        },
+                    )
+                })
+                .collect())
         }
         fn set_combined(&mut self, ifindex: u32, n: u32) -> DevResult<()> {
             self.calls.push(format!("set channels #{ifindex} {n}"));
@@ -1488,6 +1601,23 @@ mod tests {
                 "set channels #51 16",
             ]
         );
+        // Ports are read with dumps (before and after the changes), never one by one.
+        let reads = |calls: &[String]| -> Vec<String> {
+            calls
+                .iter()
+                .filter(|c| c.starts_with("get") || c.starts_with("dump"))
+                .cloned()
+                .collect()
+        };
+        assert_eq!(
+            reads(&net.calls),
+            [
+                "dump offload",
+                "dump channels",
+                "dump offload",
+                "dump channels"
+            ]
+        );
         assert!(
             r.warnings
                 .iter()
@@ -1525,6 +1655,11 @@ mod tests {
         assert!(
             new.iter().all(|c| c.contains("param")) || new.is_empty(),
             "{new:?}"
+        );
+        // nothing sent, nothing to read back
+        assert_eq!(
+            reads(&net.calls[calls..]),
+            ["dump offload", "dump channels"]
         );
         assert!(again
             .warnings
@@ -1698,6 +1833,39 @@ mod tests {
         }
         // the other ports were still tuned
         assert!(net.calls.contains(&"set offload #50 true".to_string()));
+    }
+
+    #[test]
+    fn ports_a_dump_leaves_out_are_asked_alone_and_offload_kept_off_is_incomplete() {
+        let (t, devs) = nic(0, None);
+        let _k = FakeKernel::spawn(t.dir.path(), &devs, "mlx5_core");
+        let mut net = FakeNet::new(2);
+        net.undumped = vec![51];
+        net.keeps_offload_off = vec![50];
+        let e = setup_with(&t.root(), &lag(2), &n("ens3f0"), &mut net, &quick()).unwrap_err();
+        match &e {
+            StageError::Incomplete { problems, .. } => {
+                assert_eq!(problems.len(), 1, "{problems:?}");
+                assert!(
+                    problems[0].contains("eth0 (VF 0)") && problems[0].contains("kept it off"),
+                    "{problems:?}"
+                );
+            }
+            e => panic!("{e}"),
+        }
+        // the port the dumps missed was read alone, before and after its changes, and tuned
+        let alone: Vec<_> = net.calls.iter().filter(|c| c.starts_with("get")).collect();
+        assert_eq!(
+            alone,
+            [
+                "get offload #51",
+                "get channels #51",
+                "get offload #51",
+                "get channels #51"
+            ]
+        );
+        assert!(net.calls.contains(&"set offload #51 true".to_string()));
+        assert!(net.calls.contains(&"set channels #51 16".to_string()));
     }
 
     #[test]

@@ -176,11 +176,10 @@ fn status_of_a_netdevsim_lag_before_and_after_setup() {
     let dev = Pf::open(&root, &pfs[1]).unwrap();
     let reps = vflag::device::repr::from_sysfs(&dev).unwrap();
     let victim = reps.iter().find(|r| r.vf == 1).unwrap();
-    let after = Ethtool::open()
-        .unwrap()
-        .set_feature(victim.ifindex, HW_TC_OFFLOAD, false)
+    let mut et = Ethtool::open().unwrap();
+    et.set_feature(victim.ifindex, HW_TC_OFFLOAD, false)
         .unwrap();
-    assert!(!after.active);
+    assert!(!et.feature(victim.ifindex, HW_TC_OFFLOAD).unwrap().active);
     let f = status::collect(&root, &loaded, &[]);
     let r = row(&f, "rep-offload", &b);
     eprintln!("OFFLOAD OFF: {r:?}");

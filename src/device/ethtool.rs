@@ -1,7 +1,8 @@
 //! ethtool over generic netlink (family "ethtool"): features by name (`hw-tc-offload`) and
 //! channels. Numbers from include/uapi/linux/ethtool_netlink.h; devices addressed by ifindex.
-//! Set-up asks per device (verbose bitsets, names checked by the kernel); status reads every
-//! netdev at once with two dumps and compact bitsets (see [`Ethtool::dump_feature`]).
+//! Set-up and status read every netdev at once with two dumps and compact bitsets (see
+//! [`Ethtool::dump_feature`]) and ask one device (verbose bitsets, names checked by the kernel)
+//! only when a dump left it out.
 
 use std::collections::HashMap;
 
@@ -298,12 +299,15 @@ pub fn parse_channels_of(payload: &[u8]) -> Result<(u32, Channels)> {
 /// A connection to the kernel's ethtool family.
 pub struct Ethtool {
     fam: Family,
+    /// Feature bit numbers already looked up (they are fixed while the kernel runs).
+    bits: HashMap<String, u32>,
 }
 
 impl Ethtool {
     pub fn open() -> Result<Self> {
         Ok(Ethtool {
             fam: Family::open(FAMILY)?,
+            bits: HashMap::new(),
         })
     }
 
@@ -325,9 +329,9 @@ impl Ethtool {
         parse_feature(&p, name)
     }
 
-    /// Ask for a feature; returns the state the kernel reports afterwards (the caller
-    /// decides whether "wanted but not active" is an error).
-    pub fn set_feature(&mut self, ifindex: u32, name: &str, on: bool) -> Result<Feature> {
+    /// Ask for a feature. The kernel may accept the request and keep the feature off (the
+    /// driver refuses it): read it back to know.
+    pub fn set_feature(&mut self, ifindex: u32, name: &str, on: bool) -> Result<()> {
         let op = format!(
             "ethtool features set #{ifindex} {name} {}",
             if on { "on" } else { "off" }
@@ -341,7 +345,7 @@ impl Ethtool {
         if let Some(w) = resp.warning {
             tracing::warn!(ifindex, feature = name, "{op}: kernel says: {w}");
         }
-        self.feature(ifindex, name)
+        Ok(())
     }
 
     pub fn channels(&mut self, ifindex: u32) -> Result<Channels> {
@@ -356,17 +360,26 @@ impl Ethtool {
     /// One feature of every netdev in the namespace: a feature-name lookup and one dump with
     /// compact bitsets, instead of a request with ~60 named bits ×4 per device.
     pub fn dump_feature(&mut self, name: &str) -> Result<HashMap<u32, Feature>> {
-        let op = format!("ethtool strset get features ({name})");
-        let bit = parse_feature_index(
-            &self.get(&feature_names_payload(), MSG_STRSET_GET_REPLY, &op)?,
-            name,
-        )?;
+        let bit = self.feature_bit(name)?;
         self.dump(
             &features_dump_payload(),
             MSG_FEATURES_GET_REPLY,
             "ethtool features dump",
             |p| parse_feature_compact(p, bit),
         )
+    }
+
+    fn feature_bit(&mut self, name: &str) -> Result<u32> {
+        if let Some(b) = self.bits.get(name) {
+            return Ok(*b);
+        }
+        let op = format!("ethtool strset get features ({name})");
+        let bit = parse_feature_index(
+            &self.get(&feature_names_payload(), MSG_STRSET_GET_REPLY, &op)?,
+            name,
+        )?;
+        self.bits.insert(name.to_string(), bit);
+        Ok(bit)
     }
 
     /// Channels of every netdev that has channel settings. The kernel leaves the devices

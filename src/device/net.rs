@@ -1,6 +1,8 @@
 //! The netlink operations the stages need, behind one trait so the stage logic can be unit
 //! tested with a recording fake; [`Kernel`] is the real thing (rtnetlink + devlink + ethtool).
 
+use std::collections::HashMap;
+
 use super::devlink::{Devlink, EswitchMode, Handle, ParamValue};
 use super::ethtool::{Channels, Ethtool, Feature};
 use super::repr::{self, Representor, Source};
@@ -16,8 +18,13 @@ pub trait Net {
     fn set_param(&mut self, h: &Handle, name: &str, value: &str) -> Result<Option<ParamValue>>;
     fn representors(&mut self, pf: &Pf) -> Result<(Vec<Representor>, Source)>;
     fn feature(&mut self, ifindex: u32, name: &str) -> Result<Feature>;
-    fn set_feature(&mut self, ifindex: u32, name: &str, on: bool) -> Result<Feature>;
+    /// Feature `name` of every netdev: one dump instead of a request per device.
+    fn feature_all(&mut self, name: &str) -> Result<HashMap<u32, Feature>>;
+    /// Only the request: the kernel may accept it and leave the feature off.
+    fn set_feature(&mut self, ifindex: u32, name: &str, on: bool) -> Result<()>;
     fn channels(&mut self, ifindex: u32) -> Result<Channels>;
+    /// Channels of every netdev that has channel settings (the others are left out).
+    fn channels_all(&mut self) -> Result<HashMap<u32, Channels>>;
     fn set_combined(&mut self, ifindex: u32, n: u32) -> Result<()>;
 }
 
@@ -77,11 +84,17 @@ impl Net for Kernel {
     fn feature(&mut self, ifindex: u32, name: &str) -> Result<Feature> {
         self.ethtool()?.feature(ifindex, name)
     }
-    fn set_feature(&mut self, ifindex: u32, name: &str, on: bool) -> Result<Feature> {
+    fn feature_all(&mut self, name: &str) -> Result<HashMap<u32, Feature>> {
+        self.ethtool()?.dump_feature(name)
+    }
+    fn set_feature(&mut self, ifindex: u32, name: &str, on: bool) -> Result<()> {
         self.ethtool()?.set_feature(ifindex, name, on)
     }
     fn channels(&mut self, ifindex: u32) -> Result<Channels> {
         self.ethtool()?.channels(ifindex)
+    }
+    fn channels_all(&mut self) -> Result<HashMap<u32, Channels>> {
+        self.ethtool()?.dump_channels()
     }
     fn set_combined(&mut self, ifindex: u32, n: u32) -> Result<()> {
         self.ethtool()?.set_combined(ifindex, n)
