@@ -67,7 +67,9 @@ echo "repetitions: $rep"
 if [ "${4:-}" = profile ]; then
     reset
     since=$(date +%s)
-    vflag setup ${PFS% *} >> "$LOG" 2>&1 && vflag setup ${PFS#* } >> "$LOG" 2>&1 || echo "!! profiled setup failed"
+    # JOURNAL_STREAM: vflag logs each step to the journal (with a time) as it does under systemd.
+    JOURNAL_STREAM=bench vflag setup ${PFS% *} >> "$LOG" 2>&1 &&
+        JOURNAL_STREAM=bench vflag setup ${PFS#* } >> "$LOG" 2>&1 || echo "!! profiled setup failed"
     echo "vflag setup, journal (monotonic seconds):"
     journalctl -q -o short-monotonic SYSLOG_IDENTIFIER=vflag --since "@$((since - 1))" --no-pager | cut -c1-160
     reset
@@ -75,11 +77,13 @@ if [ "${4:-}" = profile ]; then
     $B/floor early "$VFS" $PF_CH $REP_CH $PFS 2>&1
     if command -v strace >/dev/null; then
         reset
-        strace -f -c -S calls -o /run/vflag-bench-setup.strace sh -c "vflag setup ${PFS% *} && vflag setup ${PFS#* }" >> "$LOG" 2>&1
-        echo "strace -c -f vflag setup x2:"; head -n 22 /run/vflag-bench-setup.strace
+        # -w: wall time in each call (sleeps and blocking included); sh's wait4 left out.
+        st="strace -f -c -w -S time -e trace=!wait4"
+        $st -o /run/vflag-bench-setup.strace sh -c "vflag setup ${PFS% *} && vflag setup ${PFS#* }" >> "$LOG" 2>&1
+        echo "strace -c -w -f vflag setup x2:"; head -n 16 /run/vflag-bench-setup.strace; tail -n 2 /run/vflag-bench-setup.strace
         reset
-        strace -f -c -S calls -o /run/vflag-bench-floor.strace $B/floor early "$VFS" $PF_CH $REP_CH $PFS >> "$LOG" 2>&1
-        echo "strace -c -f floor:"; head -n 22 /run/vflag-bench-floor.strace
+        $st -o /run/vflag-bench-floor.strace $B/floor early "$VFS" $PF_CH $REP_CH $PFS >> "$LOG" 2>&1
+        echo "strace -c -w -f floor:"; head -n 16 /run/vflag-bench-floor.strace; tail -n 2 /run/vflag-bench-floor.strace
     fi
 fi
 if [ "${4:-}" = status ]; then
