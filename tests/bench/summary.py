@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Summary table of the benchmark runs: tests/bench/summary.py VM_WORK [generator.txt]
+"""Summary table of the benchmark runs: tests/bench/summary.py VM_WORK [generator.txt [SCENARIO...]]
 
-Reads the ROW lines (ROW <stage> <vfs> <variant> <rep> <us> <rc>) of the bench-early and
-bench-late scenarios' actions (VM_WORK/<scenario>/boot<N>/results/actions/*.out, the last boot
+Reads the ROW lines (ROW <stage> <vfs> <variant> <rep> <us> <rc>) of the scenarios' (default
+bench-early and bench-late; never mix runs of different boots in one table) actions (VM_WORK/<scenario>/boot<N>/results/actions/*.out, the last boot
 that has them) and the generator table, prints medians, spreads and the ratios of the issue.
 """
 import glob, os, statistics, sys
@@ -34,9 +34,10 @@ def ms(us):
 def main():
     work = sys.argv[1]
     gen = sys.argv[2] if len(sys.argv) > 2 else None
+    scenarios = sys.argv[3:] or ["bench-early", "bench-late"]
     data = defaultdict(list)
     failed = defaultdict(int)
-    for scen in ("bench-early", "bench-late"):
+    for scen in scenarios:
         rs, d = rows(work, scen)
         print(f"# {scen}: {d or 'no results'}")
         for stage, vfs, var, rep, us, rc in rs:
