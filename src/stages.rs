@@ -177,6 +177,13 @@ fn run_dir(root: &Root) -> PathBuf {
     root.path("/run/vflag")
 }
 
+/// Present while some LAG wants its representors named `<pf>r<vf>`: only then does
+/// 79-vflag-names.rules ask `vflag udev-name` about representors (one process per representor
+/// that udev adds, dozens with the eswitch change, all on the boot's critical path).
+pub fn representor_names_flag(root: &Root) -> PathBuf {
+    run_dir(root).join("representor-names")
+}
+
 pub fn state_path(root: &Root, pf: &IfName) -> PathBuf {
     run_dir(root).join(format!("{}.json", pf.as_str()))
 }
@@ -547,6 +554,13 @@ pub fn setup_with(
     save(&st, root, pf)?;
 
     // ---- eswitch.
+    if lag.representor_names {
+        let flag = representor_names_flag(root);
+        fs::write(&flag, "").map_err(|e| StageError::Other {
+            pf: pf.to_string(),
+            msg: format!("cannot write {}: {e}", flag.display()),
+        })?;
+    }
     let mut reps: Vec<Representor> = vec![];
     if switchdev {
         // Re-read: changing the VF count can drop the eswitch back to legacy.
@@ -1866,6 +1880,19 @@ mod tests {
         );
         assert!(net.calls.contains(&"set offload #51 true".to_string()));
         assert!(net.calls.contains(&"set channels #51 16".to_string()));
+    }
+
+    #[test]
+    fn representor_names_flag_only_when_a_lag_asks_for_them() {
+        let (t, devs) = nic(0, None);
+        let _k = FakeKernel::spawn(t.dir.path(), &devs, "mlx5_core");
+        let mut net = FakeNet::new(2);
+        let mut l = lag(2);
+        setup_with(&t.root(), &l, &n("ens3f0"), &mut net, &quick()).unwrap();
+        assert!(!representor_names_flag(&t.root()).exists());
+        l.representor_names = true;
+        setup_with(&t.root(), &l, &n("ens3f0"), &mut net, &quick()).unwrap();
+        assert!(representor_names_flag(&t.root()).exists());
     }
 
     #[test]

@@ -85,6 +85,25 @@ if [ "${4:-}" = profile ]; then
         $st -o /run/vflag-bench-floor.strace $B/floor early "$VFS" $PF_CH $REP_CH $PFS >> "$LOG" 2>&1
         echo "strace -c -w -f floor:"; head -n 16 /run/vflag-bench-floor.strace; tail -n 2 /run/vflag-bench-floor.strace
     fi
+    # Programs udev's workers start while each variant runs (the boot's other CPU consumer);
+    # vflag-asked: as if a LAG wanted representor names (79-vflag-names.rules then runs
+    # `vflag udev-name` for every representor, as it did for all set-ups before 2026-12-02).
+    if command -v strace >/dev/null; then
+        for v in floor vflag vflag-asked; do
+            reset
+            [ $v = vflag-asked ] && mkdir -p /run/vflag && touch /run/vflag/representor-names
+            strace -f -qq -e trace=execve -e signal=none -o /run/vflag-bench-udev-$v.trace \
+                -p "$(pgrep -d, -x systemd-udevd)" & tracer=$!
+            sleep 2
+            s0=$(now_us)
+            if [ $v = floor ]; then $B/floor early "$VFS" $PF_CH $REP_CH $PFS >> "$LOG" 2>&1
+            else vflag setup ${PFS% *} >> "$LOG" 2>&1 && vflag setup ${PFS#* } >> "$LOG" 2>&1; fi
+            udevadm settle -t 60
+            kill $tracer; wait $tracer 2>/dev/null
+            echo "programs udev started during $v (count, path; $(( $(now_us) - s0 )) us with settle):"
+            grep -o 'execve("[^"]*"' /run/vflag-bench-udev-$v.trace | sort | uniq -c | sed 's/execve(//'
+        done
+    fi
 fi
 if [ "${4:-}" = status ]; then
     reset
