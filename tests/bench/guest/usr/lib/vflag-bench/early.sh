@@ -48,8 +48,9 @@ verify() {
 }
 run() {
     case $1 in
-    a) timed early "$VFS" floor "$2" $B/floor early "$VFS" $PF_CH $REP_CH $PFS
-       echo "STEPS floor rep $2 (ms since each PF's start):$(tail -n 12 "$LOG" | awk '$1 == "floor" && $NF == "us" { printf " %s%s@%d", $2, $3, $(NF - 1) / 1000 }')" ;;
+    a) local n0; n0=$(wc -l < "$LOG")
+       timed early "$VFS" floor "$2" $B/floor early "$VFS" $PF_CH $REP_CH $PFS
+       echo "STEPS floor rep $2 (ms since each PF's start):$(tail -n +$((n0 + 1)) "$LOG" | awk '$1 == "floor" && $NF == "us" { printf " %s%s@%d", $2, $3, $(NF - 1) / 1000 }')" ;;
     # JOURNAL_STREAM: vflag logs its steps to the journal, as under systemd (see steps()).
     b) timed early "$VFS" vflag "$2" env JOURNAL_STREAM=bench sh -c "vflag setup ${PFS% *} && vflag setup ${PFS#* }" ;;
     c) timed early "$VFS" scripted "$2" $B/scripted-early.sh "$VFS" $PF_CH $REP_CH $PFS ;;
@@ -88,22 +89,24 @@ if [ "${4:-}" = profile ]; then
         $st -o /run/vflag-bench-floor.strace $B/floor early "$VFS" $PF_CH $REP_CH $PFS >> "$LOG" 2>&1
         echo "strace -c -w -f floor:"; head -n 16 /run/vflag-bench-floor.strace; tail -n 2 /run/vflag-bench-floor.strace
     fi
-    # Programs udev starts while each variant runs (the boot's other CPU consumer), from udevd's
-    # debug log; vflag-asked: as if a LAG wanted representor names (79-vflag-names.rules then
-    # runs `vflag udev-name` for every representor, as it did for every set-up before 2026-12-02).
-    for v in floor vflag vflag-asked; do
-        reset
-        [ $v = vflag-asked ] && mkdir -p /run/vflag && touch /run/vflag/representor-names
-        udevadm control --log-level=debug
-        since=$(date +%s) s0=$(now_us)
-        if [ $v = floor ]; then $B/floor early "$VFS" $PF_CH $REP_CH $PFS >> "$LOG" 2>&1
-        else vflag setup ${PFS% *} >> "$LOG" 2>&1 && vflag setup ${PFS#* } >> "$LOG" 2>&1; fi
-        udevadm settle -t 60
-        d=$(( $(now_us) - s0 ))
-        udevadm control --log-level=info
-        journalctl -q -o cat -u systemd-udevd --since "@$((since - 1))" --no-pager > /run/vflag-bench-udev.log
-        echo "udev during $v (debug log on, $d us to settled): $(grep -c "Starting '/usr/bin/vflag udev-name" /run/vflag-bench-udev.log) starts of vflag udev-name, $(grep -c "Starting '" /run/vflag-bench-udev.log) programs in all"
-    done
+    # How often udev starts `vflag udev-name` during vflag's set-up (traced: udevd and its
+    # workers, its children); vflag-asked: as if a LAG wanted representor names
+    # (79-vflag-names.rules then asks about every representor, as it did for every set-up
+    # before 2026-12-02). Untimed: tracing slows udev down.
+    if command -v strace >/dev/null; then
+        for v in vflag vflag-asked; do
+            reset
+            [ $v = vflag-asked ] && mkdir -p /run/vflag && touch /run/vflag/representor-names
+            udevd=$(pidof systemd-udevd | awk '{print $NF}')
+            strace -f -qq -e trace=execve -e signal=none -o /run/vflag-bench-udev.trace \
+                -p "$udevd${udevd:+,}$(pgrep -d, -P "$udevd")" & tracer=$!
+            sleep 2
+            vflag setup ${PFS% *} >> "$LOG" 2>&1 && vflag setup ${PFS#* } >> "$LOG" 2>&1
+            udevadm settle -t 120
+            kill $tracer; wait $tracer 2>/dev/null
+            echo "udev during $v: $(grep -c 'execve("/usr/bin/vflag", \["/usr/bin/vflag", "udev-name"' /run/vflag-bench-udev.trace) starts of vflag udev-name, $(grep -c 'execve(' /run/vflag-bench-udev.trace) execve in all"
+        done
+    fi
 fi
 if [ "${4:-}" = status ]; then
     reset
