@@ -38,7 +38,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 /// VF-LAG does not activate with more VFs than this per PF (mlx5).
 pub const LAG_MAX_VFS: u32 = 64;
@@ -177,7 +177,8 @@ fn run_dir(root: &Root) -> PathBuf {
     root.path("/run/vflag")
 }
 
-/// Present while some LAG wants its representors named `<pf>r<vf>`: only then does
+/// Present once some LAG wanted its representors named `<pf>r<vf>` (until reboot: a later
+/// `representor-names = no` only costs udev a few idle `vflag udev-name` runs): only then does
 /// 79-vflag-names.rules ask `vflag udev-name` about representors (one process per representor
 /// that udev adds, dozens with the eswitch change, all on the boot's critical path).
 pub fn representor_names_flag(root: &Root) -> PathBuf {
@@ -489,6 +490,16 @@ pub fn setup_with(
         }
     }
 
+    // Before any change: representors may appear as soon as the VFs do (mlx5 already in
+    // switchdev), and udev names them only if this flag is there.
+    if lag.representor_names {
+        let flag = representor_names_flag(root);
+        fs::write(&flag, "").map_err(|e| StageError::Other {
+            pf: pf.to_string(),
+            msg: format!("cannot write {}: {e}", flag.display()),
+        })?;
+    }
+
     // From here on the PF changes: until this run completes, the late stage must not take an
     // earlier run's success for this one.
     if st.setup_done {
@@ -554,13 +565,6 @@ pub fn setup_with(
     save(&st, root, pf)?;
 
     // ---- eswitch.
-    if lag.representor_names {
-        let flag = representor_names_flag(root);
-        fs::write(&flag, "").map_err(|e| StageError::Other {
-            pf: pf.to_string(),
-            msg: format!("cannot write {}: {e}", flag.display()),
-        })?;
-    }
     let mut reps: Vec<Representor> = vec![];
     if switchdev {
         // Re-read: changing the VF count can drop the eswitch back to legacy.
@@ -591,8 +595,8 @@ pub fn setup_with(
     }
 
     // ---- hw-tc-offload and channels on the PF and every representor; collect problems, touch
-    // every port. All ports are read with two dumps, only the changes are sent, and what was
-    // sent is read back with two more: per port, the same requests the kernel floor sends.
+    // every port. All ports are read with one dump per setting, only the changes are sent (at
+    // most the floor's two requests per port), and what was sent is read back the same way.
     let mut problems = vec![];
     let pf_index = pf_ifindex_after_mode_change(net, &dev, pf_index, t, &mut r)?;
     let mut ports = vec![(pf_index, pf.to_string(), lag.pf_channels)];
@@ -605,7 +609,8 @@ pub fn setup_with(
     }));
     let mut offload_all = true;
     let mut sent = vec![];
-    let before = PortTables::read(net);
+    let tune = ports.iter().any(|(_, _, ch)| ch.is_some());
+    let before = PortTables::read(net, true, tune);
     for (idx, label, channels) in &ports {
         let now = before.offload(net, *idx);
         match now.and_then(|f| offload(net, *idx, f)) {
@@ -645,7 +650,9 @@ pub fn setup_with(
         }
     }
     if !sent.is_empty() {
-        let after = PortTables::read(net);
+        let sent_offload = sent.iter().any(|(_, _, w)| matches!(w, Sent::Offload));
+        let sent_channels = sent.iter().any(|(_, _, w)| matches!(w, Sent::Channels(_)));
+        let after = PortTables::read(net, sent_offload, sent_channels);
         for (idx, label, what) in sent {
             match what {
                 Sent::Offload => match after.offload(net, idx) {
@@ -721,7 +728,7 @@ fn observe(net: &mut dyn Net, dev: &Pf, switchdev: bool, r: &mut Report) {
             idx.extend(reps.iter().map(|x| x.ifindex));
         }
     }
-    let tables = PortTables::read(net);
+    let tables = PortTables::read(net, true, false);
     let on = idx
         .iter()
         .map(|i| tables.offload(net, *i).map(|f| f.active))
@@ -794,16 +801,24 @@ struct PortTables {
 }
 
 impl PortTables {
-    fn read(net: &mut dyn Net) -> Self {
+    /// Dumps what is asked for (`offload`, `channels`); the other table stays empty.
+    fn read(net: &mut dyn Net, offload: bool, channels: bool) -> Self {
         fn or_empty<T>(what: &str, r: device::Result<HashMap<u32, T>>) -> HashMap<u32, T> {
             r.unwrap_or_else(|e| {
-                debug!("{what} dump failed ({e}); asking each device");
+                // Correct either way, but one request per port again: say so.
+                info!("ethtool {what} dump failed ({e}); asking each device on its own");
                 HashMap::new()
             })
         }
         PortTables {
-            offload: or_empty("features", net.feature_all(HW_TC_OFFLOAD)),
-            channels: or_empty("channels", net.channels_all()),
+            offload: match offload {
+                true => or_empty("features", net.feature_all(HW_TC_OFFLOAD)),
+                false => HashMap::new(),
+            },
+            channels: match channels {
+                true => or_empty("channels", net.channels_all()),
+                false => HashMap::new(),
+            },
         }
     }
 
@@ -1893,6 +1908,23 @@ mod tests {
         l.representor_names = true;
         setup_with(&t.root(), &l, &n("ens3f0"), &mut net, &quick()).unwrap();
         assert!(representor_names_flag(&t.root()).exists());
+    }
+
+    #[test]
+    fn channels_are_not_read_when_none_are_configured() {
+        let (t, devs) = nic(0, None);
+        let _k = FakeKernel::spawn(t.dir.path(), &devs, "mlx5_core");
+        let mut net = FakeNet::new(2);
+        let mut l = lag(2);
+        l.pf_channels = None;
+        l.representor_channels = None;
+        setup_with(&t.root(), &l, &n("ens3f0"), &mut net, &quick()).unwrap();
+        let reads: Vec<_> = net
+            .calls
+            .iter()
+            .filter(|c| c.starts_with("get") || c.starts_with("dump"))
+            .collect();
+        assert_eq!(reads, ["dump offload", "dump offload"]);
     }
 
     #[test]
