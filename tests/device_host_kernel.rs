@@ -96,8 +96,9 @@ fn kernel_extack_text_reaches_the_error() {
     eprintln!("{err}");
 }
 
-/// The dumps `vflag status` uses (compact bitsets, every netdev at once) say what the
-/// per-device requests (verbose bitsets, as set-up uses) say, for every netdev of the host.
+/// The dumps status and set-up use (compact bitsets, every netdev at once) say what the
+/// per-device requests (verbose bitsets, the fallback for a device a dump leaves out) say, for
+/// every netdev of the host.
 #[test]
 fn ethtool_dumps_agree_with_per_device_requests() {
     let mut rt = Rtnl::open().unwrap();
