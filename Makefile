@@ -71,14 +71,10 @@ uninstall:
 
 # Host tests (unit, golden, systemd-analyze, dbus-daemon, ovsdb-server, man pages), a bounded
 # fuzz run, the .deb/.rpm built and inspected, the QEMU guest scenarios (vflag installed there
-# from that .deb by the Ansible role), then the role's offline branches.
+# from that .deb by the Ansible role), then the role's offline branches: the steps and their
+# wall times are in tests/run-all.sh (a table at the end of every run).
 test:
-	tests/setup-host.sh
-	$(CARGO) test --locked --all-targets
-	tests/fuzz.sh
-	tests/packages.sh
-	tests/vm/run
-	tests/ansible.sh
+	CARGO=$(CARGO) tests/run-all.sh
 
 # Host tests only (no VM).
 check:
