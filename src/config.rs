@@ -2,10 +2,10 @@
 
 use crate::names::IfName;
 use std::path::PathBuf;
+use std::time::Duration;
 
 mod before;
 pub mod dropins;
-use std::time::Duration;
 
 /// eSwitch mode a LAG's PFs are put into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -353,7 +353,7 @@ impl Merged {
                 section: Some(name.clone()),
                 key: None,
                 message: format!(
-                    "[{name}] appears more than once in this file (lines {}); write it once \
+                    "section repeated in this file (lines {}); write each section once per file \
                      (only a later drop-in file may override it)",
                     shown.join(", ")
                 ),
@@ -774,8 +774,8 @@ fn parse_before(v: &str) -> Result<Vec<String>, String> {
     let units = parse_units(v)?;
     match units.iter().find_map(|u| before::cycle(u)) {
         Some(why) => Err(format!(
-            "{why}; that would be an ordering cycle: name units that start after the network is \
-             online, e.g. docker.service"
+            "{why}; Before= it would be an ordering cycle: name units that start after the \
+             network is online, e.g. docker.service"
         )),
         None => Ok(units),
     }
@@ -1136,7 +1136,9 @@ mod tests {
         assert_eq!(lag_names(&loaded), ["b"], "{:?}", shown(&loaded));
         let shown = shown(&loaded);
         assert!(
-            shown[0].starts_with("/etc/vflag/vflag.conf:6: [lag a] [lag a] appears more than once in this file (lines 1, 6)"),
+            shown[0].starts_with(
+                "/etc/vflag/vflag.conf:6: [lag a] section repeated in this file (lines 1, 6);"
+            ),
             "{shown:?}"
         );
         assert!(shown[1].contains("LAG \"a\" is skipped"), "{shown:?}");

@@ -84,12 +84,12 @@ pub(super) fn cycle(unit: &str) -> Option<String> {
                 .map(|family| family.to_string())
         })?;
     let what = if hit == unit {
-        format!("{unit} is")
+        unit.to_string()
     } else {
-        format!("{unit} matches {hit}, which is")
+        format!("{unit} matches {hit}, which")
     };
     Some(format!(
-        "{what} started before the late stage (it waits for network-online.target and early boot)"
+        "{what} comes before the late stage (that starts after network-online.target and early boot)"
     ))
 }
 
