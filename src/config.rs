@@ -4,6 +4,9 @@ use crate::names::IfName;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod before;
+pub mod dropins;
+
 /// eSwitch mode a LAG's PFs are put into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -99,8 +102,9 @@ impl Default for Ovs {
 
 pub const MAIN_CONFIG: &str = "/etc/vflag/vflag.conf";
 pub const SYSCONFIG: &str = "/etc/sysconfig/sriov";
-/// Drop-in directories, lowest priority first.
-pub const DROPIN_DIRS: [&str; 3] = ["/usr/lib/vflag", "/etc/vflag", "/run/vflag"];
+/// Drop-in directories (`<dir>/vflag.conf.d/*.conf`), lowest priority first. Not /run/vflag:
+/// see [`dropins::IGNORED_DIR`].
+pub const DROPIN_DIRS: [&str; 2] = ["/usr/lib/vflag", "/etc/vflag"];
 
 /// The seed's defaults (`mlnx-vflag-early`).
 pub mod seed {
@@ -195,20 +199,13 @@ pub fn load(root: &crate::paths::Root) -> Loaded {
 }
 
 fn load_files(root: &crate::paths::Root) -> Loaded {
+    let mut loaded = Loaded::default();
+    dropins::warn_ignored(root, &mut loaded.diagnostics);
     let mut files: Vec<PathBuf> = Vec::new();
-    let main = root.path(MAIN_CONFIG);
-    if main.is_file() {
+    if root.path(MAIN_CONFIG).is_file() {
         files.push(PathBuf::from(MAIN_CONFIG));
     }
-    let dirs: Vec<PathBuf> = DROPIN_DIRS.iter().map(|d| root.path(d)).collect();
-    for path in liboverdrop::scan(&dirs, "vflag.conf.d", &["conf"], true).into_values() {
-        // Report paths as the host sees them, not re-rooted.
-        let shown = path
-            .strip_prefix(root.dir())
-            .map(|p| PathBuf::from("/").join(p));
-        files.push(shown.unwrap_or(path));
-    }
-    let mut loaded = Loaded::default();
+    files.extend(dropins::scan(root, &DROPIN_DIRS, &mut loaded.diagnostics));
     if files.is_empty() {
         if root.path(SYSCONFIG).is_file() {
             loaded.sources.push(PathBuf::from(SYSCONFIG));
@@ -225,7 +222,7 @@ fn load_files(root: &crate::paths::Root) -> Loaded {
     }
     let mut texts = Vec::new();
     for file in files {
-        match std::fs::read_to_string(root.path(&file)) {
+        match dropins::read(root, &file) {
             Ok(text) => texts.push((file, text)),
             Err(e) => {
                 loaded.diagnostics.push(file_error(&file, e));
@@ -278,11 +275,20 @@ struct Setting {
 /// A section's keys in order of first appearance, each with its winning setting.
 type Keys = Vec<(String, Setting)>;
 
+/// A section merged across the main file and drop-ins.
+struct Section {
+    name: String,
+    /// The file that first defined it.
+    file: PathBuf,
+    keys: Keys,
+    /// Errors found while merging (the header repeated within one file).
+    problems: Vec<Diagnostic>,
+}
+
 /// Sections merged across the main file and drop-ins, in order of first appearance.
 #[derive(Default)]
 struct Merged {
-    /// Name, the file that first defined it, its keys.
-    sections: Vec<(String, PathBuf, Keys)>,
+    sections: Vec<Section>,
 }
 
 impl Merged {
@@ -325,67 +331,104 @@ impl Merged {
                 continue;
             };
             let name = name.split_whitespace().collect::<Vec<_>>().join(" ");
-            let idx = match self.sections.iter().position(|(n, _, _)| *n == name) {
-                Some(i) => i,
-                None => {
-                    self.sections
-                        .push((name.clone(), file.to_path_buf(), Vec::new()));
-                    self.sections.len() - 1
-                }
-            };
+            let section = self.section(&name, file);
             for (k, v) in props.iter() {
                 let setting = Setting {
                     value: v.to_string(),
                     file: file.to_path_buf(),
                     line: lines.find(Some(&name), k),
                 };
-                let keys = &mut self.sections[idx].2;
-                match keys.iter_mut().find(|(key, _)| key == k) {
+                match section.keys.iter_mut().find(|(key, _)| key == k) {
                     Some((_, s)) => *s = setting,
-                    None => keys.push((k.to_string(), setting)),
+                    None => section.keys.push((k.to_string(), setting)),
                 }
             }
         }
+        for (name, at) in lines.repeated_headers() {
+            let shown: Vec<String> = at.iter().map(usize::to_string).collect();
+            self.section(&name, file).problems.push(Diagnostic {
+                level: Level::Error,
+                file: file.to_path_buf(),
+                line: at.get(1).copied(),
+                section: Some(name.clone()),
+                key: None,
+                message: format!(
+                    "section repeated in this file (lines {}); write each section once per file \
+                     (only a later drop-in file may override it)",
+                    shown.join(", ")
+                ),
+            });
+        }
+    }
+
+    /// The merged section `name`, created (first defined in `file`) if new.
+    fn section(&mut self, name: &str, file: &Path) -> &mut Section {
+        let idx = match self.sections.iter().position(|s| s.name == name) {
+            Some(i) => i,
+            None => {
+                self.sections.push(Section {
+                    name: name.to_string(),
+                    file: file.to_path_buf(),
+                    keys: Vec::new(),
+                    problems: Vec::new(),
+                });
+                self.sections.len() - 1
+            }
+        };
+        &mut self.sections[idx]
     }
 
     fn finish(self, loaded: &mut Loaded) {
-        let mut owner: Vec<(IfName, String)> = Vec::new();
-        for (name, file, keys) in self.sections {
+        let mut owners = Owners::default();
+        for section in self.sections {
             let mut p = SectionParser {
-                section: &name,
-                file: &file,
-                keys: &keys,
-                diags: Vec::new(),
+                section: &section.name,
+                file: &section.file,
+                keys: &section.keys,
+                diags: section.problems,
             };
-            if let Some(lag_name) = name.strip_prefix("lag ") {
-                let lag = p.lag(lag_name);
-                let ok = !p.diags.iter().any(|d| d.level == Level::Error);
-                loaded.diagnostics.append(&mut p.diags);
-                let Some(lag) = lag.filter(|_| ok) else {
-                    loaded.diagnostics.push(p.section_error(format!(
-                        "LAG {lag_name:?} is skipped because of the errors above; other LAGs are unaffected"
-                    )));
-                    continue;
-                };
-                if let Some((pf, other)) = lag
-                    .pfs
-                    .iter()
-                    .find_map(|pf| owner.iter().find(|(p, _)| p == pf))
-                {
-                    loaded.diagnostics.push(p.section_error(format!(
-                        "PF {pf} is already in [lag {other}]; a PF belongs to one LAG; this LAG is skipped"
-                    )));
-                    continue;
-                }
-                owner.extend(lag.pfs.iter().map(|pf| (pf.clone(), lag.name.clone())));
-                loaded.plan.lags.push(lag);
-            } else if name == "ovs" {
-                loaded.ovs = p.ovs();
-                loaded.diagnostics.append(&mut p.diags);
+            if let Some(lag_name) = section.name.strip_prefix("lag ") {
+                p.finish_lag(lag_name, &mut owners, loaded);
+            } else if section.name == "ovs" {
+                p.finish_ovs(loaded);
             } else {
                 loaded.diagnostics.push(p.section_error(format!(
-                    "unknown section [{name}] is ignored; sections are [lag NAME] and [ovs]"
+                    "unknown section [{}] is ignored; sections are [lag NAME] and [ovs]",
+                    section.name
                 )));
+            }
+        }
+    }
+}
+
+/// Which LAG first named each PF, and whether that LAG is in the plan. A LAG skipped for its
+/// errors still owns the PFs it names: a second LAG naming one is refused too, so a PF the
+/// configuration names twice is never set up by whichever LAG happens to be valid.
+#[derive(Default)]
+struct Owners(Vec<(IfName, String, bool)>);
+
+impl Owners {
+    /// Why a LAG naming `pfs` cannot have them, if another LAG named one first.
+    fn clash(&self, pfs: &[IfName]) -> Option<String> {
+        let (pf, other, planned) = pfs
+            .iter()
+            .find_map(|pf| self.0.iter().find(|(p, _, _)| p == pf))?;
+        Some(if *planned {
+            format!(
+                "PF {pf} is already in [lag {other}]; a PF belongs to one LAG; this LAG is skipped"
+            )
+        } else {
+            format!(
+                "PF {pf} is already in [lag {other}] (itself skipped); a PF belongs to one LAG, \
+                 so this LAG is skipped too; name each PF in one LAG only"
+            )
+        })
+    }
+
+    fn claim(&mut self, pfs: &[IfName], lag: &str, planned: bool) {
+        for pf in pfs {
+            if !self.0.iter().any(|(p, _, _)| p == pf) {
+                self.0.push((pf.clone(), lag.to_string(), planned));
             }
         }
     }
@@ -406,6 +449,22 @@ impl<'a> KeyLines<'a> {
             out.push((section.clone(), t));
         }
         KeyLines(out)
+    }
+
+    /// Section headers that appear more than once, with their lines.
+    fn repeated_headers(&self) -> Vec<(String, Vec<usize>)> {
+        let mut seen: Vec<(String, Vec<usize>)> = Vec::new();
+        for (i, (s, t)) in self.0.iter().enumerate() {
+            let Some(name) = s.as_ref().filter(|_| t.starts_with('[')) else {
+                continue;
+            };
+            match seen.iter_mut().find(|(n, _)| n == name) {
+                Some((_, at)) => at.push(i + 1),
+                None => seen.push((name.clone(), vec![i + 1])),
+            }
+        }
+        seen.retain(|(_, at)| at.len() > 1);
+        seen
     }
 
     fn find(&self, section: Option<&str>, key: &str) -> Option<usize> {
@@ -446,6 +505,47 @@ const LAG_KEYS: &[&str] = &[
 const OVS_KEYS: &[&str] = &["hw-offload", "db-socket"];
 
 impl SectionParser<'_> {
+    /// Add the LAG to the plan, or say why it is skipped.
+    fn finish_lag(&mut self, lag_name: &str, owners: &mut Owners, loaded: &mut Loaded) {
+        let lag = self.lag(lag_name);
+        let named = self.named_pfs();
+        let clash = owners.clash(&named);
+        let ok = clash.is_none() && !self.diags.iter().any(|d| d.level == Level::Error);
+        owners.claim(&named, lag_name, ok);
+        loaded.diagnostics.append(&mut self.diags);
+        if let Some(why) = clash {
+            loaded.diagnostics.push(self.section_error(why));
+        } else if !ok {
+            loaded.diagnostics.push(self.section_error(format!(
+                "LAG {lag_name:?} is skipped because of the errors above; other LAGs are unaffected"
+            )));
+        } else {
+            loaded.plan.lags.extend(lag);
+        }
+    }
+
+    /// Every valid interface name in `pfs`, even if the value as a whole is not valid.
+    fn named_pfs(&self) -> Vec<IfName> {
+        self.get("pfs").map_or(Vec::new(), |s| {
+            s.value
+                .split_whitespace()
+                .filter_map(|w| IfName::new(w).ok())
+                .collect()
+        })
+    }
+
+    fn finish_ovs(&mut self, loaded: &mut Loaded) {
+        if self.diags.is_empty() {
+            loaded.ovs = self.ovs();
+        } else {
+            self.diags.push(self.section_error(
+                "[ovs] is ignored because of the errors above; its defaults apply (hw-offload = no)"
+                    .into(),
+            ));
+        }
+        loaded.diagnostics.append(&mut self.diags);
+    }
+
     fn section_error(&self, message: String) -> Diagnostic {
         Diagnostic {
             level: Level::Error,
@@ -537,7 +637,7 @@ impl SectionParser<'_> {
                 .value("network-stack", parse_stack)
                 .unwrap_or(NetworkStack::Auto),
             before: self
-                .value("before", parse_units)
+                .value("before", parse_before)
                 .unwrap_or_else(|| vec![DEFAULT_BEFORE.to_string()]),
             device_timeout: self
                 .value("device-timeout", timespan)
@@ -667,6 +767,18 @@ fn parse_units(v: &str) -> Result<Vec<String>, String> {
         }
     }
     Ok(units)
+}
+
+/// `before`: unit names (or globs), none of which the late stage itself starts after.
+fn parse_before(v: &str) -> Result<Vec<String>, String> {
+    let units = parse_units(v)?;
+    match units.iter().find_map(|u| before::cycle(u)) {
+        Some(why) => Err(format!(
+            "{why}; Before= it would be an ordering cycle: name units that start after the \
+             network is online, e.g. docker.service"
+        )),
+        None => Ok(units),
+    }
 }
 
 /// A systemd-style time span: `30`, `30s`, `500ms`, `2min`, `1min 30s`; 1 s to 1 h.
@@ -996,6 +1108,112 @@ mod tests {
         assert_eq!(count("8", MAX_VFS), Ok(8));
         for bad in ["0", "-1", "65536", "", "1.5", "８", "0x10"] {
             assert!(count(bad, MAX_VFS).is_err(), "{bad}");
+        }
+    }
+
+    fn native(files: &[(&str, &str)]) -> Loaded {
+        let files: Vec<(PathBuf, String)> = files
+            .iter()
+            .map(|(f, t)| (PathBuf::from(f), t.to_string()))
+            .collect();
+        parse_native(&files)
+    }
+
+    fn shown(loaded: &Loaded) -> Vec<String> {
+        loaded.diagnostics.iter().map(|d| d.to_string()).collect()
+    }
+
+    fn lag_names(loaded: &Loaded) -> Vec<&str> {
+        loaded.plan.lags.iter().map(|l| l.name.as_str()).collect()
+    }
+
+    #[test]
+    fn section_repeated_in_one_file_is_an_error() {
+        let loaded = native(&[(
+            MAIN_CONFIG,
+            "[lag a]\npfs = p0 p1\n\n[lag b]\npfs = p2\n[lag  a]\nvfs = 4\n",
+        )]);
+        assert_eq!(lag_names(&loaded), ["b"], "{:?}", shown(&loaded));
+        let shown = shown(&loaded);
+        assert!(
+            shown[0].starts_with(
+                "/etc/vflag/vflag.conf:6: [lag a] section repeated in this file (lines 1, 6);"
+            ),
+            "{shown:?}"
+        );
+        assert!(shown[1].contains("LAG \"a\" is skipped"), "{shown:?}");
+        // [ovs] twice: ignored, defaults apply.
+        let loaded = native(&[(MAIN_CONFIG, "[ovs]\nhw-offload = yes\n[ovs]\n")]);
+        assert!(!loaded.ovs.hw_offload);
+        assert_eq!(loaded.errors().count(), 2, "{:?}", loaded.diagnostics);
+    }
+
+    #[test]
+    fn section_in_a_later_file_still_overrides() {
+        let loaded = native(&[
+            (MAIN_CONFIG, "[lag a]\npfs = p0 p1\nvfs = 8\n"),
+            ("/etc/vflag/vflag.conf.d/50-x.conf", "[lag a]\nvfs = 4\n"),
+        ]);
+        assert!(loaded.diagnostics.is_empty(), "{:?}", shown(&loaded));
+        assert_eq!(loaded.plan.lags[0].vfs, 4);
+    }
+
+    #[test]
+    fn pf_of_a_skipped_lag_is_still_taken() {
+        // [lag a] is skipped for its vfs; [lag b] names its p1 and must not get it either.
+        let loaded = native(&[(
+            MAIN_CONFIG,
+            "[lag a]\npfs = p0 p1\nvfs = many\n[lag b]\npfs = p1 p2\n[lag c]\npfs = p3\n",
+        )]);
+        assert_eq!(lag_names(&loaded), ["c"], "{:?}", shown(&loaded));
+        assert!(
+            shown(&loaded)
+                .iter()
+                .any(|d| d.contains("[lag b] PF p1 is already in [lag a] (itself skipped)")),
+            "{:?}",
+            shown(&loaded)
+        );
+        // Also when the skipped LAG's pfs value is itself invalid (three PFs).
+        let loaded = native(&[(
+            MAIN_CONFIG,
+            "[lag a]\npfs = p0 p1 p2\n[lag b]\npfs = p2 p3\n",
+        )]);
+        assert!(loaded.plan.lags.is_empty(), "{:?}", shown(&loaded));
+        assert!(
+            shown(&loaded)
+                .iter()
+                .any(|d| d.contains("PF p2 is already in [lag a]")),
+            "{:?}",
+            shown(&loaded)
+        );
+    }
+
+    #[test]
+    fn before_refuses_ordering_cycles() {
+        for (value, ok) in [
+            ("docker.service kolla-*-container.service", true),
+            ("multi-user.target", true),
+            ("network-online.target", false),
+            ("docker.service sysinit.target", false),
+            ("*.service", false),
+            ("vflag@ens3f0.service", false),
+        ] {
+            let text = format!("[lag a]\npfs = p0\nbefore = {value}\n");
+            let loaded = native(&[(MAIN_CONFIG, &text)]);
+            assert_eq!(
+                loaded.plan.lags.len() == 1,
+                ok,
+                "{value}: {:?}",
+                shown(&loaded)
+            );
+            if !ok {
+                let d = &shown(&loaded)[0];
+                assert!(
+                    d.starts_with("/etc/vflag/vflag.conf:3: [lag a] before:"),
+                    "{d}"
+                );
+                assert!(d.contains("ordering cycle"), "{d}");
+            }
         }
     }
 
