@@ -157,18 +157,37 @@ fn expand_before(lag: &Lag, root: &Root, log: &mut Vec<String>) -> Vec<String> {
     units
 }
 
-/// Shell-style match of `*` and `?` (no classes), enough for unit name patterns.
+/// Shell-style match of `*` and `?` (no classes), enough for unit name patterns; `?` is one
+/// byte, `*` any run of bytes (also none). Greedy with one backtrack point (the last `*`): a
+/// later `*` makes earlier choices irrelevant, so this is O(len(pattern) * len(name)) at worst,
+/// where plain recursion was exponential (`a*a*a*...b.service` hung the boot).
 pub fn glob_match(pattern: &str, name: &str) -> bool {
-    fn m(p: &[u8], n: &[u8]) -> bool {
-        match (p.first(), n.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => m(&p[1..], n) || (!n.is_empty() && m(p, &n[1..])),
-            (Some(b'?'), Some(_)) => m(&p[1..], &n[1..]),
-            (Some(a), Some(b)) if a == b => m(&p[1..], &n[1..]),
-            _ => false,
+    let (p, n) = (pattern.as_bytes(), name.as_bytes());
+    let (mut pi, mut ni) = (0, 0);
+    // After the last `*` seen: the pattern index past it and the name index it resumes from.
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        match p.get(pi) {
+            Some(b'*') => {
+                star = Some((pi + 1, ni));
+                pi += 1;
+            }
+            Some(&c) if c == b'?' || c == n[ni] => {
+                pi += 1;
+                ni += 1;
+            }
+            _ => match star {
+                // Let the last `*` swallow one more byte and retry after it.
+                Some((sp, sn)) => {
+                    star = Some((sp, sn + 1));
+                    pi = sp;
+                    ni = sn + 1;
+                }
+                None => return false,
+            },
         }
     }
-    m(pattern.as_bytes(), name.as_bytes())
+    p[pi..].iter().all(|&c| c == b'*')
 }
 
 /// Write the entries under `dir` (which systemd created and empties at every daemon-reload).
@@ -243,5 +262,24 @@ mod tests {
         assert!(glob_match("a?c", "abc"));
         assert!(!glob_match("a?c", "ac"));
         assert!(glob_match("*", ""));
+        assert!(glob_match("**a*", "ba"));
+        assert!(!glob_match("*?", ""));
+        assert!(glob_match("*b*c", "abbbxc"));
+        assert!(!glob_match("a*b", "ab*x"));
+        assert!(glob_match("a*", "a"));
+    }
+
+    /// `a*a*...a*b.service` with 30 stars against a 60-byte name that has no `b`: the old
+    /// recursive matcher tried every way to share the `a`s among the stars and
+    /// never returned (C(52,30), about 1e14, ways), so on the old code this test hangs until the runner gives up. No wall
+    /// time is asserted here (speed is measured in benchmarks, not in timed tests).
+    #[test]
+    fn pathological_globs_finish() {
+        let name = format!("{}.service", "a".repeat(52));
+        assert_eq!(name.len(), 60);
+        let stars = "a*".repeat(30);
+        assert!(!glob_match(&format!("{stars}b.service"), &name));
+        assert!(glob_match(&format!("{stars}.service"), &name));
+        assert!(!glob_match(&format!("{}b", "*".repeat(30)), &name));
     }
 }
