@@ -10,9 +10,19 @@ use vflag::paths::Root;
 const USAGE: &str = "usage: vflag-generator NORMAL-DIR [EARLY-DIR LATE-DIR]";
 
 fn log(root: &Root, priority: u8, msg: &str) {
+    // Messages quote file and LAG names: a control character in one must not start a record
+    // (or a journal line, from stderr) of its own.
+    let mut safe = String::with_capacity(msg.len());
+    for c in msg.chars() {
+        if c.is_control() {
+            safe.extend(c.escape_default());
+        } else {
+            safe.push(c);
+        }
+    }
     // <N> is the syslog priority for the kernel log; one write per record.
     let line = format!(
-        "<{priority}>vflag-generator[{}]: {msg}\n",
+        "<{priority}>vflag-generator[{}]: {safe}\n",
         std::process::id()
     );
     let sent = std::fs::OpenOptions::new()
@@ -20,7 +30,7 @@ fn log(root: &Root, priority: u8, msg: &str) {
         .open(root.path("/dev/kmsg"))
         .and_then(|mut f| f.write_all(line.as_bytes()));
     if sent.is_err() {
-        eprintln!("vflag-generator: {msg}");
+        eprintln!("vflag-generator: {safe}");
     }
 }
 

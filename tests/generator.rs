@@ -123,10 +123,8 @@ fn golden_directories() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
-/// Every generated unit loads cleanly in systemd's own parser, together with the packaged
-/// templates and the host's systemd units (`systemd-analyze verify --root`).
-#[test]
-fn generated_units_pass_systemd_analyze_verify() {
+/// `systemd-analyze`, or None where it is not installed (outside CI only).
+fn analyze() -> Option<&'static Path> {
     let analyze = Path::new("/usr/bin/systemd-analyze");
     if !analyze.exists() {
         assert!(
@@ -134,58 +132,131 @@ fn generated_units_pass_systemd_analyze_verify() {
             "systemd-analyze missing in CI"
         );
         eprintln!("SKIP: systemd-analyze not installed");
-        return;
+        return None;
     }
+    Some(analyze)
+}
+
+/// Run the generator on `case_root` and load every generated instance in systemd's own parser,
+/// together with the packaged templates and the host's systemd units
+/// (`systemd-analyze verify --root`); panics on any complaint. Returns how many were verified.
+fn verify_generated(analyze: &Path, case_root: &Path) -> usize {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut checked = 0;
-    for case in cases() {
-        let sys = tempfile::tempdir().unwrap();
-        let r = sys.path();
-        let unit_dir = r.join("usr/lib/systemd/system");
-        std::fs::create_dir_all(&unit_dir).unwrap();
-        for host_units in ["/usr/lib/systemd/system", "/lib/systemd/system"] {
-            if Path::new(host_units).is_dir() {
-                let _ = Command::new("cp")
-                    .args([
-                        "-rn",
-                        &format!("{host_units}/."),
-                        unit_dir.to_str().unwrap(),
-                    ])
-                    .status();
-            }
+    let sys = tempfile::tempdir().unwrap();
+    let r = sys.path();
+    let unit_dir = r.join("usr/lib/systemd/system");
+    std::fs::create_dir_all(&unit_dir).unwrap();
+    for host_units in ["/usr/lib/systemd/system", "/lib/systemd/system"] {
+        if Path::new(host_units).is_dir() {
+            let _ = Command::new("cp")
+                .args([
+                    "-rn",
+                    &format!("{host_units}/."),
+                    unit_dir.to_str().unwrap(),
+                ])
+                .status();
         }
-        copy_tree(&repo.join("units"), &unit_dir);
-        std::fs::create_dir_all(r.join("usr/bin")).unwrap();
-        std::fs::copy(env!("CARGO_BIN_EXE_vflag"), r.join("usr/bin/vflag")).unwrap();
-        // The generator's normal dir has the same semantics as /etc/systemd/system for loading.
-        let out = r.join("etc/systemd/system");
-        std::fs::create_dir_all(&out).unwrap();
-        run_generator(&case.join("root"), &out);
-        let mut units: Vec<String> = tree(&out)
-            .keys()
-            .filter_map(|p| p.file_name()?.to_str().map(str::to_string))
-            .filter(|n| n.ends_with(".service") && n.contains('@'))
-            .collect();
-        units.sort();
-        units.dedup();
-        if units.is_empty() {
-            continue;
-        }
-        let o = Command::new(analyze)
-            .args(["verify", "--man=no", &format!("--root={}", r.display())])
-            .args(&units)
-            .current_dir(r)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(
-            o.status.success() && err.trim().is_empty(),
-            "{}: systemd-analyze verify {units:?}:\n{err}",
-            case.display()
-        );
-        checked += units.len();
     }
+    copy_tree(&repo.join("units"), &unit_dir);
+    std::fs::create_dir_all(r.join("usr/bin")).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_vflag"), r.join("usr/bin/vflag")).unwrap();
+    // The generator's normal dir has the same semantics as /etc/systemd/system for loading.
+    let out = r.join("etc/systemd/system");
+    std::fs::create_dir_all(&out).unwrap();
+    run_generator(case_root, &out);
+    let mut units: Vec<String> = tree(&out)
+        .keys()
+        .filter_map(|p| p.file_name()?.to_str().map(str::to_string))
+        .filter(|n| n.ends_with(".service") && n.contains('@'))
+        .collect();
+    units.sort();
+    units.dedup();
+    if units.is_empty() {
+        return 0;
+    }
+    let o = Command::new(analyze)
+        .args(["verify", "--man=no", &format!("--root={}", r.display())])
+        .args(&units)
+        .current_dir(r)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && err.trim().is_empty(),
+        "{}: systemd-analyze verify {units:?}:\n{err}",
+        case_root.display()
+    );
+    units.len()
+}
+
+/// Every generated unit of every golden case loads cleanly in systemd's own parser.
+#[test]
+fn generated_units_pass_systemd_analyze_verify() {
+    let Some(analyze) = analyze() else { return };
+    let checked: usize = cases()
+        .iter()
+        .map(|case| verify_generated(analyze, &case.join("root")))
+        .sum();
     assert!(checked >= 10, "too few units verified: {checked}");
+}
+
+/// A drop-in whose file name holds a newline and a directive: nothing of it reaches a unit
+/// (config or generator refuses that LAG), the log has no line of its own for it, the other
+/// LAG is generated and everything loads cleanly. (Not a golden case: such a file name does
+/// not belong in git.)
+#[test]
+fn file_name_with_a_newline_injects_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let conf_d = root.join("etc/vflag/vflag.conf.d");
+    std::fs::create_dir_all(&conf_d).unwrap();
+    std::fs::create_dir_all(root.join("proc")).unwrap();
+    std::fs::write(root.join("proc/cmdline"), "ro\n").unwrap();
+    std::fs::write(
+        root.join("etc/vflag/vflag.conf"),
+        "[lag bond0]\npfs = ens3f0 ens3f1\nvfs = 8\n",
+    )
+    .unwrap();
+    // An unknown key too, so that the file is named in a config diagnostic.
+    std::fs::write(
+        conf_d.join("50-x\n[Service]\nExecStartPre=touch pwned\n#.conf"),
+        "[lag evil]\npfs = ens6f0 ens6f1\nvfs = 4\ncolour = blue\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let (code, stderr) = run_generator(&root, &out);
+    assert_eq!(code, 0, "{stderr}");
+    let files = tree(&out);
+    for (path, text) in &files {
+        for line in text.lines() {
+            assert!(
+                !line.starts_with("ExecStartPre")
+                    && (!line.starts_with('#') || line.starts_with("# Generated")),
+                "{}: {line}",
+                path.display()
+            );
+        }
+        assert!(
+            !path.to_string_lossy().contains("ens6f"),
+            "{}",
+            path.display()
+        );
+    }
+    assert!(files.contains_key(Path::new("vflag-rebind@ens3f1.service.d/50-vflag.conf")));
+    assert!(
+        stderr.contains("ExecStartPre"),
+        "the file is not named: {stderr}"
+    );
+    for line in stderr.lines() {
+        assert!(
+            line.starts_with("vflag-generator: "),
+            "log line of its own: {line:?}"
+        );
+    }
+    if let Some(analyze) = analyze() {
+        assert_eq!(verify_generated(analyze, &root), 4);
+    }
 }
 
 #[test]

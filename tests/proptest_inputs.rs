@@ -1,12 +1,13 @@
 //! Property tests on hostile input: the config parsers never panic and always locate their
 //! errors; unit-name escaping equals `systemd-escape`; the command-line parser keeps words and
-//! lets the last `vflag=` win.
+//! lets the last `vflag=` win; the generator's glob matcher agrees with a plain recursive one.
 
 use proptest::prelude::*;
 use std::path::Path;
 use std::process::Command;
 use vflag::cmdline::Cmdline;
 use vflag::config::{self, Level};
+use vflag::generator::glob_match;
 use vflag::names::IfName;
 use vflag::paths::Root;
 
@@ -116,5 +117,32 @@ fn hostile_names_refused() {
         "tab\there",
     ] {
         assert!(IfName::new(bad).is_err(), "{bad:?}");
+    }
+}
+
+/// The obvious recursive matcher (exponential on many stars, fine on 8 bytes): the reference.
+fn glob_reference(p: &[u8], n: &[u8]) -> bool {
+    match (p.first(), n.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => {
+            glob_reference(&p[1..], n) || (!n.is_empty() && glob_reference(p, &n[1..]))
+        }
+        (Some(b'?'), Some(_)) => glob_reference(&p[1..], &n[1..]),
+        (Some(a), Some(b)) if a == b => glob_reference(&p[1..], &n[1..]),
+        _ => false,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// A small alphabet so that matches are frequent; `*` and `?` also appear in names.
+    #[test]
+    fn glob_match_agrees_with_reference(pattern in "[ab*?]{0,8}", name in "[ab*?]{0,8}") {
+        prop_assert_eq!(
+            glob_match(&pattern, &name),
+            glob_reference(pattern.as_bytes(), name.as_bytes()),
+            "pattern {:?} name {:?}", pattern, name
+        );
     }
 }
