@@ -100,13 +100,14 @@ GLIBC_FLOOR ?= 2.28
 PKG_TARGET  = x86_64-unknown-linux-gnu
 TARGET_DIR  = $(shell $(CARGO) metadata --no-deps --format-version 1 2>/dev/null | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 
-# zig from PyPI's ziglang in a venv (tests/package-tools.sh installs it there), or on PATH.
+# zig and cargo-zigbuild from PyPI in a venv (tests/package-tools.sh installs them there), or
+# on PATH.
 ZIG_VENV    ?= /var/tmp/vflag-zig-venv
 ZIG_PATH     = PATH=$(ZIG_VENV)/bin:$$PATH
 
 package-bin:
 	@mkdir -p target/package-bin
-	if command -v cargo-zigbuild >/dev/null && \
+	if $(ZIG_PATH) sh -c 'command -v cargo-zigbuild' >/dev/null && \
 	   { $(ZIG_PATH) python3 -m ziglang version || zig version; } >/dev/null 2>&1; then \
 		$(ZIG_PATH) $(PKG_ENV) $(CARGO) zigbuild --release --locked --target $(PKG_TARGET).$(GLIBC_FLOOR) && \
 		cp $(TARGET_DIR)/$(PKG_TARGET)/release/vflag $(TARGET_DIR)/$(PKG_TARGET)/release/vflag-generator target/package-bin/; \

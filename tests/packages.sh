@@ -2,7 +2,7 @@
 # Build the Debian package (cargo-deb) and the RPM (cargo-generate-rpm) and inspect them:
 # paths, modes, maintainer scripts (run against fake systemctl/udevadm, with and without a
 # running systemd/udevd), no active configuration, man pages, completions, dependencies.
-# Debian host, as root (installs cargo-deb / cargo-generate-rpm with `cargo install --locked`
+# Debian host, as root (tests/package-tools.sh installs cargo-deb / cargo-generate-rpm with `cargo install --locked`
 # and Debian's `rpm` package when missing). Prints PASS/FAIL lines; exits non-zero on failure.
 #
 #   tests/packages.sh              build with `make deb rpm`, then inspect
