@@ -63,6 +63,8 @@ expected() { # $1 = zsh completion dir
 	echo "/usr/lib/systemd/system/vflag@.service 644"
 	echo "/usr/lib/systemd/system/vflag-rebind@.service 644"
 	echo "/usr/lib/systemd/system/vflag-hotplug@.service 644"
+	echo "/usr/lib/systemd/system/vflag-ovs-offload.path 644"
+	echo "/usr/lib/systemd/system/vflag-ovs-offload.service 644"
 	echo "/usr/lib/systemd/network/00-vflag-hold.network 644"
 	for r in $rules; do echo "/usr/lib/udev/rules.d/$r 644"; done
 	echo "/usr/share/man/man8/vflag.8.gz 644"
