@@ -138,6 +138,7 @@ fn generated_units_pass_systemd_analyze_verify() {
     }
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut checked = 0;
+    let mut ovs_units = 0;
     for case in cases() {
         let sys = tempfile::tempdir().unwrap();
         let r = sys.path();
@@ -164,8 +165,13 @@ fn generated_units_pass_systemd_analyze_verify() {
         let mut units: Vec<String> = tree(&out)
             .keys()
             .filter_map(|p| p.file_name()?.to_str().map(str::to_string))
-            .filter(|n| n.ends_with(".service") && n.contains('@'))
+            .filter(|n| (n.ends_with(".service") && n.contains('@')) || n.ends_with(".path"))
             .collect();
+        // A path unit: its service too (what it starts).
+        if units.iter().any(|u| u == "vflag-ovs-offload.path") {
+            units.push("vflag-ovs-offload.service".into());
+            ovs_units += 1;
+        }
         units.sort();
         units.dedup();
         if units.is_empty() {
@@ -186,6 +192,26 @@ fn generated_units_pass_systemd_analyze_verify() {
         checked += units.len();
     }
     assert!(checked >= 10, "too few units verified: {checked}");
+    assert!(
+        ovs_units >= 2,
+        "the ovs-offload cases' path units were not verified"
+    );
+}
+
+/// The packaged path unit watches the socket that vflag.conf(5) documents as the default; the
+/// generator writes a drop-in only for another one.
+#[test]
+fn packaged_path_unit_watches_the_default_socket() {
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("units/vflag-ovs-offload.path"),
+    )
+    .unwrap();
+    let watched: Vec<&str> = unit
+        .lines()
+        .filter_map(|l| l.strip_prefix("PathExists="))
+        .collect();
+    let default = vflag::config::Ovs::default().db_socket;
+    assert_eq!(watched, [default.to_str().unwrap()]);
 }
 
 #[test]
