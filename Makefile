@@ -42,7 +42,7 @@ install: build man
 	install -Dm755 $(RELEASE)/vflag $(DESTDIR)$(BINDIR)/vflag
 	install -Dm755 $(RELEASE)/vflag-generator $(DESTDIR)$(GENERATORDIR)/vflag-generator
 	install -d $(DESTDIR)$(UNITDIR)
-	for u in units/*.service; do \
+	for u in units/*.service units/*.path; do \
 		sed 's|/usr/bin/vflag|$(BINDIR)/vflag|g' $$u > $(DESTDIR)$(UNITDIR)/$$(basename $$u); \
 		chmod 644 $(DESTDIR)$(UNITDIR)/$$(basename $$u); \
 	done
@@ -62,7 +62,7 @@ install: build man
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/vflag $(DESTDIR)$(GENERATORDIR)/vflag-generator
-	for u in units/*.service; do rm -f $(DESTDIR)$(UNITDIR)/$$(basename $$u); done
+	for u in units/*.service units/*.path; do rm -f $(DESTDIR)$(UNITDIR)/$$(basename $$u); done
 	rm -f $(DESTDIR)$(NETWORKDIR)/00-vflag-hold.network
 	for r in udev-rules/*.rules; do rm -f $(DESTDIR)$(UDEVDIR)/rules.d/$$(basename $$r); done
 	for m in $(MANPAGES); do p=$$(basename $$m .gz); rm -f $(DESTDIR)$(MANDIR)/man$${p##*.}/$$p.gz; done

@@ -76,7 +76,12 @@ enum Command {
 #[derive(Subcommand)]
 enum OvsOffloadAction {
     /// Set other_config:hw-offload=true (ovs-vswitchd applies it on restart on older releases).
-    Enable,
+    Enable {
+        /// Wait up to TIME (e.g. 60s) while Open vSwitch is absent, not answering or its
+        /// database not initialised (vflag-ovs-offload.service uses this).
+        #[arg(long, value_name = "TIME", value_parser = config::timespan)]
+        wait: Option<std::time::Duration>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -111,8 +116,8 @@ fn run(command: Command, root: &Root) -> Result<ExitCode> {
             prometheus,
         } => status(root, &pfs, json, prometheus),
         Command::OvsOffload {
-            action: OvsOffloadAction::Enable,
-        } => ovs_offload_enable(root),
+            action: OvsOffloadAction::Enable { wait },
+        } => ovs_offload_enable(root, wait.unwrap_or_default()),
         Command::UdevName { ifname } => {
             let loaded = config::load(root);
             // udev gives DEVPATH; during an add the netdev may not be in /sys/class/net yet.
@@ -381,15 +386,27 @@ fn status(root: &Root, pfs: &[String], json: bool, prometheus: bool) -> Result<E
     })
 }
 
-fn ovs_offload_enable(root: &Root) -> Result<ExitCode> {
+fn ovs_offload_enable(root: &Root, wait: std::time::Duration) -> Result<ExitCode> {
     let loaded = config::load(root);
-    let changed = vflag::status::ovs_offload_enable(root, &loaded).with_context(|| {
-        format!(
-            "cannot set other_config:hw-offload via {}",
-            loaded.ovs.db_socket.display()
-        )
-    })?;
+    let changed = vflag::status::ovs_offload_enable_wait(root, &loaded, wait);
+    let changed = match changed {
+        Ok(c) => c,
+        Err(e) => {
+            let msg = format!(
+                "cannot set other_config:hw-offload via {}",
+                loaded.ovs.db_socket.display()
+            );
+            vflag::log::status(&format!("{msg}: {e}"));
+            return Err(anyhow::Error::new(e).context(msg));
+        }
+    };
+    // On stdout (the journal, under systemd) and as the unit's STATUS= for `systemctl status`.
     println!("{}", vflag::status::ovs_offload_message(changed));
+    vflag::log::status(if changed {
+        "hw-offload set; restart ovs-vswitchd (openvswitch_vswitchd container) for it to take effect"
+    } else {
+        "other_config:hw-offload already true; nothing changed"
+    });
     Ok(ExitCode::SUCCESS)
 }
 

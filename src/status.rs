@@ -37,7 +37,7 @@ use crate::paths::Root;
 use crate::stages::{LAG_BOND_MODES, LAG_MAX_VFS};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Bound for connecting to and asking each OVS socket (database, ovs-vswitchd).
 pub const OVS_TIMEOUT: Duration = Duration::from_millis(1000);
@@ -1512,10 +1512,40 @@ pub fn ovs_offload_enable(root: &Root, loaded: &Loaded) -> Result<bool, OvsError
     Ok(changed)
 }
 
+/// [`ovs_offload_enable`], tried again while Open vSwitch is not there yet or not ready (no
+/// socket, connection refused, no answer, database not initialised) until `wait` has passed:
+/// the socket can appear before ovsdb-server answers or before its `Open_vSwitch` row exists.
+pub fn ovs_offload_enable_wait(
+    root: &Root,
+    loaded: &Loaded,
+    wait: Duration,
+) -> Result<bool, OvsError> {
+    let end = Instant::now() + wait;
+    let mut said = false;
+    loop {
+        match ovs_offload_enable(root, loaded) {
+            Err(e) if ovs_not_ready(&e) && Instant::now() < end => {
+                if !said {
+                    tracing::info!("waiting up to {wait:?} for Open vSwitch: {e}");
+                    said = true;
+                }
+                let left = end.saturating_duration_since(Instant::now());
+                std::thread::sleep(left.min(Duration::from_millis(500)));
+            }
+            r => return r,
+        }
+    }
+}
+
+/// States that end by themselves while Open vSwitch starts.
+fn ovs_not_ready(e: &OvsError) -> bool {
+    e.is_absent() || matches!(e, OvsError::NoRow(_) | OvsError::Timeout(..))
+}
+
 /// What to tell the operator after [`ovs_offload_enable`].
 pub fn ovs_offload_message(changed: bool) -> String {
     if changed {
-        "Set other_config:hw-offload=true. Restart ovs-vswitchd so that it surely takes effect (Kolla: docker restart openvswitch_vswitchd; elsewhere: systemctl restart openvswitch-switch): older Open vSwitch releases document that a change needs a restart.".into()
+        "hw-offload set (other_config:hw-offload=true); restart ovs-vswitchd for it to take effect (Kolla: docker restart openvswitch_vswitchd; elsewhere: systemctl restart openvswitch-switch). vflag does not restart it (that interrupts the host's Open vSwitch traffic) and cannot tell whether the running ovs-vswitchd has applied it.".into()
     } else {
         "other_config:hw-offload is already true; nothing changed. If ovs-vswitchd was started before it was set, restart it (Kolla: docker restart openvswitch_vswitchd).".into()
     }
@@ -2358,7 +2388,7 @@ mod tests {
 
     #[test]
     fn enable_message_says_restart() {
-        assert!(ovs_offload_message(true).contains("Restart ovs-vswitchd"));
+        assert!(ovs_offload_message(true).contains("restart ovs-vswitchd"));
         assert!(ovs_offload_message(false).contains("nothing changed"));
     }
 }

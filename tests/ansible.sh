@@ -150,6 +150,10 @@ check "A: vflag plan reads it: ens3f0 ens3f1, 8 VFs, 63/18 channels, 45s, docker
 	 and lag["representor_channels"] == 18 and lag["device_timeout"]["secs"] == 45
 	 and lag["before"] == ["docker.service"] and lag["eswitch"] == "switchdev" and p["ovs"]["hw_offload"] is True'
 check "A: VFLAG_ROOT=<root> vflag plan exits 0" quiet env VFLAG_ROOT="$A" "$vflag" plan
+mkdir -p "$work/genA"
+VFLAG_ROOT=$A "$target/debug/vflag-generator" "$work/genA" 2>/dev/null
+check "A: hw-offload applies: the generator enables vflag-ovs-offload.path for that config" \
+	test -L "$work/genA/multi-user.target.wants/vflag-ovs-offload.path"
 check "A: mlnx-vflag units disabled" test ! -L "$A/etc/systemd/system/multi-user.target.wants/mlnx-vflag-early.service" -a \
 	! -L "$A/etc/systemd/system/multi-user.target.wants/mlnx-vflag-final.service"
 check "A: mlnx-vflag unit files and scripts removed" test ! -e "$A/etc/systemd/system/mlnx-vflag-early.service" -a \

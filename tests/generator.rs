@@ -139,8 +139,8 @@ fn analyze() -> Option<&'static Path> {
 
 /// Run the generator on `case_root` and load every generated instance in systemd's own parser,
 /// together with the packaged templates and the host's systemd units
-/// (`systemd-analyze verify --root`); panics on any complaint. Returns how many were verified.
-fn verify_generated(analyze: &Path, case_root: &Path) -> usize {
+/// (`systemd-analyze verify --root`); panics on any complaint. Returns the units verified.
+fn verify_generated(analyze: &Path, case_root: &Path) -> Vec<String> {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let sys = tempfile::tempdir().unwrap();
     let r = sys.path();
@@ -167,12 +167,16 @@ fn verify_generated(analyze: &Path, case_root: &Path) -> usize {
     let mut units: Vec<String> = tree(&out)
         .keys()
         .filter_map(|p| p.file_name()?.to_str().map(str::to_string))
-        .filter(|n| n.ends_with(".service") && n.contains('@'))
+        .filter(|n| (n.ends_with(".service") && n.contains('@')) || n.ends_with(".path"))
         .collect();
+    // A path unit: its service too (what it starts).
+    if units.iter().any(|u| u == "vflag-ovs-offload.path") {
+        units.push("vflag-ovs-offload.service".into());
+    }
     units.sort();
     units.dedup();
     if units.is_empty() {
-        return 0;
+        return units;
     }
     let o = Command::new(analyze)
         .args(["verify", "--man=no", &format!("--root={}", r.display())])
@@ -186,18 +190,43 @@ fn verify_generated(analyze: &Path, case_root: &Path) -> usize {
         "{}: systemd-analyze verify {units:?}:\n{err}",
         case_root.display()
     );
-    units.len()
+    units
 }
 
 /// Every generated unit of every golden case loads cleanly in systemd's own parser.
 #[test]
 fn generated_units_pass_systemd_analyze_verify() {
     let Some(analyze) = analyze() else { return };
-    let checked: usize = cases()
+    let units: Vec<String> = cases()
         .iter()
-        .map(|case| verify_generated(analyze, &case.join("root")))
-        .sum();
+        .flat_map(|case| verify_generated(analyze, &case.join("root")))
+        .collect();
+    let checked = units.len();
+    let ovs_units = units
+        .iter()
+        .filter(|u| *u == "vflag-ovs-offload.path")
+        .count();
     assert!(checked >= 10, "too few units verified: {checked}");
+    assert!(
+        ovs_units >= 2,
+        "the ovs-offload cases' path units were not verified"
+    );
+}
+
+/// The packaged path unit watches the socket that vflag.conf(5) documents as the default; the
+/// generator writes a drop-in only for another one.
+#[test]
+fn packaged_path_unit_watches_the_default_socket() {
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("units/vflag-ovs-offload.path"),
+    )
+    .unwrap();
+    let watched: Vec<&str> = unit
+        .lines()
+        .filter_map(|l| l.strip_prefix("PathExists="))
+        .collect();
+    let default = vflag::config::Ovs::default().db_socket;
+    assert_eq!(watched, [default.to_str().unwrap()]);
 }
 
 /// A drop-in whose file name holds a newline and a directive: nothing of it reaches a unit
@@ -255,7 +284,7 @@ fn file_name_with_a_newline_injects_nothing() {
         );
     }
     if let Some(analyze) = analyze() {
-        assert_eq!(verify_generated(analyze, &root), 4);
+        assert_eq!(verify_generated(analyze, &root).len(), 4);
     }
 }
 

@@ -168,3 +168,80 @@ fn stale_socket_is_not_running_not_a_hang() {
     assert!(start.elapsed() < Duration::from_secs(3));
     assert_eq!(row(&f, "ovs").outcome, Outcome::Warn, "{f:#?}");
 }
+
+/// `vflag ovs-offload enable --wait` (what vflag-ovs-offload.service runs when the database
+/// socket appears): the socket exists before the database is initialised (no Open_vSwitch row
+/// yet), so it waits for the row instead of failing, sets the key once, and a second run
+/// changes nothing and says so. Without OVS at all the wait is bounded.
+#[test]
+fn enable_waits_for_the_database_then_is_idempotent() {
+    use std::process::{Command, Stdio};
+    let bin = env!("CARGO_BIN_EXE_vflag");
+    let Some(ovs) = ovs() else { return };
+    let srv = Server::start(ovs);
+    std::fs::create_dir_all(srv.root().join("etc/vflag")).unwrap();
+    std::fs::write(
+        srv.root().join("etc/vflag/vflag.conf"),
+        "[ovs]\nhw-offload = yes\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        Command::new(bin)
+            .args(["ovs-offload", "enable"])
+            .args(args)
+            .env("VFLAG_ROOT", srv.root())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = run(&["--wait", "30s"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "gave up on an uninitialised database instead of waiting"
+    );
+    srv.vsctl(&["init"]);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("hw-offload set") && stdout.contains("restart ovs-vswitchd"),
+        "{stdout}"
+    );
+    let get = || srv.vsctl(&["get", "Open_vSwitch", ".", "other_config:hw-offload"]);
+    assert_eq!(get(), "\"true\"");
+
+    let out = run(&[]).wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.starts_with("other_config:hw-offload is already true; nothing changed"),
+        "{stdout}"
+    );
+    assert_eq!(get(), "\"true\"");
+
+    // No Open vSwitch at all: fails after the wait, not before and not much later.
+    let empty = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    let out = Command::new(bin)
+        .args(["ovs-offload", "enable", "--wait", "2s"])
+        .env("VFLAG_ROOT", empty.path())
+        .output()
+        .unwrap();
+    let took = start.elapsed();
+    assert!(!out.status.success());
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Open vSwitch absent"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -48,7 +48,8 @@ _vflag()
         plan) opts="--json --config" ;;
         check) opts="--json" ;;
         status) opts="--json --prometheus" ;;
-        setup | setup-end | rebind | udev-import | udev-name | ovs-offload | help) opts="" ;;
+        ovs-offload) if ((nargs > 0)); then opts="--wait"; else opts=""; fi ;;
+        setup | setup-end | rebind | udev-import | udev-name | help) opts="" ;;
         *) return ;;
     esac
     if [[ $cur == -* ]]; then
