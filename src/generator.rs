@@ -114,10 +114,12 @@ fn rebind(out: &mut Output, lag: &Lag, pf: &IfName, before: &[String]) {
     if !before.is_empty() {
         let _ = writeln!(s, "Before={}", before.join(" "));
     }
+    // The same number twice: vflag ends its waits before systemd's timeout (see budget.rs).
+    let secs = lag.lag_timeout.as_secs() + REBIND_MARGIN_SECS;
     let _ = write!(
         s,
-        "\n[Service]\nTimeoutStartSec={}s\n",
-        lag.lag_timeout.as_secs() + REBIND_MARGIN_SECS
+        "\n[Service]\nTimeoutStartSec={secs}s\nEnvironment={}={secs}\n",
+        crate::budget::DEADLINE_ENV
     );
     out.entries.insert(
         PathBuf::from(format!("{unit}.d/50-vflag.conf")),
