@@ -115,7 +115,7 @@ impl Budget {
             let mut it = s.split_whitespace().map(|w| w.parse::<u64>().ok());
             Some((it.next()??, it.next().flatten()))
         });
-        let b = match recorded {
+        match recorded {
             Some((start_ms, ext_ms)) if start_ms <= mono => {
                 let ago = |ms: u64| now.checked_sub(Duration::from_millis(mono.saturating_sub(ms)));
                 let start = ago(start_ms).unwrap_or(now);
@@ -137,8 +137,7 @@ impl Budget {
                 let _ = fs::write(&anchor, format!("{mono}\n"));
                 Budget::new(now, Some(base), ceiling, Some(anchor))
             }
-        };
-        b
+        }
     }
 
     /// The unit's start timeout as configured (for messages).

@@ -1269,7 +1269,12 @@ const MLX5_VENDOR: u16 = 0x15b3;
 /// The late stage for one PF.
 pub fn rebind(root: &Root, lag: &Lag, pf: &IfName) -> Result<Report, StageError> {
     let mut net = Kernel::open().map_err(dev_err(pf, "open netlink"))?;
-    rebind_with(root, lag, pf, &mut net, &Timeouts::for_unit(root, lag))
+    // No extension of its own: the units of `before` are never held back beyond its timeout.
+    let t = Timeouts {
+        budget: Budget::from_env(root, Duration::ZERO),
+        ..Timeouts::default()
+    };
+    rebind_with(root, lag, pf, &mut net, &t)
 }
 
 pub fn rebind_with(
