@@ -192,8 +192,8 @@ fn print_plan(loaded: &Loaded) {
         println!("  network:      {:?}", lag.network_stack);
         println!("  rebind before {}", lag.before.join(" "));
         println!(
-            "  NIC wait:     {:?}, LAG wait: {:?}",
-            lag.device_timeout, lag.lag_timeout
+            "  NIC wait:     {:?}, LAG wait: {:?}, set-up at most: {:?}",
+            lag.device_timeout, lag.lag_timeout, lag.setup_timeout_max
         );
         for pf in &lag.pfs {
             println!(

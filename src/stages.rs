@@ -330,9 +330,13 @@ fn lock_holder(path: &std::path::Path) -> (String, bool) {
             true,
         ),
         (Some(l), _) => {
-            let comm = fs::read_to_string(format!("/proc/{l}/comm")).unwrap_or_default();
+            // Under the units' sandbox (ProtectProc=invisible, few capabilities) another
+            // process's /proc entry is often hidden: then the pid is all there is to say.
+            let comm = fs::read_to_string(format!("/proc/{l}/comm"))
+                .map(|c| format!(" ({})", c.trim()))
+                .unwrap_or_default();
             let unit = unit_of(&l).map(|u| format!(" in {u}")).unwrap_or_default();
-            (format!("pid {l} ({}){unit}", comm.trim()), false)
+            (format!("pid {l}{comm}{unit}"), false)
         }
         (None, None) => ("another process".into(), false),
     }
