@@ -17,6 +17,9 @@
 //! two PFs of a card, or a restart, never interleave. A restart of a configured, enslaved PF
 //! changes nothing and reports the state.
 //!
+//! Every wait is bounded by min(its own cap in [`Timeouts`], the unit's time left): it ends with
+//! its own error before systemd would kill the unit (see [`crate::budget`]).
+//!
 //! Where a VF goes back to: the driver it was unbound from (recorded in
 //! `/run/vflag/<pf>.json` before the unbind). VFs that never had a driver (created with
 //! autoprobe off) are handed to `/sys/bus/<bus>/drivers_probe`, which matches a driver exactly as
