@@ -25,8 +25,9 @@ use crate::paths::Root;
 
 /// The unit's start timeout in seconds, written next to `TimeoutStartSec=`.
 pub const DEADLINE_ENV: &str = "VFLAG_DEADLINE_SEC";
-/// Kept free before the unit's deadline: report the failure, let `ExecStopPost=` run.
-pub const MARGIN: Duration = Duration::from_secs(5);
+/// Kept free before the unit's deadline: report the failure and hand the PF over (at most a few
+/// D-Bus calls; `ExecStopPost=` runs too).
+pub const MARGIN: Duration = Duration::from_secs(10);
 /// One extension of the unit's timeout.
 pub const STEP: Duration = Duration::from_secs(30);
 /// Poll interval of the waits.
