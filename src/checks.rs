@@ -344,10 +344,30 @@ pub fn mlxconfig(pf_name: &IfName, lag: &Lag, tool: &std::path::Path) -> Vec<Fin
     let Some(pci) = dev.file_name().map(|n| n.to_string_lossy().into_owned()) else {
         return vec![];
     };
-    let out = std::process::Command::new(tool)
+    match query_mlxconfig(tool, &pci, MLXCONFIG_TIMEOUT) {
+        Ok(Some(text)) => mlxconfig_findings(pf_name, lag, &pci, &text),
+        Ok(None) => vec![],
+        Err(why) => vec![Finding::new("mlxconfig", Some(pf_name), Outcome::Warn, why)
+            .hint("run `mlxconfig -d <pci> -e q` by hand; the firmware tools may be hung or waiting for the device")],
+    }
+}
+
+/// How long `mlxconfig` may take to answer (it reads the firmware through the PCI device).
+pub const MLXCONFIG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `mlxconfig -d <pci> -e q ...`'s output; `Ok(None)` when it fails (not installed, no access);
+/// `Err` when it did not answer within `timeout` (it is killed).
+pub fn query_mlxconfig(
+    tool: &std::path::Path,
+    pci: &str,
+    timeout: std::time::Duration,
+) -> Result<Option<String>, String> {
+    use std::io::Read as _;
+    use std::process::{Command, Stdio};
+    let child = Command::new(tool)
         .args([
             "-d",
-            &pci,
+            pci,
             "-e",
             "q",
             "SRIOV_EN",
@@ -355,14 +375,44 @@ pub fn mlxconfig(pf_name: &IfName, lag: &Lag, tool: &std::path::Path) -> Vec<Fin
             "LINK_TYPE_P1",
             "LINK_TYPE_P2",
         ])
-        .stdin(std::process::Stdio::null())
-        .output();
-    match out {
-        Ok(o) if o.status.success() => {
-            mlxconfig_findings(pf_name, lag, &pci, &String::from_utf8_lossy(&o.stdout))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else {
+        return Ok(None);
+    };
+    // Read on a thread so a chatty tool never blocks on a full pipe while we wait.
+    let mut stdout = child.stdout.take();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(o) = stdout.as_mut() {
+            let _ = o.read_to_string(&mut text);
         }
-        _ => vec![],
-    }
+        text
+    });
+    let start = std::time::Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if start.elapsed() < timeout => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{} did not answer within {} s (killed)",
+                    tool.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| "mlxconfig".into()),
+                    timeout.as_secs()
+                ));
+            }
+        }
+    };
+    let text = reader.join().unwrap_or_default();
+    Ok(status.success().then_some(text))
 }
 
 /// Judge `mlxconfig -e q` output (pure, for tests).
@@ -455,6 +505,27 @@ fn pci_name(f: &PfFacts) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// A hung mlxconfig is killed after the timeout and reported, not waited for.
+    #[test]
+    fn mlxconfig_that_does_not_answer_is_killed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let tool = dir.path().join("mlxconfig");
+        std::fs::write(&tool, "#!/bin/sh\nexec sleep 30\n").unwrap();
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let start = std::time::Instant::now();
+        let r =
+            super::query_mlxconfig(&tool, "0000:37:00.0", std::time::Duration::from_millis(300));
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!(
+            r,
+            Err("mlxconfig did not answer within 0 s (killed)".to_string())
+        );
+        std::fs::write(&tool, "#!/bin/sh\necho 'SRIOV_EN True(1)'\n").unwrap();
+        let r = super::query_mlxconfig(&tool, "0000:37:00.0", std::time::Duration::from_secs(5));
+        assert_eq!(r, Ok(Some("SRIOV_EN True(1)\n".to_string())));
+    }
+
     use super::*;
     use std::time::Duration;
 
@@ -471,6 +542,7 @@ mod tests {
             before: vec![],
             device_timeout: Duration::from_secs(30),
             lag_timeout: Duration::from_secs(30),
+            setup_timeout_max: Duration::from_secs(300),
             flow_steering_mode: None,
             lag_port_select_mode: None,
             representor_names: false,

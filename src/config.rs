@@ -51,6 +51,8 @@ pub struct Lag {
     pub device_timeout: Duration,
     /// How long the late stage waits for the bond / LAG activation before giving up.
     pub lag_timeout: Duration,
+    /// Longest a stage may extend its unit's start timeout to while slow work progresses.
+    pub setup_timeout_max: Duration,
     /// Optional devlink params set in legacy mode before switchdev (mlx5).
     pub flow_steering_mode: Option<String>,
     pub lag_port_select_mode: Option<String>,
@@ -118,6 +120,8 @@ pub mod seed {
 /// initialisation all come first on a big server.
 pub const DEFAULT_DEVICE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_LAG_TIMEOUT: Duration = Duration::from_secs(30);
+/// Ceiling of a unit's start timeout with extensions (slow switchdev/VF creation on mlx5).
+pub const DEFAULT_SETUP_TIMEOUT_MAX: Duration = Duration::from_secs(300);
 pub const DEFAULT_BEFORE: &str = "docker.service";
 /// sriov_numvfs is a u16 in the PCI capability.
 pub const MAX_VFS: u32 = 65535;
@@ -498,6 +502,7 @@ const LAG_KEYS: &[&str] = &[
     "before",
     "device-timeout",
     "lag-timeout",
+    "setup-timeout-max",
     "flow-steering-mode",
     "lag-port-select-mode",
     "representor-names",
@@ -645,6 +650,9 @@ impl SectionParser<'_> {
             lag_timeout: self
                 .value("lag-timeout", timespan)
                 .unwrap_or(DEFAULT_LAG_TIMEOUT),
+            setup_timeout_max: self
+                .value("setup-timeout-max", timespan)
+                .unwrap_or(DEFAULT_SETUP_TIMEOUT_MAX),
             flow_steering_mode: self.value("flow-steering-mode", |v| {
                 one_of(v, &["dmfs", "smfs", "hmfs"]).map(str::to_string)
             }),
@@ -952,6 +960,7 @@ pub fn parse_sysconfig(text: &str, file: &Path) -> (Option<Lag>, Vec<Diagnostic>
         before: vec![DEFAULT_BEFORE.to_string()],
         device_timeout: DEFAULT_DEVICE_TIMEOUT,
         lag_timeout: DEFAULT_LAG_TIMEOUT,
+        setup_timeout_max: DEFAULT_SETUP_TIMEOUT_MAX,
         flow_steering_mode: None,
         lag_port_select_mode: None,
         representor_names: false,

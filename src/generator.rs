@@ -187,10 +187,12 @@ fn rebind(out: &mut Output, lag: &Lag, texts: &Texts, pf: &IfName) {
     if !texts.before.is_empty() {
         let _ = writeln!(s, "Before={}", texts.before);
     }
+    // The same number twice: vflag ends its waits before systemd's timeout (see budget.rs).
+    let secs = lag.lag_timeout.as_secs() + REBIND_MARGIN_SECS;
     let _ = write!(
         s,
-        "\n[Service]\nTimeoutStartSec={}s\n",
-        lag.lag_timeout.as_secs() + REBIND_MARGIN_SECS
+        "\n[Service]\nTimeoutStartSec={secs}s\nEnvironment={}={secs}\n",
+        crate::budget::DEADLINE_ENV
     );
     out.entries.insert(
         PathBuf::from(format!("{unit}.d/50-vflag.conf")),
@@ -371,6 +373,7 @@ mod tests {
             before: before.iter().map(|b| b.to_string()).collect(),
             device_timeout: Duration::from_secs(60),
             lag_timeout: Duration::from_secs(30),
+            setup_timeout_max: Duration::from_secs(300),
             flow_steering_mode: None,
             lag_port_select_mode: None,
             representor_names: false,

@@ -438,6 +438,14 @@ pub struct StageStart {
 /// runs (at boot none does yet: skipped). Never fails the stage: log what it returns.
 pub fn stage_start(root: &Root, lag: &Lag, pf: &IfName, timeout: Duration) -> StageStart {
     let begin = begin(root, pf);
+    // No PF, nothing to hold: the network stack is not asked about a device that is not there.
+    if let Err(why) = require_pf(root, pf) {
+        return StageStart {
+            begin,
+            stack: Stack::None,
+            hold: Ok(Outcome::Skipped(why)),
+        };
+    }
     // A port that is already in a bond is left alone: taking it from the stack would take it out
     // of the bond (NetworkManager does), and the set-up refuses to change a bonded port anyway.
     if let Some(master) = bus::master_of(root, pf) {
@@ -450,6 +458,18 @@ pub fn stage_start(root: &Root, lag: &Lag, pf: &IfName, timeout: Duration) -> St
     }
     let (stack, hold) = with_stack(lag, timeout, |b, stack| bus::hold(b, stack, pf));
     StageStart { begin, stack, hold }
+}
+
+/// The PF's net device must be there before the network stack is asked about it.
+pub fn require_pf(root: &Root, pf: &IfName) -> Result<(), String> {
+    let dir = root.path(format!("/sys/class/net/{pf}"));
+    if dir.exists() {
+        return Ok(());
+    }
+    Err(format!(
+        "{pf}: no such network interface ({} is missing); is the NIC present, its driver loaded and the name right? Nothing was changed and the network stack was not asked",
+        dir.display()
+    ))
 }
 
 /// What [`stage_end`] did.
@@ -466,6 +486,13 @@ pub struct StageEnd {
 /// returns; a release error means the port may need `nmcli`/`networkctl` by hand.
 pub fn stage_end(root: &Root, lag: &Lag, pf: &IfName, timeout: Duration) -> StageEnd {
     let finish = finish(root, pf, UDEV_WAIT);
+    if let Err(why) = require_pf(root, pf) {
+        return StageEnd {
+            finish,
+            stack: Stack::None,
+            release: Ok(Outcome::Skipped(why)),
+        };
+    }
     let (stack, release) = with_stack(lag, timeout, |b, stack| bus::release(b, root, stack, pf));
     StageEnd {
         finish,
@@ -513,6 +540,39 @@ mod tests {
         for p in ["", "p0", "p1", "pf0", "vf0", "c1p0", "np0"] {
             assert!(!is_representor(p), "{p}");
         }
+    }
+
+    /// A missing PF: a clear reason, and no D-Bus call (an explicitly configured stack with no
+    /// bus to reach would be an error, not this skip).
+    #[test]
+    fn missing_pf_is_not_asked_about_on_the_bus() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        let mut lag = crate::config::parse_native(&[(
+            "/etc/vflag/vflag.conf".into(),
+            "[lag bond0]\npfs = ens3f0 ens3f1\n".into(),
+        )])
+        .plan
+        .lags
+        .remove(0);
+        lag.network_stack = NetworkStack::NetworkManager;
+        let pf = IfName::new("ens3f0").unwrap();
+        let start = stage_start(&root, &lag, &pf, Duration::from_millis(200));
+        match &start.hold {
+            Ok(Outcome::Skipped(why)) => {
+                assert!(why.contains("no such network interface"), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let end = stage_end(&root, &lag, &pf, Duration::from_millis(200));
+        match &end.release {
+            Ok(Outcome::Skipped(why)) => {
+                assert!(why.contains("no such network interface"), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
+        std::fs::create_dir_all(dir.path().join("sys/class/net/ens3f0")).unwrap();
+        assert!(require_pf(&root, &pf).is_ok());
     }
 
     #[test]

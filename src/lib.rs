@@ -3,6 +3,7 @@
 //! Data flows one way: config → [`config::Plan`] → generated units | kernel actions | reports.
 //! Only [`device`] touches the kernel; only [`bus`] and [`ovsdb`] talk to other processes.
 
+pub mod budget;
 pub mod bus;
 pub mod checks;
 pub mod cmdline;

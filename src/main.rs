@@ -197,8 +197,8 @@ fn print_plan(loaded: &Loaded) {
         println!("  network:      {:?}", lag.network_stack);
         println!("  rebind before {}", lag.before.join(" "));
         println!(
-            "  NIC wait:     {:?}, LAG wait: {:?}",
-            lag.device_timeout, lag.lag_timeout
+            "  NIC wait:     {:?}, LAG wait: {:?}, set-up at most: {:?}",
+            lag.device_timeout, lag.lag_timeout, lag.setup_timeout_max
         );
         for pf in &lag.pfs {
             println!(
@@ -229,6 +229,11 @@ fn setup(root: &Root, instance: &str) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     let (lag, pf) = configured_pf(&loaded, instance)?;
+    // A missing PF is a clear error before anything, the network stack included, is asked.
+    if let Err(why) = vflag::hotplug::require_pf(root, &pf) {
+        vflag::log::status(&format!("failed: {why}"));
+        bail!(why);
+    }
     let start = vflag::hotplug::stage_start(root, lag, &pf, BUS_TIMEOUT);
     tracing::debug!(pf = %pf, step = "hold", "{start:?}");
     vflag::log::status("setting up");
@@ -265,6 +270,10 @@ fn setup_end(root: &Root, instance: &str) -> Result<ExitCode> {
     }
     let loaded = config::load(root);
     let (lag, pf) = configured_pf(&loaded, instance)?;
+    if let Err(why) = vflag::hotplug::require_pf(root, &pf) {
+        tracing::info!(pf = %pf, step = "release", "nothing to hand over: {why}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let ifindex = vflag::device::sysfs::netdev_ifindex(root, pf.as_str())
         .ok()
         .flatten();
@@ -300,6 +309,8 @@ fn rebind(root: &Root, instance: &str) -> Result<ExitCode> {
 }
 
 fn check(root: &Root, pfs: &[String], json: bool) -> Result<ExitCode> {
+    // First process of the unit's start (ExecStartPre=): the stage's deadline counts from here.
+    let _ = vflag::budget::Budget::from_env(root, config::DEFAULT_SETUP_TIMEOUT_MAX);
     let loaded = config::load(root);
     if loaded.disabled_by_cmdline {
         println!("vflag is disabled by vflag=0 on the kernel command line; nothing to check");

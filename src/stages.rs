@@ -17,12 +17,16 @@
 //! two PFs of a card, or a restart, never interleave. A restart of a configured, enslaved PF
 //! changes nothing and reports the state.
 //!
+//! Every wait is bounded by min(its own cap in [`Timeouts`], the unit's time left): it ends with
+//! its own error before systemd would kill the unit (see [`crate::budget`]).
+//!
 //! Where a VF goes back to: the driver it was unbound from (recorded in
 //! `/run/vflag/<pf>.json` before the unbind). VFs that never had a driver (created with
 //! autoprobe off) are handed to `/sys/bus/<bus>/drivers_probe`, which matches a driver exactly as
 //! autoprobe would have (modalias, and `driver_override` if an administrator set one). So no
 //! driver name is ever assumed.
 
+use crate::budget::{Budget, Waited};
 use crate::config::{EswitchMode as ConfEswitch, Lag};
 use crate::device::devlink::{EswitchMode, Handle};
 use crate::device::ethtool::{Channels, Feature, HW_TC_OFFLOAD};
@@ -57,6 +61,8 @@ pub struct Timeouts {
     pub lock: Duration,
     /// A VF's `driver` link after bind.
     pub bind: Duration,
+    /// The unit's deadline, shared by all the waits above (each ends at min(cap, time left)).
+    pub budget: Budget,
 }
 
 impl Default for Timeouts {
@@ -66,6 +72,17 @@ impl Default for Timeouts {
             representors: Duration::from_secs(60),
             lock: Duration::from_secs(300),
             bind: Duration::from_secs(30),
+            budget: Budget::unlimited(),
+        }
+    }
+}
+
+impl Timeouts {
+    /// The default caps, under the deadline of the unit running this stage.
+    pub fn for_unit(root: &Root, lag: &Lag) -> Self {
+        Timeouts {
+            budget: Budget::from_env(root, lag.setup_timeout_max),
+            ..Timeouts::default()
         }
     }
 }
@@ -245,10 +262,18 @@ impl State {
     }
 }
 
-/// An exclusive lock for one NIC (both PFs of a card share it), held while a stage runs.
+/// An exclusive lock for one NIC (both PFs of a card share it), held while a stage runs. The
+/// file names its holder (`pid=<pid> unit=<unit>`) so that a waiting stage can say who it waits
+/// for; the record is cleared on release.
 pub struct NicLock {
-    _lock: Flock<fs::File>,
+    lock: Flock<fs::File>,
     pub path: PathBuf,
+}
+
+impl Drop for NicLock {
+    fn drop(&mut self) {
+        let _ = self.lock.set_len(0);
+    }
 }
 
 /// The lock file name: the PCI slot (`dddd:bb:dd`) for PCI devices, else the device.
@@ -261,6 +286,75 @@ pub fn nic_lock_path(root: &Root, pf: &Pf) -> PathBuf {
 }
 
 pub fn lock_nic(root: &Root, pf: &Pf, timeout: Duration) -> Result<NicLock, StageError> {
+    lock_nic_within(root, pf, timeout, &Budget::unlimited())
+}
+
+/// The unit (or scope) a process runs in, from its cgroup path.
+fn unit_of(pid: &str) -> Option<String> {
+    let cg = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let path = cg.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let last = path.rsplit('/').next()?;
+    (last.ends_with(".service") || last.ends_with(".scope")).then(|| last.to_string())
+}
+
+/// Who holds the flock on `file`: the holder's own record when /proc/locks confirms it (or
+/// cannot be read), else what /proc says of the locking process. `vflag`: the holder is a vflag
+/// stage (bounded by its own unit), worth waiting for.
+fn lock_holder(path: &std::path::Path) -> (String, bool) {
+    use std::os::unix::fs::MetadataExt;
+    let record = fs::read_to_string(path).unwrap_or_default();
+    let field = |k: &str| {
+        record
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(k))
+            .map(str::to_string)
+    };
+    let (rpid, runit) = (field("pid="), field("unit="));
+    let ino = fs::metadata(path).map(|m| m.ino()).ok();
+    let locker = fs::read_to_string("/proc/locks").ok().and_then(|t| {
+        t.lines().find_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            // "1: FLOCK  ADVISORY  WRITE 1234 00:19:5678 0 EOF"; "1: -> FLOCK ..." is a waiter.
+            let ok = w.get(1) == Some(&"FLOCK")
+                && w.get(5)
+                    .and_then(|d| d.rsplit(':').next())
+                    .and_then(|i| i.parse::<u64>().ok())
+                    == ino;
+            ok.then(|| w[4].to_string())
+        })
+    });
+    match (locker, rpid) {
+        (Some(l), Some(r)) if l == r => (
+            format!("{} (pid {r})", runit.unwrap_or_else(|| "vflag".into())),
+            true,
+        ),
+        (None, Some(r)) => (
+            format!("{} (pid {r})", runit.unwrap_or_else(|| "vflag".into())),
+            true,
+        ),
+        (Some(l), _) => {
+            // Under the units' sandbox (ProtectProc=invisible, few capabilities) another
+            // process's /proc entry is often hidden: then the pid is all there is to say.
+            let comm = fs::read_to_string(format!("/proc/{l}/comm"))
+                .map(|c| format!(" ({})", c.trim()))
+                .unwrap_or_default();
+            let unit = unit_of(&l).map(|u| format!(" in {u}")).unwrap_or_default();
+            (format!("pid {l}{comm}{unit}"), false)
+        }
+        (None, None) => ("another process".into(), false),
+    }
+}
+
+/// Take the NIC lock, waiting at most min(`cap`, the unit's time left). While waiting,
+/// `systemctl status` names the holder; a vflag holder is bounded by its own unit, so waiting
+/// for it may extend this unit's timeout (up to the ceiling), anything else may not.
+pub fn lock_nic_within(
+    root: &Root,
+    pf: &Pf,
+    cap: Duration,
+    budget: &Budget,
+) -> Result<NicLock, StageError> {
+    use std::io::Write as _;
     let pfs = pf.name.to_string();
     let path = nic_lock_path(root, pf);
     let other = |msg: String| StageError::Other {
@@ -269,27 +363,71 @@ pub fn lock_nic(root: &Root, pf: &Pf, timeout: Duration) -> Result<NicLock, Stag
     };
     fs::create_dir_all(run_dir(root))
         .map_err(|e| other(format!("{}: {e}", run_dir(root).display())))?;
-    let start = Instant::now();
-    loop {
-        let file = fs::OpenOptions::new()
+    let open = || {
+        fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|e| other(format!("{}: {e}", path.display())))?;
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(l) => return Ok(NicLock { _lock: l, path }),
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) if start.elapsed() < timeout => {
-                std::thread::sleep(sysfs::POLL_INTERVAL)
+            .map_err(|e| other(format!("{}: {e}", path.display())))
+    };
+    let mut holder = String::new();
+    let mut polls = 0;
+    let res = budget.wait("the NIC lock", cap, || {
+        match Flock::lock(open()?, FlockArg::LockExclusiveNonblock) {
+            Ok(l) => Ok(Ok(l)),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                let (who, vflag) = lock_holder(&path);
+                if who != holder {
+                    info!(pf = %pf.name, step = "lock", "waiting for the NIC lock held by {who}");
+                    budget.status(&format!("waiting for the NIC lock held by {who}"));
+                    holder = who;
+                }
+                polls += 1;
+                Ok(Err(if vflag { polls } else { 0 }))
             }
-            Err((_, e)) => {
-                return Err(other(format!(
-                    "could not lock {} within {:.0} s: {e} (another vflag stage holds this NIC)",
-                    path.display(),
-                    timeout.as_secs_f64()
-                )))
-            }
+            Err((_, e)) => Err(other(format!("could not lock {}: {e}", path.display()))),
         }
+    });
+    match res {
+        Ok(mut l) => {
+            let me = std::process::id();
+            let unit = unit_of("self").unwrap_or_else(|| "vflag".into());
+            let _ = l.set_len(0);
+            let _ = writeln!(&mut *l, "pid={me} unit={unit} pf={}", pf.name);
+            Ok(NicLock { lock: l, path })
+        }
+        Err(Waited::Failed(e)) => Err(e),
+        Err(Waited::Expired(e)) => Err(other(format!(
+            "could not lock {}: {e}; it is held by {holder} (another stage on this NIC). Check `systemctl status` of that unit; restart this one once it has finished",
+            path.display()
+        ))),
+    }
+}
+
+/// What to do when a wait runs out (after "gave up waiting for X after N s").
+const HINT_VFS: &str = "check `dmesg` for the PF's driver (firmware NUM_OF_VFS, SR-IOV in the BIOS); a slow NIC may need a higher setup-timeout-max in vflag.conf";
+const HINT_REPS: &str = "check `dmesg` and `devlink port show`; a slow eswitch change may need a higher setup-timeout-max in vflag.conf";
+const HINT_DRIVER: &str = "check `dmesg` for the VF's driver";
+
+/// Time the late stage keeps for the lock and the binds after waiting for the bond and the LAG.
+const BIND_RESERVE: Duration = Duration::from_secs(10);
+
+/// Less than this left (with every extension): the eswitch change is not started.
+const MIN_FOR_ESWITCH: Duration = Duration::from_secs(10);
+
+/// A bounded wait's end as a stage error: the device's own error, or "gave up waiting" + hint.
+fn waited<'a>(
+    pf: &'a IfName,
+    step: &'static str,
+    hint: &'a str,
+) -> impl Fn(Waited<DevError>) -> StageError + 'a {
+    move |w| match w {
+        Waited::Failed(e) => dev_err(pf, step)(e),
+        Waited::Expired(e) => StageError::Other {
+            pf: pf.to_string(),
+            msg: format!("{step}: {e}; {hint}"),
+        },
     }
 }
 
@@ -371,7 +509,7 @@ fn check_pair(root: &Root, lag: &Lag, dev: &Pf, report: &mut Report) -> Result<(
 /// The early stage for one PF. See the module documentation for the order.
 pub fn setup(root: &Root, lag: &Lag, pf: &IfName) -> Result<Report, StageError> {
     let mut net = Kernel::open().map_err(dev_err(pf, "open netlink"))?;
-    setup_with(root, lag, pf, &mut net, &Timeouts::default())
+    setup_with(root, lag, pf, &mut net, &Timeouts::for_unit(root, lag))
 }
 
 pub fn setup_with(
@@ -382,7 +520,7 @@ pub fn setup_with(
     t: &Timeouts,
 ) -> Result<Report, StageError> {
     let dev = open_pf(root, lag, pf)?;
-    let _lock = lock_nic(root, &dev, t.lock)?;
+    let _lock = lock_nic_within(root, &dev, t.lock, &t.budget)?;
     let h = dev.handle();
     let want = lag.vfs;
     let switchdev = lag.eswitch == ConfEswitch::Switchdev;
@@ -515,29 +653,48 @@ pub fn setup_with(
         if st.autoprobe_before.is_none() {
             st.autoprobe_before = autoprobe;
         }
+        // Recorded before it changes: a stage killed in between still knows what to restore.
+        save(&st, root, pf)?;
         if autoprobe == Some(true) && want > 0 {
             dev.set_autoprobe(false)
                 .map_err(dev_err(pf, "sriov_drivers_autoprobe"))?;
         }
-        save(&st, root, pf)?;
         if numvfs != 0 {
             info!(pf = %pf, step = "vfs", from = numvfs, to = want, "resetting VF count to 0 first");
             dev.set_numvfs(0).map_err(dev_err(pf, "sriov_numvfs 0"))?;
             // Removal is synchronous on PCI; the bounded wait covers anything slower.
-            wait_for(&format!("the old VFs of {pf} to go"), t.vfs, || {
-                Ok(dev.vfs()?.is_empty().then_some(()))
-            })
-            .map_err(dev_err(pf, "remove VFs"))?;
+            t.budget.status(&format!("removing {numvfs} VFs"));
+            t.budget
+                .wait(&format!("the old VFs of {pf} to go"), t.vfs, || {
+                    let n = dev.vfs()?.len() as u64;
+                    Ok(if n == 0 { Ok(()) } else { Err(u64::MAX - n) })
+                })
+                .map_err(waited(pf, "remove VFs", HINT_VFS))?;
         }
         if want > 0 {
             info!(pf = %pf, step = "vfs", vfs = want, "creating VFs");
-            dev.set_numvfs(want).map_err(dev_err(pf, "sriov_numvfs"))?;
+            t.budget.status(&format!("creating {want} VFs"));
+            t.budget
+                .during(|| dev.set_numvfs(want))
+                .map_err(dev_err(pf, "sriov_numvfs"))?;
         }
         r.changed = true;
     }
     let vfs = if dev.is_pci() && want > 0 {
-        dev.wait_vfs(want, t.vfs)
-            .map_err(dev_err(pf, "wait for VFs"))?
+        let mut shown = None;
+        t.budget
+            .wait(&format!("{want} VF links of {pf}"), t.vfs, || {
+                let vfs = dev.vfs()?;
+                let k = (0..want)
+                    .filter(|i| vfs.iter().any(|v| v.index == *i))
+                    .count() as u64;
+                if shown != Some(k) {
+                    t.budget.status(&format!("creating {want} VFs: {k}/{want}"));
+                    shown = Some(k);
+                }
+                Ok(if k == want as u64 { Ok(vfs) } else { Err(k) })
+            })
+            .map_err(waited(pf, "wait for VFs", HINT_VFS))?
     } else {
         // netdevsim has no VF devices: only representors.
         dev.vfs().map_err(dev_err(pf, "list VFs"))?
@@ -553,12 +710,19 @@ pub fn setup_with(
             info!(pf = %pf, step = "unbind", vf = vf.index, addr = %vf.addr, driver = %d, "unbinding VF");
             sysfs::unbind(root, &dev.bus, &d, &vf.addr).map_err(dev_err(pf, "unbind VF"))?;
             // Unbinding is synchronous on sysfs; the bounded wait only guards odd buses.
-            wait_for(
-                &format!("{} to leave {d}", vf.addr),
-                left(unbind_by),
-                || Ok(vf.driver()?.is_none().then_some(())),
-            )
-            .map_err(dev_err(pf, "unbind VF"))?;
+            t.budget
+                .wait(
+                    &format!("{} to leave {d}", vf.addr),
+                    left(unbind_by),
+                    || {
+                        Ok(if vf.driver()?.is_none() {
+                            Ok(())
+                        } else {
+                            Err(0)
+                        })
+                    },
+                )
+                .map_err(waited(pf, "unbind VF", HINT_DRIVER))?;
             r.changed = true;
         }
     }
@@ -573,22 +737,46 @@ pub fn setup_with(
             .map_err(dev_err(pf, "devlink eswitch show"))?;
         if now != EswitchMode::Switchdev {
             info!(pf = %pf, step = "eswitch", device = %h, from = %now, "setting eswitch mode switchdev");
-            net.set_eswitch_mode(&h, EswitchMode::Switchdev)
+            // Not started without time for it: a unit killed mid-change leaves the NIC between
+            // modes. While it runs (mlx5: up to ~90 s with 60 VFs) the unit's timeout extends.
+            t.budget.extend();
+            if let Some(l) = t.budget.left().filter(|l| *l < MIN_FOR_ESWITCH) {
+                return Err(StageError::Other {
+                    pf: pf.to_string(),
+                    msg: format!("eswitch switchdev not started: only {} s left before the unit's start timeout and setup-timeout-max allows no more; raise setup-timeout-max (vflag.conf) and restart vflag@{}", l.as_secs(), pf.unit_instance()),
+                });
+            }
+            t.budget
+                .status(&format!("switching eSwitch to switchdev ({want} VFs)"));
+            t.budget
+                .during(|| net.set_eswitch_mode(&h, EswitchMode::Switchdev))
                 .map_err(dev_err(pf, "devlink eswitch set"))?;
             r.changed = true;
         }
         if want > 0 {
-            let (found, src) = wait_for(
-                &format!("{want} representors of {pf}"),
-                t.representors,
-                || {
-                    let (reps, src) = net.representors(&dev)?;
-                    Ok((0..want)
-                        .all(|i| reps.iter().any(|r| r.vf == i))
-                        .then_some((reps, src)))
-                },
-            )
-            .map_err(dev_err(pf, "representors"))?;
+            let mut shown = None;
+            let (found, src) = t
+                .budget
+                .wait(
+                    &format!("{want} representors of {pf}"),
+                    t.representors,
+                    || {
+                        let (reps, src) = net.representors(&dev)?;
+                        let k = (0..want)
+                            .filter(|i| reps.iter().any(|r| r.vf == *i))
+                            .count() as u64;
+                        if shown != Some(k) {
+                            t.budget.status(&format!("representors {k}/{want}"));
+                            shown = Some(k);
+                        }
+                        Ok(if k == want as u64 {
+                            Ok((reps, src))
+                        } else {
+                            Err(k)
+                        })
+                    },
+                )
+                .map_err(waited(pf, "representors", HINT_REPS))?;
             info!(pf = %pf, step = "representors", count = found.len(), source = ?src, "found representors");
             reps = found;
         }
@@ -753,12 +941,14 @@ fn pf_ifindex_after_mode_change(
     let idx = match net.link(before) {
         Ok(_) => before,
         Err(DevError::Kernel { errno: 19, .. }) => {
-            let (idx, name) = wait_for(
-                &format!("the uplink netdev of {}", dev.handle()),
-                t.representors,
-                || dev.uplink(),
-            )
-            .map_err(dev_err(pf, "find PF netdev after eswitch change"))?;
+            let (idx, name) = t
+                .budget
+                .wait(
+                    &format!("the uplink netdev of {}", dev.handle()),
+                    t.representors,
+                    || Ok(dev.uplink()?.ok_or(0)),
+                )
+                .map_err(waited(pf, "find PF netdev after eswitch change", HINT_REPS))?;
             r.warn(format!(
                 "{pf} was re-created by the eswitch change (ifindex {before} -> {idx}, now {name})"
             ));
@@ -766,10 +956,16 @@ fn pf_ifindex_after_mode_change(
         }
         Err(e) => return Err(dev_err(pf, "rtnetlink")(e)),
     };
-    let named = wait_for(&format!("{pf} to keep its name"), t.representors, || {
-        let l = net.link(idx)?;
-        Ok((l.name == pf.as_str()).then_some(()))
-    });
+    let named =
+        t.budget
+            .wait::<_, DevError>(&format!("{pf} to keep its name"), t.representors, || {
+                let l = net.link(idx)?;
+                Ok(if l.name == pf.as_str() {
+                    Ok(())
+                } else {
+                    Err(0)
+                })
+            });
     if named.is_err() {
         let now = net
             .link(idx)
@@ -1060,6 +1256,17 @@ fn left(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now())
 }
 
+/// A kernel driver name as it may appear under `/sys/bus/<bus>/drivers/`: one path component
+/// (no `/`, not `.` or `..`), printable, at most 64 bytes.
+pub fn valid_driver_name(d: &str) -> bool {
+    !d.is_empty()
+        && d.len() <= 64
+        && d != "."
+        && d != ".."
+        && !d.contains('/')
+        && d.chars().all(|c| c.is_ascii_graphic())
+}
+
 /// The driver VFs are given to for PCI passthrough to VMs.
 const VFIO_DRIVER: &str = "vfio-pci";
 
@@ -1069,7 +1276,12 @@ const MLX5_VENDOR: u16 = 0x15b3;
 /// The late stage for one PF.
 pub fn rebind(root: &Root, lag: &Lag, pf: &IfName) -> Result<Report, StageError> {
     let mut net = Kernel::open().map_err(dev_err(pf, "open netlink"))?;
-    rebind_with(root, lag, pf, &mut net, &Timeouts::default())
+    // No extension of its own: the units of `before` are never held back beyond its timeout.
+    let t = Timeouts {
+        budget: Budget::from_env(root, Duration::ZERO),
+        ..Timeouts::default()
+    };
+    rebind_with(root, lag, pf, &mut net, &t)
 }
 
 pub fn rebind_with(
@@ -1102,7 +1314,12 @@ pub fn rebind_with(
         reason,
     };
     let start = Instant::now();
-    let deadline = lag.lag_timeout;
+    // lag-timeout, or less when the unit ends sooner (vflag-hotplug@ runs this after the set-up,
+    // in the same start timeout): the binds after the wait keep BIND_RESERVE.
+    let deadline = match t.budget.left() {
+        Some(l) => lag.lag_timeout.min(l.saturating_sub(BIND_RESERVE)),
+        None => lag.lag_timeout,
+    };
 
     // Plain SR-IOV on one port: no bond and no LAG to wait for.
     if lag.eswitch == ConfEswitch::Legacy && lag.pfs.len() == 1 {
@@ -1136,6 +1353,8 @@ pub fn rebind_with(
     }
     let pcis = lag_pcis(root, lag, &dev);
     let lag_left = deadline.saturating_sub(start.elapsed());
+    t.budget
+        .status(&format!("waiting for the LAG of {bond} to become active"));
     let mut last = LagSeen::Unobservable;
     let seen = wait_for("LAG activation", lag_left, || {
         last = observe_lag(root, &dev, &pcis);
@@ -1181,7 +1400,7 @@ fn bind_back(
     t: &Timeouts,
     mut r: Report,
 ) -> Result<Report, StageError> {
-    let _lock = lock_nic(root, dev, t.lock)?;
+    let _lock = lock_nic_within(root, dev, t.lock, &t.budget)?;
     let h = dev.handle();
     let st = State::load(root, pf, &h);
     let autoprobe = dev
@@ -1200,6 +1419,7 @@ fn bind_back(
     }
     let vfs = dev.vfs().map_err(dev_err(pf, "list VFs"))?;
     r.vfs = dev.numvfs().ok().flatten().unwrap_or(vfs.len() as u32);
+    t.budget.status(&format!("binding {} VFs back", vfs.len()));
     let mut bound = 0;
     let mut problems = vec![];
     let bind_by = Instant::now() + t.bind; // one bound for all VFs, not one per VF
@@ -1218,6 +1438,19 @@ fn bind_back(
             .find(|x| x.index == vf.index && x.addr == vf.addr)
             .and_then(|x| x.driver.clone());
         let target = match recorded {
+            // The record is a file under /run: a driver name from it becomes a /sys path only
+            // if it is one plain path component.
+            Some(d) if !valid_driver_name(&d) => {
+                problems.push(format!(
+                    "VF {} ({}): {:?} in {} is not a valid driver name; not binding it (delete the file and restart vflag@{} to record it again)",
+                    vf.index,
+                    vf.addr,
+                    d,
+                    state_path(root, pf).display(),
+                    pf.unit_instance()
+                ));
+                continue;
+            }
             Some(d) => Some(d),
             None => sysfs::driver_override(&vf.dir).map_err(dev_err(pf, "read driver_override"))?,
         };
@@ -1230,10 +1463,10 @@ fn bind_back(
             problems.push(format!("VF {} ({}): {e}", vf.index, vf.addr));
             continue;
         }
-        match wait_for(
+        match t.budget.wait::<_, DevError>(
             &format!("a driver on VF {}", vf.addr),
             left(bind_by),
-            || vf.driver(),
+            || Ok(vf.driver()?.ok_or(0)),
         ) {
             Ok(d) if target.as_ref().is_some_and(|t| *t != d) => {
                 problems.push(format!(
@@ -1304,6 +1537,7 @@ mod tests {
             before: vec![],
             device_timeout: Duration::from_secs(1),
             lag_timeout: Duration::from_millis(400),
+            setup_timeout_max: Duration::from_secs(300),
             flow_steering_mode: None,
             lag_port_select_mode: None,
             representor_names: false,
@@ -1316,6 +1550,7 @@ mod tests {
             representors: Duration::from_secs(2),
             lock: Duration::from_millis(300),
             bind: Duration::from_secs(5),
+            budget: Budget::unlimited(),
         }
     }
 
@@ -1943,6 +2178,77 @@ mod tests {
         lock_nic(&root, &me, Duration::from_secs(1)).unwrap();
     }
 
+    /// The unit's deadline (not the lock's own cap) ends the wait for a held NIC lock, before
+    /// systemd would kill the unit, with an error that names the holder.
+    #[test]
+    fn lock_wait_ends_before_the_unit_deadline_and_names_the_holder() {
+        let (t, _) = nic(0, None);
+        let root = t.root();
+        let other = Pf::open(&root, &n("ens3f1")).unwrap();
+        let held = lock_nic(&root, &other, Duration::from_secs(1)).unwrap();
+        let record = fs::read_to_string(&held.path).unwrap();
+        assert!(
+            record.contains(&format!("pid={}", std::process::id())),
+            "{record}"
+        );
+        let mut tm = quick();
+        tm.lock = Duration::from_secs(300);
+        let unit = Duration::from_millis(800);
+        tm.budget = Budget::with_deadline(crate::budget::MARGIN + unit, Duration::ZERO);
+        let started = Instant::now();
+        let mut net = FakeNet::new(2);
+        let e = setup_with(&root, &lag(2), &n("ens3f0"), &mut net, &tm).unwrap_err();
+        let took = started.elapsed();
+        assert!(took < unit + Duration::from_millis(500), "{took:?}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("could not lock") && msg.contains("the unit's start timeout"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(&format!("held by vflag (pid {})", std::process::id()))
+                || msg.contains(&format!("(pid {})", std::process::id())),
+            "{msg}"
+        );
+        assert!(net.calls.is_empty());
+        drop(held);
+        assert_eq!(
+            fs::read_to_string(nic_lock_path(&root, &other)).unwrap(),
+            "",
+            "record cleared on release"
+        );
+    }
+
+    /// Representors that never all appear: the wait ends at the unit's deadline (less the
+    /// margin), not after its own 60 s cap, with an error saying what it waited for.
+    #[test]
+    fn representor_wait_ends_at_the_unit_deadline() {
+        let (t, devs) = nic(0, None);
+        let _k = FakeKernel::spawn(t.dir.path(), &devs, "mlx5_core");
+        let mut net = FakeNet::new(1);
+        net.mode = EswitchMode::Switchdev; // already: the wait, not the mode change, is tested
+        let mut tm = quick();
+        tm.representors = Duration::from_secs(60);
+        tm.budget = Budget::with_deadline(
+            crate::budget::MARGIN + Duration::from_millis(1500),
+            Duration::ZERO,
+        );
+        let started = Instant::now();
+        let e = setup_with(&t.root(), &lag(2), &n("ens3f0"), &mut net, &tm).unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.contains("gave up waiting for 2 representors of ens3f0")
+                && msg.contains("the unit's start timeout")
+                && msg.contains("setup-timeout-max"),
+            "{msg}"
+        );
+    }
+
     fn state_for_rebind(t: &Tree, drivers: &[Option<&str>]) {
         let st = State {
             device: "pci/0000:37:00.0".into(),
@@ -1998,6 +2304,64 @@ mod tests {
         // Again: nothing to do.
         let again = rebind_with(&t.root(), &lag(2), &n("ens3f0"), &mut net, &quick()).unwrap();
         assert!(!again.changed && again.bound == Some(2));
+    }
+
+    /// A driver name from the state file that is not one path component is refused, and no
+    /// bind file anywhere is written for it.
+    #[test]
+    fn rebind_refuses_a_recorded_driver_that_is_not_a_name() {
+        let (t, devs) = nic(2, None);
+        t.driver("pci", "igbvf");
+        t.bond("bond0", "802.3ad 4", &["ens3f0", "ens3f1"]);
+        // ../../.. from sys/bus/pci/drivers/ is the root: "bind" there would be a file of it
+        let evil = "../../../..";
+        std::fs::write(t.p("bind"), "").unwrap();
+        state_for_rebind(&t, &[Some(evil), Some("igbvf")]);
+        let _k = FakeKernel::spawn(t.dir.path(), &devs, "mlx5_core");
+        let mut net = FakeNet::new(2);
+        let e = rebind_with(&t.root(), &lag(2), &n("ens3f0"), &mut net, &quick()).unwrap_err();
+        match &e {
+            StageError::Incomplete { problems, .. } => {
+                assert_eq!(problems.len(), 1, "{problems:?}");
+                assert!(
+                    problems[0].contains("not a valid driver name"),
+                    "{problems:?}"
+                );
+            }
+            e => panic!("{e}"),
+        }
+        assert_eq!(
+            t.read("bind"),
+            "",
+            "nothing written outside /sys/bus/pci/drivers"
+        );
+        for bad in ["", ".", "..", "a/b", "x\ny", "a\0b", &"m".repeat(65)] {
+            assert!(!valid_driver_name(bad), "{bad:?}");
+        }
+        for good in ["mlx5_core", "vfio-pci", "igbvf", "ixgbevf"] {
+            assert!(valid_driver_name(good), "{good}");
+        }
+    }
+
+    /// `sriov_drivers_autoprobe` is recorded before it is turned off: when the record cannot be
+    /// written, autoprobe is left as it was.
+    #[test]
+    fn autoprobe_is_recorded_before_it_is_turned_off() {
+        let (t, devs) = nic(0, None);
+        let _k = FakeKernel::spawn(t.dir.path(), &devs, "mlx5_core");
+        let probe = format!("{}/sriov_drivers_autoprobe", devs[0]);
+        assert_eq!(t.read(&probe).trim(), "1");
+        // The record's temporary file cannot be created: the first save fails.
+        std::fs::create_dir_all(state_path(&t.root(), &n("ens3f0")).with_extension("json.tmp"))
+            .unwrap();
+        let mut net = FakeNet::new(2);
+        let e = setup_with(&t.root(), &lag(2), &n("ens3f0"), &mut net, &quick()).unwrap_err();
+        assert!(e.to_string().contains("cannot write"), "{e}");
+        assert_eq!(
+            t.read(&probe).trim(),
+            "1",
+            "autoprobe untouched without a record"
+        );
     }
 
     #[test]

@@ -60,6 +60,7 @@ fn lag(pf: &IfName, vfs: u32) -> Lag {
         before: vec![],
         device_timeout: Duration::from_secs(5),
         lag_timeout: Duration::from_secs(3),
+        setup_timeout_max: Duration::from_secs(300),
         flow_steering_mode: None,
         lag_port_select_mode: None,
         representor_names: false,

@@ -38,6 +38,7 @@ fn loaded(hw_offload: bool) -> Loaded {
                 before: vec![],
                 device_timeout: Duration::from_secs(30),
                 lag_timeout: Duration::from_secs(30),
+                setup_timeout_max: Duration::from_secs(300),
                 flow_steering_mode: None,
                 lag_port_select_mode: None,
                 representor_names: false,

@@ -99,6 +99,7 @@ fn status_of_a_netdevsim_lag_before_and_after_setup() {
         before: vec![],
         device_timeout: Duration::from_secs(30),
         lag_timeout: Duration::from_secs(5),
+        setup_timeout_max: Duration::from_secs(300),
         flow_steering_mode: None,
         lag_port_select_mode: None,
         representor_names: false,
