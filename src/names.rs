@@ -17,6 +17,8 @@ pub enum NameError {
     Reserved(String),
     #[error("interface name {0:?} contains {1:?}; the kernel forbids '/', ':', whitespace and control characters")]
     BadChar(String, char),
+    #[error("interface name {0:?} contains {1:?}; a configured PF name may contain only letters, digits, '-', '_' and '.'")]
+    Unusual(String, char),
 }
 
 /// A network interface name that the kernel would accept (`dev_valid_name()` rules).
@@ -44,6 +46,20 @@ impl IfName {
             return Err(NameError::BadChar(name.to_string(), c));
         }
         Ok(IfName(name.to_string()))
+    }
+
+    /// A PF name from a configuration file: stricter than the kernel. No NIC port is called
+    /// `ens3f0;reboot`; such a value is a mistake (or a shell command the seed's scripts would
+    /// have run) and is refused rather than carried into units and udev rules.
+    pub fn configured(name: &str) -> Result<Self, NameError> {
+        let n = Self::new(name)?;
+        match name
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        {
+            Some(c) => Err(NameError::Unusual(name.to_string(), c)),
+            None => Ok(n),
+        }
     }
 
     pub fn as_str(&self) -> &str {

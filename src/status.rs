@@ -1437,7 +1437,15 @@ pub fn collect_with(root: &Root, loaded: &Loaded, pfs: &[IfName], opt: &Options)
     let mut kmsg: Option<Seen<LagReport>> = None;
     let mut ports = OvsPorts::default();
     let mut want_offload = loaded.ovs.hw_offload;
-    for lag in &loaded.plan.lags {
+    // A multi-NIC SRIOV_PFS is judged per NIC, as its stages run it.
+    let (plan, lone) = crate::pairing::split(root, &loaded.plan);
+    for (p, why) in lone
+        .iter()
+        .filter(|(p, _)| pfs.is_empty() || pfs.contains(p))
+    {
+        out.push(checks::unpaired(p, why));
+    }
+    for lag in &plan.lags {
         let chosen: Vec<&IfName> = lag
             .pfs
             .iter()
