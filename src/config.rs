@@ -876,11 +876,8 @@ fn continues(s: &str) -> bool {
     while let Some(c) = chars.next() {
         match (quote, c) {
             (None, '#') if word_start => return false,
-            (None, '\\') | (Some('"'), '\\') => {
-                if chars.next().is_none() {
-                    return true;
-                }
-            }
+            // The guard consumes the escaped character.
+            (None, '\\') | (Some('"'), '\\') if chars.next().is_none() => return true,
             (None, '\'' | '"') => quote = Some(c),
             (Some(q), c) if c == q => quote = None,
             _ => {}
