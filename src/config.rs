@@ -1028,7 +1028,7 @@ mod tests {
         let (_, diags) = sysconfig("SRIOV_PFS=\"ens3f0;reboot\"\n");
         assert_eq!(
             diags[0].to_string(),
-            "/etc/sysconfig/sriov:1: SRIOV_PFS: \"ens3f0;reboot\" is not valid; interface name \"ens3f0;reboot\" contains ';'; a configured PF name may contain only letters, digits, '-', '_' and '.'"
+            "/etc/sysconfig/sriov:1: SRIOV_PFS: \"ens3f0;reboot\" is not valid; interface name \"ens3f0;reboot\" contains ';'; a configured PF name may not contain shell characters (;&|<>()$`'\"*?[]{}!~#)"
         );
     }
 

@@ -7,6 +7,9 @@ use std::fmt;
 /// IFNAMSIZ is 16 including the terminating NUL.
 pub const IFNAME_MAX: usize = 15;
 
+/// Refused in configured PF names although the kernel allows them (see [`IfName::configured`]).
+pub const SHELL_CHARS: &str = ";&|<>()$`'\"*?[]{}!~#";
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
     #[error("interface name is empty")]
@@ -17,7 +20,7 @@ pub enum NameError {
     Reserved(String),
     #[error("interface name {0:?} contains {1:?}; the kernel forbids '/', ':', whitespace and control characters")]
     BadChar(String, char),
-    #[error("interface name {0:?} contains {1:?}; a configured PF name may contain only letters, digits, '-', '_' and '.'")]
+    #[error("interface name {0:?} contains {1:?}; a configured PF name may not contain shell characters ({SHELL_CHARS})")]
     Unusual(String, char),
 }
 
@@ -49,14 +52,11 @@ impl IfName {
     }
 
     /// A PF name from a configuration file: stricter than the kernel. No NIC port is called
-    /// `ens3f0;reboot`; such a value is a mistake (or a shell command the seed's scripts would
-    /// have run) and is refused rather than carried into units and udev rules.
+    /// `ens3f0;reboot`; such a value is a mistake (or a command meant for the shell that sourced
+    /// the seed's file) and is refused rather than carried into units, udev rules and logs.
     pub fn configured(name: &str) -> Result<Self, NameError> {
         let n = Self::new(name)?;
-        match name
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
-        {
+        match name.chars().find(|c| SHELL_CHARS.contains(*c)) {
             Some(c) => Err(NameError::Unusual(name.to_string(), c)),
             None => Ok(n),
         }
