@@ -317,7 +317,11 @@ fn check(root: &Root, pfs: &[String], json: bool) -> Result<ExitCode> {
     for (lag, pf) in targets {
         match vflag::pairing::resolve(root, lag, &pf, std::time::Duration::ZERO) {
             Ok(l) => paired.push((l, pf)),
-            Err(e) => findings.push(checks::unpaired(&pf, &e)),
+            Err(e) => {
+                // Still run its own checks (present, firmware...): they may say why.
+                findings.push(checks::unpaired(&pf, &e));
+                paired.push((lag.clone(), pf));
+            }
         }
     }
     for (lag, pf) in &paired {

@@ -103,8 +103,9 @@ pub fn resolve(root: &Root, lag: &Lag, pf: &IfName, wait: Duration) -> Result<La
     Ok(l)
 }
 
-/// The plan with every LAG of more than two PFs split into per-NIC pairs (for `status` and
-/// `check`, a snapshot: no waiting), and the PFs that could not be paired, with why.
+/// The plan with every LAG of more than two PFs split into per-NIC pairs (for `status`, a
+/// snapshot: no waiting), and the PFs that could not be paired, with why. Those stay in the plan
+/// as LAGs of their own, so that their state (missing, no VFs) is still reported.
 pub fn split(root: &Root, plan: &Plan) -> (Plan, Vec<(IfName, String)>) {
     let mut out = Plan::default();
     let mut lone = Vec::new();
@@ -124,6 +125,11 @@ pub fn split(root: &Root, plan: &Plan) -> (Plan, Vec<(IfName, String)>) {
                 }
                 Ok(_) => lone.push((pf.clone(), "its NIC has more than two listed ports".into())),
                 Err(e) => lone.push((pf.clone(), e)),
+            }
+            if !out.lags.iter().any(|l| l.has_pf(pf)) {
+                let mut alone = lag.clone();
+                alone.pfs = vec![pf.clone()];
+                out.lags.push(alone);
             }
         }
     }
@@ -200,7 +206,8 @@ mod tests {
         let ok = resolve(&t.root(), &lag, &n("ens3f1"), Duration::ZERO).unwrap();
         assert_eq!(pfs(&ok), ["ens3f0", "ens3f1"]);
         let (plan, lone) = split(&t.root(), &Plan { lags: vec![lag] });
-        assert_eq!(plan.lags.len(), 1);
+        let lags: Vec<Vec<&str>> = plan.lags.iter().map(pfs).collect();
+        assert_eq!(lags, [vec!["ens3f0", "ens3f1"], vec!["ens4f0"]]);
         assert_eq!(lone.len(), 1);
         assert_eq!(lone[0].0.as_str(), "ens4f0");
     }
