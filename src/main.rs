@@ -172,9 +172,13 @@ fn print_plan(loaded: &Loaded) {
         return;
     }
     if loaded.plan.lags.is_empty() {
-        println!(
-            "Nothing to do: no LAG is configured (/etc/vflag/vflag.conf or /etc/sysconfig/sriov)."
-        );
+        if loaded.errors().next().is_some() {
+            println!("Nothing will be set up: the configuration has the errors above.");
+        } else {
+            println!(
+                "Nothing to do: no LAG is configured (/etc/vflag/vflag.conf or /etc/sysconfig/sriov)."
+            );
+        }
         return;
     }
     for lag in &loaded.plan.lags {
