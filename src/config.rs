@@ -717,10 +717,15 @@ pub fn parse_sysconfig(text: &str, file: &Path) -> (Option<Lag>, Vec<Diagnostic>
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let line = line
-            .strip_prefix("export ")
-            .map(str::trim_start)
-            .unwrap_or(line);
+        let exported = line.strip_prefix("export ").map(str::trim_start);
+        // `export NAME...` alone only marks variables for export: nothing to read.
+        let is_name = |w: &str| w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if exported
+            .is_some_and(|names| !names.contains('=') && names.split_whitespace().all(is_name))
+        {
+            continue;
+        }
+        let line = exported.unwrap_or(line);
         let diag = |message: String| Diagnostic {
             level: Level::Error,
             file: file.to_path_buf(),
@@ -1017,6 +1022,7 @@ mod tests {
             "SRIOV_PFS=\"p0 p1\"\nSRIOV_VF_COUNT=\"$N\"\n",
             "SRIOV_PFS=\"p0 p1\"\nSRIOV_PF_CHANNELS=`nproc`\n",
             "SRIOV_PFS=\"p0 p1\"\nsource /etc/sriov.local\n",
+            "SRIOV_PFS=\"p0 p1\"\nexport SRIOV_PFS; reboot\n",
         ] {
             let (lag, diags) = sysconfig(text);
             assert!(lag.is_none(), "{text:?} planned {lag:?}");
@@ -1052,7 +1058,7 @@ mod tests {
         assert!(diags.iter().any(|d| d.message.contains("#")), "{diags:?}");
         assert!(lag.is_none());
         let (lag, diags) = sysconfig(
-            "SRIOV_PFS='ens3f0 ens3f1\n\nens4f0 ens4f1' # two NICs\nSRIOV_VF_COUNT=1\\\n6\n",
+            "SRIOV_PFS='ens3f0 ens3f1\n\nens4f0 ens4f1' # two NICs\nSRIOV_VF_COUNT=1\\\n6\nexport SRIOV_PFS SRIOV_VF_COUNT\n",
         );
         assert!(diags.is_empty(), "{diags:?}");
         let lag = lag.unwrap();
