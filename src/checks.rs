@@ -302,6 +302,12 @@ pub fn same_nic(root: &Root, lag: &Lag) -> Option<Finding> {
     })
 }
 
+/// A PF of a multi-NIC `SRIOV_PFS` that has no partner on its NIC (see [`crate::pairing`]).
+pub fn unpaired(pf: &IfName, why: &str) -> Finding {
+    Finding::new("same-nic", Some(pf), Outcome::Fail, format!("{pf}: {why}"))
+        .hint("list both ports of each NIC in SRIOV_PFS")
+}
+
 /// Services that must not be enabled with VF-LAG (they reorder device initialisation).
 pub fn host(root: &Root) -> Vec<Finding> {
     ["openibd.service", "mlnx-interface-mgr@.service"]

@@ -696,14 +696,14 @@ fn yes_no(v: &str) -> Result<bool, String> {
 fn parse_pfs(v: &str) -> Result<Vec<IfName>, String> {
     let mut pfs: Vec<IfName> = Vec::new();
     for w in v.split_whitespace() {
-        let pf = IfName::new(w).map_err(|e| format!("{e}"))?;
+        let pf = IfName::configured(w).map_err(|e| format!("{e}"))?;
         if pfs.contains(&pf) {
             return Err(format!("{pf} is listed twice"));
         }
         pfs.push(pf);
     }
     if pfs.is_empty() {
-        return Err("expected one or two interface names separated by spaces".into());
+        return Err("expected interface names separated by spaces".into());
     }
     Ok(pfs)
 }
@@ -826,20 +826,26 @@ pub fn timespan(v: &str) -> Result<Duration, String> {
 }
 
 /// The seed's `/etc/sysconfig/sriov`: shell assignments, sourced by bash. Variables it leaves
-/// out — or sets empty, as `${VAR:-default}` treats them — take the seed's defaults.
+/// out — or sets empty, as `${VAR:-default}` treats them — take the seed's defaults. A line
+/// vflag cannot read exactly as the shell would (an expansion, a command) skips the whole
+/// set-up: a value that is there but refused never falls back to a default.
 pub fn parse_sysconfig(text: &str, file: &Path) -> (Option<Lag>, Vec<Diagnostic>) {
     let mut diags = Vec::new();
     let mut vars: Vec<(String, String, usize)> = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line_no = i + 1;
-        let line = raw.trim();
+    for (line_no, joined) in logical_lines(text) {
+        let line = joined.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let line = line
-            .strip_prefix("export ")
-            .map(str::trim_start)
-            .unwrap_or(line);
+        let exported = line.strip_prefix("export ").map(str::trim_start);
+        // `export NAME...` alone only marks variables for export: nothing to read.
+        let is_name = |w: &str| w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if exported
+            .is_some_and(|names| !names.contains('=') && names.split_whitespace().all(is_name))
+        {
+            continue;
+        }
+        let line = exported.unwrap_or(line);
         let diag = |message: String| Diagnostic {
             level: Level::Error,
             file: file.to_path_buf(),
@@ -850,13 +856,13 @@ pub fn parse_sysconfig(text: &str, file: &Path) -> (Option<Lag>, Vec<Diagnostic>
         };
         let Some((name, value)) = line.split_once('=') else {
             diags.push(diag(
-                "not a shell assignment NAME=value; line ignored".into(),
+                "not a shell assignment NAME=value; vflag does not run shell commands".into(),
             ));
             continue;
         };
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             diags.push(diag(format!(
-                "{name:?} is not a shell variable name; line ignored"
+                "{name:?} is not a shell variable name; vflag reads only NAME=value lines"
             )));
             continue;
         }
@@ -874,7 +880,8 @@ pub fn parse_sysconfig(text: &str, file: &Path) -> (Option<Lag>, Vec<Diagnostic>
             .find(|(n, v, _)| n == name && !v.is_empty())
             .map(|(_, v, l)| (v.as_str(), *l))
     };
-    let mut ok = true;
+    // Any line refused above may have set a variable: never guess, never fall back.
+    let mut ok = !diags.iter().any(|d| d.level == Level::Error);
     let mut num = |name: &str, max: u32, default: u32, diags: &mut Vec<Diagnostic>| match get(name)
     {
         None => default,
@@ -968,6 +975,44 @@ pub fn parse_sysconfig(text: &str, file: &Path) -> (Option<Lag>, Vec<Diagnostic>
     (Some(lag), diags)
 }
 
+/// Physical lines joined as the shell reads them: while a quote is open (a quoted value may span
+/// lines) or a line ends in a backslash. Each with the number of its first line.
+fn logical_lines(text: &str) -> Vec<(usize, String)> {
+    let mut out: Vec<(usize, String)> = Vec::new();
+    let mut open = false;
+    for (i, raw) in text.lines().enumerate() {
+        match out.last_mut() {
+            Some((_, acc)) if open => {
+                acc.push('\n');
+                acc.push_str(raw);
+            }
+            _ => out.push((i + 1, raw.to_string())),
+        }
+        open = continues(&out.last().expect("just pushed").1);
+    }
+    out
+}
+
+/// Whether the shell would read on past the end of `s`: a quote still open, or a trailing
+/// backslash. A `#` that starts a word outside quotes starts a comment.
+fn continues(s: &str) -> bool {
+    let mut quote: Option<char> = None;
+    let mut word_start = true;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (None, '#') if word_start => return false,
+            // The guard consumes the escaped character.
+            (None, '\\') | (Some('"'), '\\') if chars.next().is_none() => return true,
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            _ => {}
+        }
+        word_start = quote.is_none() && c.is_whitespace();
+    }
+    quote.is_some()
+}
+
 /// One shell word: unquoted, "double" or 'single' quoted (or a mix), with a trailing
 /// ` # comment`. Expansions (`$`, backquotes) are refused: vflag does not run a shell.
 fn shell_value(v: &str) -> Result<String, String> {
@@ -990,8 +1035,14 @@ fn shell_value(v: &str) -> Result<String, String> {
                             "shell expansions ($, `) are not supported; write the value literally"
                                 .into(),
                         ),
+                        // Inside double quotes a backslash escapes only $ ` " \ and newline.
                         Some('\\') => match chars.next() {
-                            Some(c) => out.push(c),
+                            Some('\n') => {}
+                            Some(c @ ('$' | '`' | '"' | '\\')) => out.push(c),
+                            Some(c) => {
+                                out.push('\\');
+                                out.push(c)
+                            }
                             None => return Err("unterminated double quote".into()),
                         },
                         Some(c) => out.push(c),
@@ -1004,11 +1055,10 @@ fn shell_value(v: &str) -> Result<String, String> {
                     "shell expansions ($, `) are not supported; write the value literally".into(),
                 )
             }
-            '\\' => {
-                if let Some(c) = chars.next() {
-                    out.push(c)
-                }
-            }
+            '\\' => match chars.next() {
+                Some('\n') | None => {}
+                Some(c) => out.push(c),
+            },
             c if c.is_whitespace() => {
                 let rest: String = chars.collect();
                 let rest = rest.trim_start();
@@ -1081,6 +1131,68 @@ mod tests {
         );
         let (_, diags) = sysconfig("SRIOV_PFS=a b\n");
         assert!(diags[0].message.contains("must be quoted"), "{diags:?}");
+    }
+
+    /// A value that is there but refused skips the set-up: it never means "the default".
+    #[test]
+    fn sysconfig_refused_value_never_falls_back_to_default() {
+        for text in [
+            "SRIOV_PFS=\"$PF0 $PF1\"\n",
+            "SRIOV_PFS=\"ens3f0;reboot\"\n",
+            "SRIOV_PFS=\"ens3f0\n",
+            "SRIOV_PFS=\"p0 p1\"\nSRIOV_VF_COUNT=\"$N\"\n",
+            "SRIOV_PFS=\"p0 p1\"\nSRIOV_PF_CHANNELS=`nproc`\n",
+            "SRIOV_PFS=\"p0 p1\"\nsource /etc/sriov.local\n",
+            "SRIOV_PFS=\"p0 p1\"\nexport SRIOV_PFS; reboot\n",
+        ] {
+            let (lag, diags) = sysconfig(text);
+            assert!(lag.is_none(), "{text:?} planned {lag:?}");
+            assert!(
+                diags.last().unwrap().message.contains("skipped"),
+                "{text:?}: {diags:?}"
+            );
+        }
+        let (_, diags) = sysconfig("SRIOV_PFS=\"ens3f0;reboot\"\n");
+        assert_eq!(
+            diags[0].to_string(),
+            "/etc/sysconfig/sriov:1: SRIOV_PFS: \"ens3f0;reboot\" is not valid; interface name \"ens3f0;reboot\" contains ';'; a configured PF name may not contain shell characters (;&|<>()$`'\"*?[]{}!~#)"
+        );
+    }
+
+    #[test]
+    fn sysconfig_quoted_value_may_span_lines() {
+        let (lag, diags) = sysconfig("SRIOV_PFS=\"ens3f0\n ens3f1\"\nSRIOV_VF_COUNT=4\n");
+        assert!(diags.is_empty(), "{diags:?}");
+        let lag = lag.unwrap();
+        assert_eq!(
+            lag.pfs,
+            [
+                IfName::new("ens3f0").unwrap(),
+                IfName::new("ens3f1").unwrap()
+            ]
+        );
+        assert_eq!(lag.vfs, 4);
+        // Two NICs, one port per line, a '#' inside the quotes, a backslash continuation.
+        let (lag, diags) = sysconfig(
+            "# ports\nSRIOV_PFS='ens3f0 ens3f1\n# not a comment\nens4f0 ens4f1' # two NICs\nSRIOV_VF_COUNT=1\\\n6\n",
+        );
+        assert!(diags.iter().any(|d| d.message.contains("#")), "{diags:?}");
+        assert!(lag.is_none());
+        let (lag, diags) = sysconfig(
+            "SRIOV_PFS='ens3f0 ens3f1\n\nens4f0 ens4f1' # two NICs\nSRIOV_VF_COUNT=1\\\n6\nexport SRIOV_PFS SRIOV_VF_COUNT\n",
+        );
+        assert!(diags.is_empty(), "{diags:?}");
+        let lag = lag.unwrap();
+        assert_eq!(lag.pfs.len(), 4);
+        assert_eq!(lag.vfs, 16);
+        // An error inside names the assignment's first line.
+        let (_, diags) = sysconfig("\nSRIOV_PFS=\"ens3f0\nens3f1 $X\"\n");
+        assert!(
+            diags[0]
+                .to_string()
+                .starts_with("/etc/sysconfig/sriov:2: SRIOV_PFS:"),
+            "{diags:?}"
+        );
     }
 
     #[test]

@@ -177,9 +177,13 @@ fn print_plan(loaded: &Loaded) {
         return;
     }
     if loaded.plan.lags.is_empty() {
-        println!(
-            "Nothing to do: no LAG is configured (/etc/vflag/vflag.conf or /etc/sysconfig/sriov)."
-        );
+        if loaded.errors().next().is_some() {
+            println!("Nothing will be set up: the configuration has the errors above.");
+        } else {
+            println!(
+                "Nothing to do: no LAG is configured (/etc/vflag/vflag.conf or /etc/sysconfig/sriov)."
+            );
+        }
         return;
     }
     for lag in &loaded.plan.lags {
@@ -200,6 +204,9 @@ fn print_plan(loaded: &Loaded) {
             "  NIC wait:     {:?}, LAG wait: {:?}, set-up at most: {:?}",
             lag.device_timeout, lag.lag_timeout, lag.setup_timeout_max
         );
+        if lag.pfs.len() > 2 {
+            println!("  pairing:      at boot, each PF is paired with the other listed port of its own NIC (PCI slot, or parent device); a PF without one is refused");
+        }
         for pf in &lag.pfs {
             println!(
                 "  units:        vflag@{0}.service (before network-pre.target), vflag-rebind@{0}.service",
@@ -325,7 +332,19 @@ fn check(root: &Root, pfs: &[String], json: bool) -> Result<ExitCode> {
             .collect::<Result<_>>()?
     };
     let mut findings: Vec<Finding> = Vec::new();
-    for (lag, pf) in &targets {
+    // A multi-NIC SRIOV_PFS: each PF is checked with the other port of its own NIC.
+    let mut paired: Vec<(Lag, IfName)> = Vec::new();
+    for (lag, pf) in targets {
+        match vflag::pairing::resolve(root, lag, &pf, std::time::Duration::ZERO) {
+            Ok(l) => paired.push((l, pf)),
+            Err(e) => {
+                // Still run its own checks (present, firmware...): they may say why.
+                findings.push(checks::unpaired(&pf, &e));
+                paired.push((lag.clone(), pf));
+            }
+        }
+    }
+    for (lag, pf) in &paired {
         let mut found = checks::for_pf(root, &cmdline, lag, pf);
         // By hand (not in a boot unit, whose sandbox cannot open the device for it), also ask
         // Mellanox's mlxconfig where it is installed.

@@ -7,6 +7,9 @@ use std::fmt;
 /// IFNAMSIZ is 16 including the terminating NUL.
 pub const IFNAME_MAX: usize = 15;
 
+/// Refused in configured PF names although the kernel allows them (see [`IfName::configured`]).
+pub const SHELL_CHARS: &str = ";&|<>()$`'\"*?[]{}!~#";
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
     #[error("interface name is empty")]
@@ -17,6 +20,8 @@ pub enum NameError {
     Reserved(String),
     #[error("interface name {0:?} contains {1:?}; the kernel forbids '/', ':', whitespace and control characters")]
     BadChar(String, char),
+    #[error("interface name {0:?} contains {1:?}; a configured PF name may not contain shell characters ({SHELL_CHARS})")]
+    Unusual(String, char),
 }
 
 /// A network interface name that the kernel would accept (`dev_valid_name()` rules).
@@ -44,6 +49,17 @@ impl IfName {
             return Err(NameError::BadChar(name.to_string(), c));
         }
         Ok(IfName(name.to_string()))
+    }
+
+    /// A PF name from a configuration file: stricter than the kernel. No NIC port is called
+    /// `ens3f0;reboot`; such a value is a mistake (or a command meant for the shell that sourced
+    /// the seed's file) and is refused rather than carried into units, udev rules and logs.
+    pub fn configured(name: &str) -> Result<Self, NameError> {
+        let n = Self::new(name)?;
+        match name.chars().find(|c| SHELL_CHARS.contains(*c)) {
+            Some(c) => Err(NameError::Unusual(name.to_string(), c)),
+            None => Ok(n),
+        }
     }
 
     pub fn as_str(&self) -> &str {

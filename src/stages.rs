@@ -278,10 +278,7 @@ impl Drop for NicLock {
 
 /// The lock file name: the PCI slot (`dddd:bb:dd`) for PCI devices, else the device.
 pub fn nic_lock_path(root: &Root, pf: &Pf) -> PathBuf {
-    let id = match pf.pci_addr() {
-        Some(a) => a.slot(),
-        None => format!("{}-{}", pf.bus, pf.dev_name),
-    };
+    let id = crate::pairing::nic_id(pf);
     run_dir(root).join(format!("nic-{id}.lock"))
 }
 
@@ -476,6 +473,11 @@ fn master_of(dev: &Pf, net: &mut dyn Net) -> Result<Option<String>, StageError> 
     }
 }
 
+/// The LAG narrowed to this PF and the other port of its NIC (a multi-NIC `SRIOV_PFS`).
+fn paired(root: &Root, lag: &Lag, pf: &IfName) -> Result<Lag, StageError> {
+    crate::pairing::resolve(root, lag, pf, crate::pairing::PARTNER_WAIT).map_err(|m| refused(pf, m))
+}
+
 /// The two PFs of a LAG must be ports of one NIC: same PCI domain:bus:device, other function.
 fn check_pair(root: &Root, lag: &Lag, dev: &Pf, report: &mut Report) -> Result<(), StageError> {
     let Some(mine) = dev.pci_addr() else {
@@ -520,6 +522,7 @@ pub fn setup_with(
     t: &Timeouts,
 ) -> Result<Report, StageError> {
     let dev = open_pf(root, lag, pf)?;
+    let lag = &paired(root, lag, pf)?;
     let _lock = lock_nic_within(root, &dev, t.lock, &t.budget)?;
     let h = dev.handle();
     let want = lag.vfs;
@@ -1292,6 +1295,7 @@ pub fn rebind_with(
     t: &Timeouts,
 ) -> Result<Report, StageError> {
     let dev = open_pf(root, lag, pf)?;
+    let lag = &paired(root, lag, pf)?;
     // Binding VFs of a PF whose early stage did not complete would hide that VF-LAG is down.
     if !State::load(root, pf, &dev.handle()).setup_done {
         return Err(StageError::NotBound {
@@ -2362,6 +2366,58 @@ mod tests {
             "1",
             "autoprobe untouched without a record"
         );
+    }
+
+    /// The seed's multi-NIC `SRIOV_PFS`: two cards' ports listed interleaved in one LAG.
+    fn two_nic_lag(nic: &Tree, listed: &[&str]) -> Lag {
+        nic.pci_pf("ens4f0", "0000:3b:00.0", 6, Some(8), 0, None);
+        nic.pci_pf("ens4f1", "0000:3b:00.1", 7, Some(8), 0, None);
+        let mut l = lag(2);
+        l.pfs = listed.iter().map(|p| n(p)).collect();
+        l
+    }
+
+    #[test]
+    fn multi_nic_sysconfig_pairs_each_pf_with_its_own_nic() {
+        let (t, devs) = nic(0, None);
+        let l = two_nic_lag(&t, &["ens3f0", "ens4f0", "ens3f1", "ens4f1"]);
+        let _k = FakeKernel::spawn(t.dir.path(), &devs, "mlx5_core");
+        let mut net = FakeNet::new(2);
+        let r = setup_with(&t.root(), &l, &n("ens3f0"), &mut net, &quick()).unwrap();
+        assert_eq!(r.status(), "2 VFs, switchdev, offload on, 2 representors");
+        // The late stage takes bond0 over this NIC's two ports as the whole LAG.
+        t.bond("bond0", "active-backup", &["ens3f0", "ens3f1"]);
+        let r = rebind_with(&t.root(), &l, &n("ens3f0"), &mut net, &quick()).unwrap();
+        assert_eq!(r.bond.as_deref(), Some("bond0 active-backup"), "{r:?}");
+        assert_eq!(r.bound, Some(2));
+    }
+
+    #[test]
+    fn multi_nic_sysconfig_refuses_a_pf_without_partner_and_changes_nothing() {
+        let (t, _) = nic(0, None);
+        let l = two_nic_lag(&t, &["ens3f0", "ens3f1", "ens4f0"]);
+        let mut net = FakeNet::new(2);
+        let e = setup_with(&t.root(), &l, &n("ens4f0"), &mut net, &quick()).unwrap_err();
+        assert!(matches!(e, StageError::Refused { .. }), "{e}");
+        assert!(
+            e.to_string().starts_with(
+                "ens4f0: no other port of its NIC (0000:3b:00) is listed in SRIOV_PFS"
+            ),
+            "{e}"
+        );
+        assert!(net.writes().is_empty());
+        assert_eq!(
+            t.read("sys/devices/pci0000:00/0000:3b:00.0/sriov_numvfs"),
+            "0\n"
+        );
+        let e = rebind_with(&t.root(), &l, &n("ens4f0"), &mut net, &quick()).unwrap_err();
+        assert!(e.to_string().contains("no other port of its NIC"), "{e}");
+        // The other card's ports still pass the pairing (and fail later only for want of VFs).
+        let (t2, devs) = nic(0, None);
+        let l = two_nic_lag(&t2, &["ens3f0", "ens3f1", "ens4f0"]);
+        let _k = FakeKernel::spawn(t2.dir.path(), &devs, "mlx5_core");
+        let r = setup_with(&t2.root(), &l, &n("ens3f1"), &mut FakeNet::new(2), &quick());
+        assert!(r.is_ok(), "{r:?}");
     }
 
     #[test]

@@ -1437,7 +1437,15 @@ pub fn collect_with(root: &Root, loaded: &Loaded, pfs: &[IfName], opt: &Options)
     let mut kmsg: Option<Seen<LagReport>> = None;
     let mut ports = OvsPorts::default();
     let mut want_offload = loaded.ovs.hw_offload;
-    for lag in &loaded.plan.lags {
+    // A multi-NIC SRIOV_PFS is judged per NIC, as its stages run it.
+    let (plan, lone) = crate::pairing::split(root, &loaded.plan);
+    for (p, why) in lone
+        .iter()
+        .filter(|(p, _)| pfs.is_empty() || pfs.contains(p))
+    {
+        out.push(checks::unpaired(p, why));
+    }
+    for lag in &plan.lags {
         let chosen: Vec<&IfName> = lag
             .pfs
             .iter()
@@ -2228,6 +2236,53 @@ mod tests {
         // Legacy only, no hw-offload asked: absent OVS is a Skip.
         let f = collect_with(&t.root(), &loaded(lag(ConfEswitch::Legacy)), &[], &opt);
         assert_eq!(get(&f, "ovs", "").outcome, Outcome::Skip);
+    }
+
+    /// A multi-NIC SRIOV_PFS (ports listed interleaved) is judged per NIC: each bond against
+    /// its own NIC's two ports; a PF with no partner is one failed row of its own.
+    #[test]
+    fn multi_nic_sysconfig_is_judged_per_nic() {
+        let t = healthy();
+        for (name, addr, idx) in [
+            ("ens4f0", "0000:3b:00.0", 6),
+            ("ens4f1", "0000:3b:00.1", 7),
+            ("ens5f0", "0000:5e:00.0", 8),
+        ] {
+            t.pci_pf(name, addr, idx, Some(8), 2, None);
+        }
+        t.bond("bond1", "802.3ad 4", &["ens4f0", "ens4f1"]);
+        let mut l = lag(ConfEswitch::Switchdev);
+        l.pfs = ["ens3f0", "ens4f0", "ens3f1", "ens4f1", "ens5f0"]
+            .map(n)
+            .to_vec();
+        let opt = Options {
+            netlink: false,
+            ovs_timeout: OVS_TIMEOUT,
+            now: SystemTime::now(),
+        };
+        let f = collect_with(&t.root(), &loaded(l), &[], &opt);
+        let b0 = get(&f, "bond-members", "bond0");
+        assert_eq!(
+            (b0.outcome, b0.detail.as_str()),
+            (Outcome::Pass, "exactly ens3f0 and ens3f1")
+        );
+        let b1 = get(&f, "bond-members", "bond1");
+        assert_eq!(
+            (b1.outcome, b1.detail.as_str()),
+            (Outcome::Pass, "exactly ens4f0 and ens4f1")
+        );
+        let lone = get(&f, "same-nic", "ens5f0");
+        assert_eq!(lone.outcome, Outcome::Fail);
+        assert!(
+            lone.detail
+                .starts_with("ens5f0: no other port of its NIC (0000:5e:00) is listed"),
+            "{lone:?}"
+        );
+        assert!(
+            f.iter()
+                .all(|x| x.check != "same-nic" || x.pf == Some(n("ens5f0"))),
+            "{f:#?}"
+        );
     }
 
     fn ovs_obs(version: &str, hw: bool, flows: Option<&str>) -> OvsObs {

@@ -214,6 +214,14 @@ check "D: vflag.conf has the values of /etc/sysconfig/sriov (4 VFs, 32/18 channe
 	 and lag["vfs"] == 4 and lag["pf_channels"] == 32 and lag["representor_channels"] == 18 and p["diagnostics"] == []'
 play d2 "$work/d.yml" || show_log d2
 check "D: second run changed=0" test "$(cat "$work/d2.rc"):$(recap_changed d2)" = "0:0"
+# Two NICs in SRIOV_PFS: only the devices tell which ports pair, so the role does not guess.
+D3=$work/rootD3
+seed_root "$D3"
+sed -i 's/^SRIOV_PFS=.*/SRIOV_PFS="ens3f0 ens4f0 ens3f1 ens4f1"/' "$D3/etc/sysconfig/sriov"
+sed "s|$D|$D3|" "$work/d.yml" >"$work/d3.yml"
+play d3 "$work/d3.yml" && show_log d3
+check "D: a SRIOV_PFS of two NICs is not migrated (clear refusal, no vflag.conf)" bash -c \
+	"test \"\$(cat '$work/d3.rc')\" != 0 && grep -q 'more than one NIC' '$work/d3.log' && test ! -e '$D3/etc/vflag/vflag.conf'"
 
 # --- E: no LAGs in the inventory, no migration: vflag keeps reading /etc/sysconfig/sriov ---
 E=$work/rootE
