@@ -256,7 +256,10 @@ fn a_pf_with_a_master_is_never_held() {
     };
 
     // Boot coldplug (no hold anyway): the generator's units run, udev wants none.
-    no_hold(&props(&h, "ens1f0", Some(&dp), Some(12)), "before the protocol");
+    no_hold(
+        &props(&h, "ens1f0", Some(&dp), Some(12)),
+        "before the protocol",
+    );
     // Pending: a late stage armed the protocol, this PF's early stage never ran this boot.
     hotplug::arm(&h.root).unwrap();
     assert_eq!(
