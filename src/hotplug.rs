@@ -193,11 +193,11 @@ pub fn udev_import_event(root: &Root, plan: &Plan, ev: &UdevEvent) -> Vec<(Strin
     // A port that already has a master (a bond, in life) is never held, whatever the protocol
     // state: NM_UNMANAGED / ID_NET_MANAGED_BY on a `change` event would take a live bond port
     // away from its stack. No set-up unit is wanted for it either: the early stage refuses an
-    // enslaved port ("is enslaved", unit failed) or, if it is already set up, changes nothing,
-    // and the late stage only waits for a bond that is there; starting them from a `change`
-    // (e.g. a LAG added to the configuration of a running host) adds a failed unit and a
-    // hand-over to a port that nobody took from its stack. The boot's own units still run (the
-    // generator pulls them in), and a new netdev has no master when it is added.
+    // enslaved port ("is enslaved", unit failed) or, if it is already set up, changes nothing;
+    // starting it (and the late stage after it) from a `change` (e.g. a LAG added to the
+    // configuration of a running host) adds a failed unit and a hand-over of a port that nobody
+    // took from its stack. The boot's own units still run (the generator pulls them in), and a
+    // new netdev has no master when it is added.
     if let Some(master) = master_at(&dir) {
         out.push(kv("VFLAG_MASTER", &sanitize(&master)));
         return out;
