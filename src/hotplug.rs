@@ -21,6 +21,12 @@
 //!      `ID_NET_MANAGED_BY=vflag` for good: VFs belong to guests, never to the host stack.
 //!    - anything else: nothing.
 //!
+//!    **A port with a master is never held**, whatever its state below: a PF (or VF) whose
+//!    sysfs `master` link exists gets `VFLAG_MASTER=<master>` and none of `VFLAG_HOLD`,
+//!    `NM_UNMANAGED`, `ID_NET_MANAGED_BY`, and no `VFLAG_UNIT`/`VFLAG_LATE_UNIT`. A `change`
+//!    event on a live bond port (`udevadm trigger`, a LAG added to the configuration of a
+//!    running host) must not take it from its stack; a netdev that is added has no master yet.
+//!
 //!    When is a PF held? Only when someone is sure to release it ([`state`]):
 //!    - [`PfState::BeforeProtocol`] (no `/run/vflag/hotplug/` yet: boot coldplug before any
 //!      early stage started and before any late stage ran): no hold — unit ordering protects
@@ -153,7 +159,12 @@ pub fn udev_import_event(root: &Root, plan: &Plan, ev: &UdevEvent) -> Vec<(Strin
             .find_map(|n| plan.lag_of(&n).map(|l| l.network_stack));
         if let Some(stack) = pf_stack {
             out.push(kv("VFLAG_VF", "1"));
-            if stack != NetworkStack::None {
+            // VFs of a VF-LAG belong to guests and are never host bond ports; one that was
+            // enslaved on the host anyway (e.g. before its PF was configured) stays with its
+            // stack: a port with a master is never held (see below).
+            if let Some(master) = master_at(&dir) {
+                out.push(kv("VFLAG_MASTER", &sanitize(&master)));
+            } else if stack != NetworkStack::None {
                 out.push(kv("NM_UNMANAGED", "1"));
                 out.push(kv("ID_NET_MANAGED_BY", MANAGED_BY));
             }
@@ -179,6 +190,18 @@ pub fn udev_import_event(root: &Root, plan: &Plan, ev: &UdevEvent) -> Vec<(Strin
         return out;
     }
     out.push(kv("VFLAG_INSTANCE", &instance));
+    // A port that already has a master (a bond, in life) is never held, whatever the protocol
+    // state: NM_UNMANAGED / ID_NET_MANAGED_BY on a `change` event would take a live bond port
+    // away from its stack. No set-up unit is wanted for it either: the early stage refuses an
+    // enslaved port ("is enslaved", unit failed) or, if it is already set up, changes nothing;
+    // starting it (and the late stage after it) from a `change` (e.g. a LAG added to the
+    // configuration of a running host) adds a failed unit and a hand-over of a port that nobody
+    // took from its stack. The boot's own units still run (the generator pulls them in), and a
+    // new netdev has no master when it is added.
+    if let Some(master) = master_at(&dir) {
+        out.push(kv("VFLAG_MASTER", &sanitize(&master)));
+        return out;
+    }
     let early_unit = format!("{EARLY_TEMPLATE}{instance}.service");
     let ifindex = ev
         .ifindex
@@ -325,6 +348,14 @@ fn sanitize(s: &str) -> String {
             }
         })
         .collect()
+}
+
+/// The master (bond, bridge, OVS datapath) of the netdev whose sysfs directory is `dir`, from
+/// its `master` link. A link that cannot be read counts as a master: a hold on a port that may
+/// be enslaved risks the bond, no hold risks only a degraded LAG.
+fn master_at(dir: &Path) -> Option<String> {
+    crate::device::sysfs::link_basename(&dir.join("master"))
+        .unwrap_or_else(|_| Some("(unreadable)".into()))
 }
 
 fn read_trim(p: &Path) -> Option<String> {

@@ -225,6 +225,91 @@ fn pf_absent_at_boot_is_held_when_plugged_in_after_the_late_stage_ran() {
     assert_eq!(get(&p, "VFLAG_LATE_UNIT"), None);
 }
 
+/// A `change` event on a configured PF that is already a bond port (a LAG added to the
+/// configuration of a running host, `udevadm trigger -c change`): never held, whatever the
+/// protocol state, and no set-up unit wanted (the early stage would refuse the enslaved port).
+#[test]
+fn a_pf_with_a_master_is_never_held() {
+    let h = host("[lag bond0]\npfs = ens1f0 ens1f1\nvfs = 4\n");
+    let pf = name("ens1f0");
+    let dp = h.netdev("0000:01:00.0", "ens1f0", "ens1f0", 12, Some("p0"));
+    let bond = h.path("/sys/devices/virtual/net/bond0");
+    std::fs::create_dir_all(&bond).unwrap();
+    // As in sysfs: a relative link from the port's directory to the bond's.
+    std::os::unix::fs::symlink(
+        "../../../../virtual/net/bond0",
+        h.path(&format!("/sys{dp}/master")),
+    )
+    .unwrap();
+    let no_hold = |p: &[(String, String)], what: &str| {
+        assert_eq!(get(p, "VFLAG_PF"), Some("1"), "{what}: {p:?}");
+        for k in [
+            "VFLAG_HOLD",
+            "NM_UNMANAGED",
+            "ID_NET_MANAGED_BY",
+            "VFLAG_UNIT",
+            "VFLAG_LATE_UNIT",
+        ] {
+            assert_eq!(get(p, k), None, "{what}: {k} in {p:?}");
+        }
+        assert_eq!(get(p, "VFLAG_MASTER"), Some("bond0"), "{what}: {p:?}");
+    };
+
+    // Boot coldplug (no hold anyway): the generator's units run, udev wants none.
+    no_hold(
+        &props(&h, "ens1f0", Some(&dp), Some(12)),
+        "before the protocol",
+    );
+    // Pending: a late stage armed the protocol, this PF's early stage never ran this boot.
+    hotplug::arm(&h.root).unwrap();
+    assert_eq!(
+        hotplug::state(&h.root, &pf, Some(12)),
+        hotplug::PfState::Pending
+    );
+    no_hold(&props(&h, "ens1f0", Some(&dp), Some(12)), "pending");
+    // Without DEVPATH, sysfs is read under /sys/class/net/<name>.
+    no_hold(&props(&h, "ens1f0", None, Some(12)), "pending, no DEVPATH");
+
+    // Readded with the hot-plug unit installed (the state that holds a re-added PF).
+    h.write("/run/vflag/hotplug/ens1f0", "7\n");
+    h.write(
+        "/usr/lib/systemd/system/vflag-hotplug@.service",
+        "[Service]\n",
+    );
+    assert_eq!(
+        hotplug::state(&h.root, &pf, Some(12)),
+        hotplug::PfState::Readded
+    );
+    no_hold(&props(&h, "ens1f0", Some(&dp), Some(12)), "readded");
+
+    // Out of the bond again: the same event is held as before (the rule is the master only).
+    std::fs::remove_file(h.path(&format!("/sys{dp}/master"))).unwrap();
+    let p = props(&h, "ens1f0", Some(&dp), Some(12));
+    assert_eq!(get(&p, "VFLAG_HOLD"), Some("1"), "{p:?}");
+    assert_eq!(get(&p, "VFLAG_MASTER"), None, "{p:?}");
+}
+
+/// VFs of a configured PF stay unmanaged by the host stack, unless one has a master: a port
+/// with a master is never held.
+#[test]
+fn a_vf_with_a_master_is_not_taken_from_its_stack() {
+    let h = host(AUTO);
+    h.netdev("0000:01:00.0", "ens1f0", "ens1f0", 5, Some("p0"));
+    let vf = h.netdev("0000:01:00.2", "eth5", "ens1f0v0", 50, None);
+    h.make_vf("0000:01:00.2", "0000:01:00.0");
+    std::fs::create_dir_all(h.path("/sys/devices/virtual/net/br0")).unwrap();
+    std::os::unix::fs::symlink(
+        h.path("/sys/devices/virtual/net/br0"),
+        h.path(&format!("/sys{vf}/master")),
+    )
+    .unwrap();
+    let p = props(&h, "ens1f0v0", Some(&vf), Some(50));
+    assert_eq!(get(&p, "VFLAG_VF"), Some("1"), "{p:?}");
+    assert_eq!(get(&p, "NM_UNMANAGED"), None, "{p:?}");
+    assert_eq!(get(&p, "ID_NET_MANAGED_BY"), None, "{p:?}");
+    assert_eq!(get(&p, "VFLAG_MASTER"), Some("br0"), "{p:?}");
+}
+
 #[test]
 fn hold_follows_the_configured_stack() {
     for (stack, nm, networkd) in [
