@@ -4,9 +4,10 @@
 //! systemd tells a service nothing about its start timeout, so each unit passes the same number
 //! twice: `TimeoutStartSec=N` and `Environment=VFLAG_DEADLINE_SEC=N` (the packaged units and
 //! the generator's drop-ins write both). The clock starts with the unit's first vflag process
-//! (`ExecStartPre=vflag check` where there is one): it records its CLOCK_MONOTONIC start under
-//! `/run/vflag/deadline-<INVOCATION_ID>`, and the later processes of the same start
-//! (`ExecStart=`, `ExecStartPost=`) count from there. Every wait is bounded by
+//! (`ExecStartPre=vflag check` where there is one): it records its `INVOCATION_ID` and
+//! CLOCK_MONOTONIC start in `/run/vflag/deadline-<unit>` (the unit from the process's cgroup:
+//! one file per unit, overwritten by its next start, so restarts leave nothing behind), and the
+//! later processes of the same start (`ExecStart=`, `ExecStartPost=`) count from there. Every wait is bounded by
 //! min(its own cap, time left − [`MARGIN`]); the margin leaves time for the failure to be
 //! reported and for `ExecStopPost=` to hand the PF over.
 //!
@@ -45,8 +46,8 @@ struct Inner {
     ceiling: Duration,
     /// The latest extension (absolute).
     extended: Mutex<Option<Instant>>,
-    /// Where the start is recorded for the unit's other processes.
-    anchor: Option<PathBuf>,
+    /// Where the start is recorded for the unit's other processes, and this start's id.
+    anchor: Option<(PathBuf, String)>,
 }
 
 impl fmt::Debug for Budget {
@@ -81,7 +82,7 @@ impl Budget {
         start: Instant,
         base: Option<Duration>,
         ceiling: Duration,
-        anchor: Option<PathBuf>,
+        anchor: Option<(PathBuf, String)>,
     ) -> Self {
         Budget(Arc::new(Inner {
             start,
@@ -103,19 +104,33 @@ impl Budget {
         let Some(base) = base else {
             return Budget::unlimited();
         };
+        let id = std::env::var("INVOCATION_ID").unwrap_or_default();
+        Budget::of_start(root, base, &id, ceiling)
+    }
+
+    /// The budget of the unit start `id` (`INVOCATION_ID`), recorded by its first process.
+    fn of_start(root: &Root, base: Duration, id: &str, ceiling: Duration) -> Self {
         let now = Instant::now();
-        let (Some(id), Some(mono)) = (std::env::var("INVOCATION_ID").ok(), monotonic_ms()) else {
+        let Some(mono) = monotonic_ms() else {
             return Budget::new(now, Some(base), ceiling, None);
         };
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit()) {
             return Budget::new(now, Some(base), ceiling, None);
         }
+        let Some(unit) = own_unit(root) else {
+            return Budget::new(now, Some(base), ceiling, None);
+        };
         let dir = root.path("/run/vflag");
-        let anchor = dir.join(format!("deadline-{id}"));
+        let anchor = dir.join(format!("deadline-{unit}"));
         let recorded = fs::read_to_string(&anchor).ok().and_then(|s| {
-            let mut it = s.split_whitespace().map(|w| w.parse::<u64>().ok());
+            let mut words = s.split_whitespace();
+            if words.next() != Some(id) {
+                return None; // an earlier start of this unit
+            }
+            let mut it = words.map(|w| w.parse::<u64>().ok());
             Some((it.next()??, it.next().flatten()))
         });
+        let anchor = (anchor, id.to_string());
         match recorded {
             Some((start_ms, ext_ms)) if start_ms <= mono => {
                 let ago = |ms: u64| now.checked_sub(Duration::from_millis(mono.saturating_sub(ms)));
@@ -133,9 +148,8 @@ impl Budget {
                 b
             }
             _ => {
-                forget_old(&dir);
                 let _ = fs::create_dir_all(&dir);
-                let _ = fs::write(&anchor, format!("{mono}\n"));
+                let _ = fs::write(&anchor.0, format!("{} {mono}\n", anchor.1));
                 Budget::new(now, Some(base), ceiling, Some(anchor))
             }
         }
@@ -182,10 +196,10 @@ impl Budget {
             &[NotifyState::Other(format!("EXTEND_TIMEOUT_USEC={usec}"))],
         );
         *self.0.extended.lock().unwrap() = Some(target);
-        if let (Some(anchor), Some(mono)) = (&self.0.anchor, monotonic_ms()) {
+        if let (Some((anchor, id)), Some(mono)) = (&self.0.anchor, monotonic_ms()) {
             let start_ms = mono.saturating_sub(now.duration_since(self.0.start).as_millis() as u64);
             let ext_ms = mono + target.saturating_duration_since(now).as_millis() as u64;
-            let _ = fs::write(anchor, format!("{start_ms} {ext_ms}\n"));
+            let _ = fs::write(anchor, format!("{id} {start_ms} {ext_ms}\n"));
         }
         true
     }
@@ -256,22 +270,15 @@ impl Budget {
     }
 }
 
-/// Anchors of unit starts that ended long ago (an hour is beyond any ceiling).
-fn forget_old(dir: &std::path::Path) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let old = e
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > Duration::from_secs(3600));
-        if old && e.file_name().to_string_lossy().starts_with("deadline-") {
-            let _ = fs::remove_file(e.path());
-        }
-    }
+/// The unit this process runs in: the last component of its cgroup path
+/// (`0::/system.slice/system-vflag.slice/vflag@ens3f0.service`), when it is a service.
+fn own_unit(root: &Root) -> Option<String> {
+    let cgroup = fs::read_to_string(root.path("/proc/self/cgroup")).ok()?;
+    cgroup
+        .lines()
+        .filter_map(|l| l.rsplit('/').next())
+        .find(|u| u.ends_with(".service") && !u.starts_with('.'))
+        .map(str::to_string)
 }
 
 /// Why a bounded wait ended without an answer.
@@ -348,6 +355,38 @@ mod tests {
     }
 
     /// Each packaged unit passes its start timeout to vflag: the two numbers must not drift.
+    /// The processes of one unit start share its start; the unit's next start begins anew in
+    /// the same file (restarts leave no file behind).
+    #[test]
+    fn one_anchor_file_per_unit_shared_by_the_processes_of_one_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        std::fs::create_dir_all(dir.path().join("proc/self")).unwrap();
+        std::fs::write(
+            dir.path().join("proc/self/cgroup"),
+            "0::/system.slice/system-vflag.slice/vflag@ens3f0.service\n",
+        )
+        .unwrap();
+        let base = Duration::from_secs(100);
+        let first = Budget::of_start(&root, base, "aa01", Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(1100));
+        let same = Budget::of_start(&root, base, "aa01", Duration::ZERO);
+        let next = Budget::of_start(&root, base, "bb02", Duration::ZERO);
+        let left = |b: &Budget| b.left().unwrap().as_secs();
+        // 100 s less the margin: 89.x s for a new start, 88.x s one second into it.
+        assert!(
+            left(&same) <= 88,
+            "the same start counts from its first process"
+        );
+        assert_eq!(left(&same), left(&first));
+        assert!(left(&next) >= 89, "a new start begins anew");
+        let files: Vec<_> = std::fs::read_dir(dir.path().join("run/vflag"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(files, ["deadline-vflag@ens3f0.service"]);
+    }
+
     #[test]
     fn packaged_units_pass_their_start_timeout() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("units");
