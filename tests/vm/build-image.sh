@@ -109,8 +109,8 @@ mke2fs -q -t ext4 -L vflagroot -E root_owner=0:0 -d "$work/root" "$work/out/root
 rm -rf "$work/root"
 rm -rf "$out"; mv "$work/out" "$out"
 ln -sfn "$key" "$CACHE/current"
-# Keep only the newest two images.
-ls -1dt "$CACHE"/*/ 2>/dev/null | grep -v '/apt/$' | tail -n +3 | while read -r old; do
+# Keep only the newest four images (helpers may test different image variants at once).
+ls -1dt "$CACHE"/*/ 2>/dev/null | grep -v '/apt/$' | tail -n +5 | while read -r old; do
     [ "$(readlink -f "$old")" = "$(readlink -f "$out")" ] || rm -rf "$old"
 done
 log "image $out ready in $(( $(date +%s) - t0 )) s"
