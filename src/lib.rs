@@ -15,6 +15,7 @@ pub mod kernlog;
 pub mod log;
 pub mod names;
 pub mod naming;
+pub mod ovs_offload;
 pub mod ovsdb;
 pub mod pairing;
 pub mod paths;

@@ -418,7 +418,7 @@ fn status(root: &Root, pfs: &[String], json: bool, prometheus: bool) -> Result<E
 
 fn ovs_offload_enable(root: &Root, wait: std::time::Duration) -> Result<ExitCode> {
     let loaded = config::load(root);
-    let changed = vflag::status::ovs_offload_enable_wait(root, &loaded, wait);
+    let changed = vflag::ovs_offload::enable_wait(root, &loaded, wait);
     let changed = match changed {
         Ok(c) => c,
         Err(e) => {
@@ -431,7 +431,7 @@ fn ovs_offload_enable(root: &Root, wait: std::time::Duration) -> Result<ExitCode
         }
     };
     // On stdout (the journal, under systemd) and as the unit's STATUS= for `systemctl status`.
-    println!("{}", vflag::status::ovs_offload_message(changed));
+    println!("{}", vflag::ovs_offload::message(changed));
     vflag::log::status(if changed {
         "hw-offload set; restart ovs-vswitchd (openvswitch_vswitchd container) for it to take effect"
     } else {

@@ -28,6 +28,8 @@ pub struct FakeNet {
     pub names: HashMap<u32, String>,
     /// ifindexes the ethtool dumps leave out (created after them, say).
     pub undumped: Vec<u32>,
+    /// ifindexes only the channels dump leaves out.
+    pub channels_undumped: Vec<u32>,
     /// ifindexes whose driver accepts hw-tc-offload on and keeps it off.
     pub keeps_offload_off: Vec<u32>,
 }
@@ -54,6 +56,7 @@ impl FakeNet {
             // The PFs of `nic()`.
             names: HashMap::from([(4, "ens3f0".to_string()), (5, "ens3f1".to_string())]),
             undumped: vec![],
+            channels_undumped: vec![],
             keeps_offload_off: vec![],
         };
         for idx in [4, 5].into_iter().chain(50..50 + nreps) {
@@ -159,7 +162,7 @@ impl Net for FakeNet {
         Ok(self
             .channels
             .iter()
-            .filter(|(i, _)| !self.undumped.contains(i))
+            .filter(|(i, _)| !self.undumped.contains(i) && !self.channels_undumped.contains(i))
             .map(|(i, (c, m))| {
                 (
                     *i,

@@ -19,20 +19,35 @@ pub struct PortTables {
 impl PortTables {
     /// Dumps what is asked for (`offload`, `channels`); the other table stays empty.
     pub fn read(net: &mut dyn Net, offload: bool, channels: bool) -> Self {
-        fn or_empty<T>(what: &str, r: Result<HashMap<u32, T>>) -> HashMap<u32, T> {
-            r.unwrap_or_else(|e| {
-                // Correct either way, but one request per port again: say so.
+        Self::dump(net, offload, channels, true)
+    }
+
+    /// [`PortTables::read`] without the log line when a dump fails (`vflag status` prints
+    /// only its findings).
+    pub fn read_quietly(net: &mut dyn Net, offload: bool, channels: bool) -> Self {
+        Self::dump(net, offload, channels, false)
+    }
+
+    fn dump(net: &mut dyn Net, offload: bool, channels: bool, say: bool) -> Self {
+        let or_empty = |what: &str, e: super::Error| {
+            // Correct either way, but one request per port again: say so.
+            if say {
                 info!("ethtool {what} dump failed ({e}); asking each device on its own");
-                HashMap::new()
-            })
-        }
+            }
+        };
         PortTables {
             offload: match offload {
-                true => or_empty("features", net.feature_all(HW_TC_OFFLOAD)),
+                true => net.feature_all(HW_TC_OFFLOAD).unwrap_or_else(|e| {
+                    or_empty("features", e);
+                    HashMap::new()
+                }),
                 false => HashMap::new(),
             },
             channels: match channels {
-                true => or_empty("channels", net.channels_all()),
+                true => net.channels_all().unwrap_or_else(|e| {
+                    or_empty("channels", e);
+                    HashMap::new()
+                }),
                 false => HashMap::new(),
             },
         }
