@@ -81,18 +81,12 @@ use crate::paths::Root;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Markers: `/run/vflag/hotplug/<pf>` holds the ifindex the early stage finished with.
-pub const MARKER_DIR: &str = "/run/vflag/hotplug";
+// Markers: `/run/vflag/hotplug/<pf>` ([`Root::hotplug_dir`]) holds the ifindex the early
+// stage finished with.
 /// udev's database of net devices: `/run/udev/data/n<ifindex>`, lines `E:KEY=VALUE`.
 pub const UDEV_DB_DIR: &str = "/run/udev/data";
-/// The early stage's template (`vflag@<pf>.service`, oneshot, RemainAfterExit=yes).
-pub const EARLY_TEMPLATE: &str = "vflag@";
-/// The late stage's template (`vflag-rebind@<pf>.service`, oneshot, RemainAfterExit=yes).
-pub const LATE_TEMPLATE: &str = "vflag-rebind@";
-/// The hot-plug unit (`units/vflag-hotplug@.service`): runs the early stage, the hand-over and
-/// the late stage again on every start (not RemainAfterExit). Re-added PFs are held only when a
-/// unit file of this name is installed.
-pub const HOTPLUG_TEMPLATE: &str = "vflag-hotplug@";
+// Re-added PFs are held only when a unit file of HOTPLUG_TEMPLATE is installed.
+pub use crate::names::{EARLY_TEMPLATE, HOTPLUG_TEMPLATE, LATE_TEMPLATE};
 /// Where udev-import looks for unit files.
 pub const UNIT_DIRS: [&str; 4] = [
     "/etc/systemd/system",
@@ -202,7 +196,7 @@ pub fn udev_import_event(root: &Root, plan: &Plan, ev: &UdevEvent) -> Vec<(Strin
         out.push(kv("VFLAG_MASTER", &sanitize(&master)));
         return out;
     }
-    let early_unit = format!("{EARLY_TEMPLATE}{instance}.service");
+    let early_unit = name.early_unit();
     let ifindex = ev
         .ifindex
         .or_else(|| read_trim(&dir.join("ifindex")).and_then(|s| s.parse().ok()));
@@ -220,10 +214,7 @@ pub fn udev_import_event(root: &Root, plan: &Plan, ev: &UdevEvent) -> Vec<(Strin
         // the boot's late stage is still ahead or already active, wanting it changes nothing.
         PfState::Pending => {
             out.push(kv("VFLAG_UNIT", &early_unit));
-            out.push(kv(
-                "VFLAG_LATE_UNIT",
-                &format!("{LATE_TEMPLATE}{instance}.service"),
-            ));
+            out.push(kv("VFLAG_LATE_UNIT", &name.late_unit()));
             true
         }
         // Re-added after the early stage finished this boot. vflag@ is RemainAfterExit=yes:
@@ -232,10 +223,7 @@ pub fn udev_import_event(root: &Root, plan: &Plan, ev: &UdevEvent) -> Vec<(Strin
         PfState::Readded => {
             out.push(kv("VFLAG_READD", "1"));
             if template_installed(root, HOTPLUG_TEMPLATE) {
-                out.push(kv(
-                    "VFLAG_UNIT",
-                    &format!("{HOTPLUG_TEMPLATE}{instance}.service"),
-                ));
+                out.push(kv("VFLAG_UNIT", &name.unit(HOTPLUG_TEMPLATE)));
                 true
             } else {
                 out.push(kv("VFLAG_UNIT", &early_unit));
@@ -285,12 +273,12 @@ pub enum PfState {
 /// [`PfState::BeforeProtocol`]. Without this, a NIC absent at boot (every configured PF
 /// missing, so no early stage ever called [`begin`]) would be bonded unheld when plugged in.
 pub fn arm(root: &Root) -> std::io::Result<()> {
-    std::fs::create_dir_all(root.path(MARKER_DIR))
+    std::fs::create_dir_all(root.hotplug_dir())
 }
 
 /// The PF's [`PfState`].
 pub fn state(root: &Root, pf: &IfName, ifindex: Option<u32>) -> PfState {
-    if !root.path(MARKER_DIR).is_dir() {
+    if !root.hotplug_dir().is_dir() {
         return PfState::BeforeProtocol;
     }
     let Some(content) = read_trim(&marker(root, pf)) else {
@@ -378,7 +366,7 @@ fn list_names(dir: &Path) -> Vec<String> {
 
 /// The marker file of a PF.
 pub fn marker(root: &Root, pf: &IfName) -> PathBuf {
-    root.path(format!("{MARKER_DIR}/{pf}"))
+    root.hotplug_dir().join(pf.as_str())
 }
 
 /// Has the early stage finished with this netdev this boot? A marker for another ifindex (the
@@ -389,7 +377,7 @@ pub fn finished(root: &Root, pf: &IfName, ifindex: Option<u32>) -> bool {
 
 /// Start of the early stage: forget that it finished (a restart must hold again on re-add).
 pub fn begin(root: &Root, pf: &IfName) -> std::io::Result<()> {
-    std::fs::create_dir_all(root.path(MARKER_DIR))?;
+    std::fs::create_dir_all(root.hotplug_dir())?;
     match std::fs::remove_file(marker(root, pf)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
@@ -414,11 +402,11 @@ pub fn finish(root: &Root, pf: &IfName, wait: Duration) -> std::io::Result<Finis
     let ifindex: Option<u32> =
         read_trim(&root.path(format!("/sys/class/net/{pf}/ifindex"))).and_then(|s| s.parse().ok());
     let m = marker(root, pf);
-    std::fs::create_dir_all(root.path(MARKER_DIR))?;
+    std::fs::create_dir_all(root.hotplug_dir())?;
     // Write-then-rename: udev-import never reads a half-written marker. With the netdev gone,
     // "0" still records "finished this boot", so a later re-add is Readded (no hold that no
     // RemainAfterExit unit would release), not Pending.
-    let tmp = root.path(format!("{MARKER_DIR}/.{pf}.new"));
+    let tmp = root.hotplug_dir().join(format!(".{pf}.new"));
     std::fs::write(&tmp, format!("{}\n", ifindex.unwrap_or(0)))?;
     std::fs::rename(&tmp, &m)?;
     let Some(ifindex) = ifindex else {

@@ -299,7 +299,7 @@ fn rebind(root: &Root, instance: &str) -> Result<ExitCode> {
     let (lag, pf) = configured_pf(&loaded, instance)?;
     // From now on a PF that appears is held until its early stage ran (see hotplug::arm).
     if let Err(e) = vflag::hotplug::arm(root) {
-        tracing::warn!(pf = %pf, step = "arm", "cannot create {}: {e}; a PF plugged in later may be bonded before its set-up", vflag::hotplug::MARKER_DIR);
+        tracing::warn!(pf = %pf, step = "arm", "cannot create {}: {e}; a PF plugged in later may be bonded before its set-up", root.hotplug_dir().display());
     }
     vflag::log::status("waiting for the bond");
     match vflag::stages::rebind(root, lag, &pf) {

@@ -42,10 +42,7 @@ pub fn udev_name(root: &Root, plan: &Plan, netdev_dir: &Path) -> Option<IfName> 
         .flatten()
         .unwrap_or_default();
     for (lag, pf) in plan.pfs() {
-        let Ok(text) = std::fs::read_to_string(crate::stages::state_path(root, pf)) else {
-            continue;
-        };
-        let Ok(st) = serde_json::from_str::<State>(&text) else {
+        let Some(st) = State::read(root, pf) else {
             continue;
         };
         if st.device != handle {

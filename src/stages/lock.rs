@@ -1,7 +1,6 @@
 //! The per-NIC lock (`/run/vflag/nic-<dddd:bb:dd>.lock`): both PFs of a card, or a restart,
 //! never interleave their writes.
 
-use super::state::run_dir;
 use super::StageError;
 use crate::budget::{Budget, Waited};
 use crate::device::sysfs::Pf;
@@ -29,7 +28,7 @@ impl Drop for NicLock {
 /// The lock file name: the PCI slot (`dddd:bb:dd`) for PCI devices, else the device.
 pub fn nic_lock_path(root: &Root, pf: &Pf) -> PathBuf {
     let id = crate::pairing::nic_id(pf);
-    run_dir(root).join(format!("nic-{id}.lock"))
+    root.nic_lock(&id)
 }
 
 pub fn lock_nic(root: &Root, pf: &Pf, timeout: Duration) -> Result<NicLock, StageError> {
@@ -108,8 +107,8 @@ pub fn lock_nic_within(
         pf: pfs.clone(),
         msg,
     };
-    fs::create_dir_all(run_dir(root))
-        .map_err(|e| other(format!("{}: {e}", run_dir(root).display())))?;
+    fs::create_dir_all(root.run_dir())
+        .map_err(|e| other(format!("{}: {e}", root.run_dir().display())))?;
     let open = || {
         fs::OpenOptions::new()
             .create(true)

@@ -33,23 +33,25 @@ pub struct VfRecord {
     pub driver: Option<String>,
 }
 
-pub(super) fn run_dir(root: &Root) -> PathBuf {
-    root.path("/run/vflag")
-}
-
 /// Present once some LAG wanted its representors named `<pf>r<vf>` (until reboot: a later
 /// `representor-names = no` only costs udev a few idle `vflag udev-name` runs): only then does
 /// 79-vflag-names.rules ask `vflag udev-name` about representors (one process per representor
 /// that udev adds, dozens with the eswitch change, all on the boot's critical path).
 pub fn representor_names_flag(root: &Root) -> PathBuf {
-    run_dir(root).join("representor-names")
+    root.representor_names_flag()
 }
 
 pub fn state_path(root: &Root, pf: &IfName) -> PathBuf {
-    run_dir(root).join(format!("{}.json", pf.as_str()))
+    root.state_file(pf)
 }
 
 impl State {
+    /// The record of `pf` as written, whatever device it is for (`None`: none or unreadable).
+    pub fn read(root: &Root, pf: &IfName) -> Option<State> {
+        let text = fs::read_to_string(root.state_file(pf)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
     /// The record for this PF's current device, or an empty one.
     pub fn load(root: &Root, pf: &IfName, h: &Handle) -> State {
         let fresh = State {
@@ -71,7 +73,7 @@ impl State {
 
     /// Written to a temporary file and renamed, so a crash never leaves half a record.
     pub fn save(&self, root: &Root, pf: &IfName) -> std::io::Result<()> {
-        fs::create_dir_all(run_dir(root))?;
+        fs::create_dir_all(root.run_dir())?;
         let path = state_path(root, pf);
         let tmp = path.with_extension("json.tmp");
         fs::write(

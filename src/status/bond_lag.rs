@@ -221,7 +221,7 @@ pub fn judge_lag(lag: &Lag, o: &PfObs, kmsg: &Seen<LagReport>) -> Finding {
                     p,
                     Outcome::Fail,
                     format!("a RoCE LAG is active, not VF-LAG (debugfs lag/type roce){members}: the PFs were bonded while the eswitch was legacy"),
-                    format!("the eswitch must be switchdev before the PFs join the bond: see `journalctl -b -u {}` and reboot", early_unit(&o.name)),
+                    format!("the eswitch must be switchdev before the PFs join the bond: see `journalctl -b -u {}` and reboot", o.name.early_unit()),
                 ),
                 Some(t) => bad(
                     "lag",

@@ -25,7 +25,7 @@ pub fn judge_pf(lag: &Lag, o: &PfObs) -> Vec<Finding> {
     }
     let mut out = vec![];
     let want = lag.vfs;
-    let journal = format!("journalctl -b -u {}", early_unit(pf));
+    let journal = format!("journalctl -b -u {}", pf.early_unit());
 
     // ---- VFs created.
     out.push(match &o.numvfs {
@@ -54,7 +54,7 @@ pub fn judge_pf(lag: &Lag, o: &PfObs) -> Vec<Finding> {
             p,
             Outcome::Fail,
             format!("{n} VFs (sriov_numvfs), {want} configured"),
-            format!("the early stage creates them before the PF joins the bond: see `systemctl status {}` and `{journal}`, fix the cause and reboot", early_unit(pf)),
+            format!("the early stage creates them before the PF joins the bond: see `systemctl status {}` and `{journal}`, fix the cause and reboot", pf.early_unit()),
         ),
     });
 
@@ -438,7 +438,7 @@ fn judge_vfs_bound(o: &PfObs) -> Finding {
         format!("{}/{} VFs bound; no driver on {}", vfs.len() - unbound.len(), vfs.len(), list.join(", ")),
         format!(
             "the late stage binds them once the bond is valid and the LAG active: see `systemctl status {0}` and `journalctl -b -u {0}`, then `systemctl restart {0}`",
-            late_unit(&o.name)
+            o.name.late_unit()
         ),
     )
 }

@@ -117,14 +117,6 @@ fn bad(
     finding(check, pf, outcome, detail, Some(hint.into()))
 }
 
-fn early_unit(pf: &IfName) -> String {
-    format!("vflag@{}.service", pf.unit_instance())
-}
-
-fn late_unit(pf: &IfName) -> String {
-    format!("vflag-rebind@{}.service", pf.unit_instance())
-}
-
 // ------------------------------------------------------------------------------------------
 // Entry points
 
