@@ -9,6 +9,7 @@ pub mod checks;
 pub mod cmdline;
 pub mod config;
 pub mod device;
+pub mod early;
 pub mod generator;
 pub mod hotplug;
 pub mod kernlog;

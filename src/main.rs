@@ -236,37 +236,8 @@ fn setup(root: &Root, instance: &str) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     let (lag, pf) = configured_pf(&loaded, instance)?;
-    // A missing PF is a clear error before anything, the network stack included, is asked.
-    if let Err(why) = vflag::hotplug::require_pf(root, &pf) {
-        vflag::log::status(&format!("failed: {why}"));
-        bail!(why);
-    }
-    let start = vflag::hotplug::stage_start(root, lag, &pf, BUS_TIMEOUT);
-    tracing::debug!(pf = %pf, step = "hold", "{start:?}");
-    vflag::log::status("setting up");
-    let result = vflag::stages::setup(root, lag, &pf);
-    // On success and on failure alike: a PF left held is a bond that never comes up.
-    let end = vflag::hotplug::stage_end(root, lag, &pf, BUS_TIMEOUT);
-    // At boot no stack runs yet (this unit is ordered before them): nothing to hand over, and
-    // the stack takes the port when it starts. Only a hand-over that was due and failed matters.
-    match &end.release {
-        Ok(vflag::bus::Outcome::Skipped(why)) => {
-            tracing::debug!(pf = %pf, step = "release", "no hand-over: {why}")
-        }
-        Ok(o) => tracing::info!(pf = %pf, step = "release", "handed to {:?}: {o:?}", end.stack),
-        Err(e) => tracing::warn!(
-            pf = %pf,
-            step = "release",
-            "could not hand {pf} to {:?} ({e}); if the stack is not running yet it takes the port when it starts",
-            end.stack
-        ),
-    }
-    let report = result.map_err(|e| {
-        vflag::log::status(&format!("failed: {e}"));
-        anyhow::anyhow!(e)
-    })?;
-    tracing::info!(pf = %pf, step = "done", "{}", report.status());
-    vflag::log::status(&report.status());
+    // Hold → set-up → release (a missing PF: a clear error, nothing asked or changed).
+    vflag::early::setup(root, lag, &pf)?;
     Ok(ExitCode::SUCCESS)
 }
 
