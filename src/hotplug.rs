@@ -76,6 +76,8 @@
 
 use crate::bus::{self, Bus, BusError, Outcome, Stack};
 use crate::config::{Lag, NetworkStack, Plan};
+use crate::device::portname::PortName;
+use crate::device::sysfs;
 use crate::names::IfName;
 use crate::paths::Root;
 use std::path::{Path, PathBuf};
@@ -124,7 +126,7 @@ impl UdevEvent {
     fn sysdir(&self, root: &Root) -> PathBuf {
         match &self.devpath {
             Some(d) if !d.contains("..") => root.path(format!("/sys{d}")),
-            _ => root.path(format!("/sys/class/net/{}", self.name)),
+            _ => sysfs::netdev_dir(root, &self.name),
         }
     }
 }
@@ -312,17 +314,7 @@ pub fn format_properties(props: &[(String, String)]) -> String {
 }
 
 fn is_representor(phys_port_name: &str) -> bool {
-    let p = phys_port_name.trim();
-    let rest = p
-        .strip_prefix('c')
-        .map(|r| r.trim_start_matches(|c: char| c.is_ascii_digit()));
-    let p = match rest {
-        Some(r) if r.starts_with("pf") => r,
-        _ => p,
-    };
-    p.strip_prefix("pf")
-        .map(|r| r.trim_start_matches(|c: char| c.is_ascii_digit()))
-        .is_some_and(|r| r.starts_with("vf") || r.starts_with("sf"))
+    PortName::parse(phys_port_name.trim()).is_representor()
 }
 
 /// Keep a value safe for udev's property parser: `[A-Za-z0-9._@:-]`, others become `_`.
@@ -342,14 +334,12 @@ fn sanitize(s: &str) -> String {
 /// its `master` link. A link that cannot be read counts as a master: a hold on a port that may
 /// be enslaved risks the bond, no hold risks only a degraded LAG.
 fn master_at(dir: &Path) -> Option<String> {
-    crate::device::sysfs::link_basename(&dir.join("master"))
+    sysfs::link_basename(&dir.join("master"))
         .unwrap_or_else(|_| Some("(unreadable)".into()))
 }
 
 fn read_trim(p: &Path) -> Option<String> {
-    std::fs::read_to_string(p)
-        .ok()
-        .map(|s| s.trim().to_string())
+    sysfs::read_attr(p).ok().flatten()
 }
 
 fn list_names(dir: &Path) -> Vec<String> {
@@ -399,8 +389,7 @@ pub enum Finish {
 /// End of the early stage (success or failure): write the marker, then clear vflag's hold
 /// from the udev database, waiting at most `wait`. See the module docs.
 pub fn finish(root: &Root, pf: &IfName, wait: Duration) -> std::io::Result<Finish> {
-    let ifindex: Option<u32> =
-        read_trim(&root.path(format!("/sys/class/net/{pf}/ifindex"))).and_then(|s| s.parse().ok());
+    let ifindex: Option<u32> = sysfs::netdev_ifindex(root, pf.as_str()).ok().flatten();
     let m = marker(root, pf);
     std::fs::create_dir_all(root.hotplug_dir())?;
     // Write-then-rename: udev-import never reads a half-written marker. With the netdev gone,
@@ -420,7 +409,7 @@ pub fn finish(root: &Root, pf: &IfName, wait: Duration) -> std::io::Result<Finis
         return Ok(Finish::NotHeld);
     }
     let started = Instant::now();
-    std::fs::write(root.path(format!("/sys/class/net/{pf}/uevent")), "change")?;
+    sysfs::netdev_change_uevent(root, pf.as_str())?;
     loop {
         if !held_in_udev_db(root, ifindex) {
             return Ok(Finish::Released {
@@ -481,7 +470,7 @@ pub fn stage_start(root: &Root, lag: &Lag, pf: &IfName, timeout: Duration) -> St
 
 /// The PF's net device must be there before the network stack is asked about it.
 pub fn require_pf(root: &Root, pf: &IfName) -> Result<(), String> {
-    let dir = root.path(format!("/sys/class/net/{pf}"));
+    let dir = sysfs::netdev_dir(root, pf.as_str());
     if dir.exists() {
         return Ok(());
     }

@@ -123,9 +123,7 @@ fn run(command: Command, root: &Root) -> Result<ExitCode> {
             // udev gives DEVPATH; during an add the netdev may not be in /sys/class/net yet.
             let dir = match std::env::var("DEVPATH") {
                 Ok(d) if d.starts_with('/') && !d.contains("..") => root.path(format!("/sys{d}")),
-                _ => root
-                    .path("/sys/class/net")
-                    .join(IfName::new(&ifname)?.as_str()),
+                _ => vflag::device::sysfs::netdev_dir(root, IfName::new(&ifname)?.as_str()),
             };
             if let Some(name) = vflag::naming::udev_name(root, &loaded.plan, &dir) {
                 println!("VFLAG_NAME={name}");
@@ -321,7 +319,7 @@ fn check(root: &Root, pfs: &[String], json: bool) -> Result<ExitCode> {
         // Mellanox's mlxconfig where it is installed.
         if root.is_real() && std::env::var_os("INVOCATION_ID").is_none() {
             if let Some(tool) = find_in_path("mlxconfig") {
-                found.extend(checks::mlxconfig(pf, lag, &tool));
+                found.extend(checks::mlxconfig(root, pf, lag, &tool));
             }
         }
         for f in found {

@@ -6,6 +6,7 @@
 //! - [`genl`]: generic netlink family resolution.
 //! - [`devlink`]: eswitch mode, port dump, params.
 //! - [`ethtool`]: features (`hw-tc-offload`) and channels.
+//! - [`portname`]: what a `phys_port_name` says (physical port, VF/SF representor).
 //! - [`ports`]: hw-tc-offload and channels of many ports, one dump per setting.
 //! - [`repr`]: which netdevs are the representors of a PF's VFs.
 //! - [`net`]: the netlink operations the stages use, as a trait (real: [`net::Kernel`]).
@@ -21,6 +22,7 @@ pub(crate) mod fake;
 pub mod genl;
 pub mod net;
 pub mod nl;
+pub mod portname;
 pub mod ports;
 pub mod repr;
 pub mod rtnl;

@@ -5,6 +5,7 @@ use super::devlink::Handle;
 use super::{Error, Result};
 use crate::names::IfName;
 use crate::paths::Root;
+use nix::errno::Errno;
 use std::fs;
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
@@ -43,7 +44,14 @@ pub fn read_attr(path: &Path) -> Result<Option<String>> {
     match fs::read_to_string(path) {
         Ok(s) => Ok(Some(s.trim_end_matches('\n').trim().to_string())),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) if matches!(e.raw_os_error(), Some(95) | Some(19) | Some(22)) => Ok(None),
+        Err(e)
+            if matches!(
+                e.raw_os_error().map(Errno::from_raw),
+                Some(Errno::EOPNOTSUPP | Errno::ENODEV | Errno::EINVAL)
+            ) =>
+        {
+            Ok(None)
+        }
         Err(e) => Err(Error::io(path, e)),
     }
 }
@@ -119,10 +127,7 @@ impl PciAddr {
 /// switchdev). VF/SF representors (`pf0vf3`, `c1pf0sf2`) share the PF's parent device but are
 /// never physical ports.
 pub fn is_physical_port(phys_port_name: &str) -> bool {
-    phys_port_name.is_empty()
-        || phys_port_name
-            .strip_prefix('p')
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    super::portname::PortName::parse(phys_port_name) == super::portname::PortName::Physical
 }
 
 /// A VF of a PF, as its `virtfn<index>` link shows it.
@@ -337,6 +342,23 @@ impl Pf {
         }
         Ok((found.len() == 1).then(|| found.remove(0)))
     }
+}
+
+/// A netdev's directory, `/sys/class/net/<name>` (it may not exist).
+pub fn netdev_dir(root: &Root, name: &str) -> PathBuf {
+    root.path("/sys/class/net").join(name)
+}
+
+/// The master (bond, bridge...) a netdev is enslaved to, by its `master` link.
+pub fn netdev_master(root: &Root, name: &str) -> Option<String> {
+    link_basename(&netdev_dir(root, name).join("master"))
+        .ok()
+        .flatten()
+}
+
+/// Ask the kernel to send a `change` uevent for a netdev (udev then re-runs its rules).
+pub fn netdev_change_uevent(root: &Root, name: &str) -> std::io::Result<()> {
+    fs::write(netdev_dir(root, name).join("uevent"), "change")
 }
 
 /// The ifindex of a netdev by its current name (`None` if it is gone).
