@@ -5,7 +5,7 @@
 //! with CI=true and no binaries the test FAILS, locally it is skipped).
 //!
 //! The fake root has no NIC: only the Open vSwitch rows are asserted here (netlink is never
-//! asked under a fake root; the PF rows are covered by the unit tests in src/status.rs).
+//! asked under a fake root; the PF rows are covered by the unit tests in src/status/).
 
 // Uses only part of the shared harness (no OVSDB client or unixctl of its own).
 #[allow(dead_code)]

@@ -5,9 +5,8 @@
 
 use super::devlink::{Devlink, Port, PORT_FLAVOUR_PCI_VF};
 use super::portname::PortName;
-use super::sysfs::{self, wait_for, Pf};
+use super::sysfs::{self, Pf};
 use super::Result;
-use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Representor {
@@ -126,21 +125,6 @@ pub fn find(pf: &Pf, devlink: Option<&mut Devlink>) -> Result<(Vec<Representor>,
         }
     }
     Ok((from_sysfs(pf)?, Source::Sysfs))
-}
-
-/// Wait (bounded) until representors for VFs `0..n` all exist.
-pub fn wait_all(
-    pf: &Pf,
-    n: u32,
-    mut devlink: Option<&mut Devlink>,
-    timeout: Duration,
-) -> Result<(Vec<Representor>, Source)> {
-    wait_for(&format!("{n} representors of {}", pf.name), timeout, || {
-        let (reps, src) = find(pf, devlink.as_deref_mut())?;
-        Ok((0..n)
-            .all(|i| reps.iter().any(|r| r.vf == i))
-            .then_some((reps, src)))
-    })
 }
 
 #[cfg(test)]

@@ -442,17 +442,6 @@ pub fn compat_devlink(root: &Root, pf: &IfName, name: &str) -> PathBuf {
         .join(name)
 }
 
-/// mlx5's LAG state in debugfs (`active`/`disabled`), `None` when not observable (no
-/// debugfs mounted, not mlx5, kernel before 5.19).
-pub fn mlx5_lag_state(root: &Root, pci: &str) -> Result<Option<String>> {
-    read_attr(
-        &root
-            .path("/sys/kernel/debug/mlx5")
-            .join(pci)
-            .join("lag/state"),
-    )
-}
-
 /// Builders for fake sysfs trees (unit tests only).
 #[cfg(test)]
 pub mod testtree {
