@@ -334,8 +334,7 @@ fn sanitize(s: &str) -> String {
 /// its `master` link. A link that cannot be read counts as a master: a hold on a port that may
 /// be enslaved risks the bond, no hold risks only a degraded LAG.
 fn master_at(dir: &Path) -> Option<String> {
-    sysfs::link_basename(&dir.join("master"))
-        .unwrap_or_else(|_| Some("(unreadable)".into()))
+    sysfs::link_basename(&dir.join("master")).unwrap_or_else(|_| Some("(unreadable)".into()))
 }
 
 fn read_trim(p: &Path) -> Option<String> {

@@ -4,7 +4,7 @@
 use super::*;
 use crate::config::EswitchMode as ConfEswitch;
 use crate::device::net::Kernel;
-use crate::device::sysfs::{self, wait_for};
+use crate::device::sysfs::{self, wait_for, Vf};
 use crate::kernlog;
 use tracing::info;
 
@@ -184,10 +184,6 @@ pub fn rebind_with(
         stage: "rebind",
         ..Report::default()
     };
-    let not_bound = |reason: String| StageError::NotBound {
-        pf: pf.to_string(),
-        reason,
-    };
     let start = Instant::now();
     // lag-timeout, or less when the unit ends sooner (vflag-hotplug@ runs this after the set-up,
     // in the same start timeout): the binds after the wait keep BIND_RESERVE.
@@ -201,53 +197,89 @@ pub fn rebind_with(
         r.bond = Some("none (legacy, single port)".into());
         return bind_back(root, pf, &dev, t, r);
     }
-
-    // ---- The bond: wait (bounded) while it is still being assembled.
-    let (bond, mode) = loop {
-        match check_bond(root, lag, &dev, net)? {
-            BondCheck::Valid { bond, mode } => break (bond, mode),
-            BondCheck::Invalid(why) => return Err(not_bound(why)),
-            BondCheck::NotYet(why) if start.elapsed() >= deadline => {
-                return Err(not_bound(format!(
-                    "{why} after {:.0} s",
-                    start.elapsed().as_secs_f64()
-                )))
-            }
-            BondCheck::NotYet(_) => std::thread::sleep(sysfs::POLL_INTERVAL),
-        }
-    };
+    let (bond, mode) = wait_for_bond(root, lag, &dev, net, start, deadline)?;
     info!(pf = %pf, step = "bond", bond = %bond, mode = %mode, "bond is valid for VF-LAG");
     r.bond = Some(format!("{bond} {mode}"));
-
-    // ---- LAG activation, where the driver shows it: mlx5 debugfs (authoritative), else the
-    // kernel log (a logged failure is final; silence until the bound only warns). A legacy
-    // eSwitch has no VF-LAG to wait for.
+    // A legacy eSwitch has no VF-LAG to wait for.
     if lag.eswitch == ConfEswitch::Legacy {
         r.lag = Some("none (legacy eSwitch)".into());
         return bind_back(root, pf, &dev, t, r);
     }
-    let pcis = lag_pcis(root, lag, &dev);
     let lag_left = deadline.saturating_sub(start.elapsed());
+    r.lag = Some(wait_for_lag(
+        root, lag, &dev, &bond, lag_left, deadline, t, &mut r,
+    )?);
+    info!(pf = %pf, step = "lag", state = r.lag.as_deref().unwrap_or(""), "LAG state");
+    bind_back(root, pf, &dev, t, r)
+}
+
+fn not_bound(pf: &IfName, reason: String) -> StageError {
+    StageError::NotBound {
+        pf: pf.to_string(),
+        reason,
+    }
+}
+
+/// The bond: wait (bounded by `deadline` from `start`) while it is still being assembled.
+fn wait_for_bond(
+    root: &Root,
+    lag: &Lag,
+    dev: &Pf,
+    net: &mut dyn Net,
+    start: Instant,
+    deadline: Duration,
+) -> Result<(String, String), StageError> {
+    loop {
+        match check_bond(root, lag, dev, net)? {
+            BondCheck::Valid { bond, mode } => return Ok((bond, mode)),
+            BondCheck::Invalid(why) => return Err(not_bound(&dev.name, why)),
+            BondCheck::NotYet(why) if start.elapsed() >= deadline => {
+                return Err(not_bound(
+                    &dev.name,
+                    format!("{why} after {:.0} s", start.elapsed().as_secs_f64()),
+                ))
+            }
+            BondCheck::NotYet(_) => std::thread::sleep(sysfs::POLL_INTERVAL),
+        }
+    }
+}
+
+/// LAG activation, where the driver shows it: mlx5 debugfs (authoritative), else the kernel
+/// log (a logged failure is final; silence until the bound only warns). Waits at most `left`;
+/// `deadline` is the whole bound, for the messages. Returns what `r.lag` says.
+#[allow(clippy::too_many_arguments)] // the stage's context, passed down unchanged
+fn wait_for_lag(
+    root: &Root,
+    lag: &Lag,
+    dev: &Pf,
+    bond: &str,
+    left: Duration,
+    deadline: Duration,
+    t: &Timeouts,
+    r: &mut Report,
+) -> Result<String, StageError> {
+    let pf = &dev.name;
+    let pcis = lag_pcis(root, lag, dev);
     t.budget
         .status(&format!("waiting for the LAG of {bond} to become active"));
     let mut last = LagSeen::Unobservable;
-    let seen = wait_for("LAG activation", lag_left, || {
-        last = observe_lag(root, &dev, &pcis);
+    let seen = wait_for("LAG activation", left, || {
+        last = observe_lag(root, dev, &pcis);
         Ok(match &last {
             LagSeen::Pending { .. } => None,
             other => Some(other.clone()),
         })
     });
-    r.lag = Some(match seen {
+    Ok(match seen {
         Ok(LagSeen::Active(how)) => how,
         Ok(LagSeen::Unobservable) => "not observable".to_string(),
         Ok(LagSeen::Failed(why)) => {
-            return Err(not_bound(format!("the kernel could not activate the LAG of {bond}: {why}")))
+            return Err(not_bound(pf, format!("the kernel could not activate the LAG of {bond}: {why}")))
         }
         Ok(LagSeen::Pending { .. }) => unreachable!("pending is not an answer"),
         Err(DevError::Timeout { .. }) => match last {
             LagSeen::Pending { authoritative: true, what } => {
-                return Err(not_bound(format!(
+                return Err(not_bound(pf, format!(
                     "the LAG of {bond} did not become active within {:.0} s ({what}); binding now would leave VF-LAG inactive",
                     deadline.as_secs_f64()
                 )))
@@ -262,9 +294,7 @@ pub fn rebind_with(
             _ => "not observable".to_string(),
         },
         Err(e) => return Err(dev_err(pf, "wait for LAG")(e)),
-    });
-    info!(pf = %pf, step = "lag", state = r.lag.as_deref().unwrap_or(""), "LAG state");
-    bind_back(root, pf, &dev, t, r)
+    })
 }
 
 /// Restore autoprobe, then bind each VF back to the driver it had (under the NIC lock).
@@ -299,63 +329,12 @@ fn bind_back(
     let mut problems = vec![];
     let bind_by = Instant::now() + t.bind; // one bound for all VFs, not one per VF
     for vf in &vfs {
-        if vf
-            .driver()
-            .map_err(dev_err(pf, "read VF driver"))?
-            .is_some()
-        {
-            bound += 1;
-            continue;
-        }
-        let recorded = st
-            .vfs
-            .iter()
-            .find(|x| x.index == vf.index && x.addr == vf.addr)
-            .and_then(|x| x.driver.clone());
-        let target = match recorded {
-            // The record is a file under /run: a driver name from it becomes a /sys path only
-            // if it is one plain path component.
-            Some(d) if !valid_driver_name(&d) => {
-                problems.push(format!(
-                    "VF {} ({}): {:?} in {} is not a valid driver name; not binding it (delete the file and restart vflag@{} to record it again)",
-                    vf.index,
-                    vf.addr,
-                    d,
-                    state_path(root, pf).display(),
-                    pf.unit_instance()
-                ));
-                continue;
-            }
-            Some(d) => Some(d),
-            None => sysfs::driver_override(&vf.dir).map_err(dev_err(pf, "read driver_override"))?,
-        };
-        info!(pf = %pf, step = "bind", vf = vf.index, addr = %vf.addr, driver = target.as_deref().unwrap_or("(bus match)"), "binding VF");
-        let res = match &target {
-            Some(d) => sysfs::bind(root, &dev.bus, d, &vf.addr),
-            None => sysfs::probe(root, &dev.bus, &vf.addr),
-        };
-        if let Err(e) = res {
-            problems.push(format!("VF {} ({}): {e}", vf.index, vf.addr));
-            continue;
-        }
-        match t.budget.wait::<_, DevError>(
-            &format!("a driver on VF {}", vf.addr),
-            left(bind_by),
-            || Ok(vf.driver()?.ok_or(0)),
-        ) {
-            Ok(d) if target.as_ref().is_some_and(|t| *t != d) => {
-                problems.push(format!(
-                    "VF {} ({}) bound to {d}, expected {}",
-                    vf.index,
-                    vf.addr,
-                    target.as_deref().unwrap_or("")
-                ));
-            }
-            Ok(_) => {
+        match bind_one(root, pf, dev, &st, vf, bind_by, t)? {
+            Ok(changed) => {
                 bound += 1;
-                r.changed = true;
+                r.changed |= changed;
             }
-            Err(e) => problems.push(format!("VF {} ({}): {e}", vf.index, vf.addr)),
+            Err(problem) => problems.push(problem),
         }
     }
     if vfs.is_empty() && r.vfs > 0 {
@@ -375,6 +354,72 @@ fn bind_back(
     }
     info!(pf = %pf, step = "done", status = %r.status(), "VFs bound");
     Ok(r)
+}
+
+/// Bind one VF back: to the driver it was unbound from, else by bus match (`drivers_probe`).
+/// `Ok(Ok(changed))`: it has a driver now (`changed`: bound by this call); `Ok(Err(problem))`:
+/// not bound, and why; `Err`: the VF could not be read.
+fn bind_one(
+    root: &Root,
+    pf: &IfName,
+    dev: &Pf,
+    st: &State,
+    vf: &Vf,
+    bind_by: Instant,
+    t: &Timeouts,
+) -> Result<Result<bool, String>, StageError> {
+    if vf
+        .driver()
+        .map_err(dev_err(pf, "read VF driver"))?
+        .is_some()
+    {
+        return Ok(Ok(false));
+    }
+    let recorded = st
+        .vfs
+        .iter()
+        .find(|x| x.index == vf.index && x.addr == vf.addr)
+        .and_then(|x| x.driver.clone());
+    let target = match recorded {
+        // The record is a file under /run: a driver name from it becomes a /sys path only
+        // if it is one plain path component.
+        Some(d) if !valid_driver_name(&d) => {
+            return Ok(Err(format!(
+                "VF {} ({}): {:?} in {} is not a valid driver name; not binding it (delete the file and restart vflag@{} to record it again)",
+                vf.index,
+                vf.addr,
+                d,
+                state_path(root, pf).display(),
+                pf.unit_instance()
+            )));
+        }
+        Some(d) => Some(d),
+        None => sysfs::driver_override(&vf.dir).map_err(dev_err(pf, "read driver_override"))?,
+    };
+    info!(pf = %pf, step = "bind", vf = vf.index, addr = %vf.addr, driver = target.as_deref().unwrap_or("(bus match)"), "binding VF");
+    let res = match &target {
+        Some(d) => sysfs::bind(root, &dev.bus, d, &vf.addr),
+        None => sysfs::probe(root, &dev.bus, &vf.addr),
+    };
+    if let Err(e) = res {
+        return Ok(Err(format!("VF {} ({}): {e}", vf.index, vf.addr)));
+    }
+    Ok(
+        match t.budget.wait::<_, DevError>(
+            &format!("a driver on VF {}", vf.addr),
+            left(bind_by),
+            || Ok(vf.driver()?.ok_or(0)),
+        ) {
+            Ok(d) if target.as_ref().is_some_and(|t| *t != d) => Err(format!(
+                "VF {} ({}) bound to {d}, expected {}",
+                vf.index,
+                vf.addr,
+                target.as_deref().unwrap_or("")
+            )),
+            Ok(_) => Ok(true),
+            Err(e) => Err(format!("VF {} ({}): {e}", vf.index, vf.addr)),
+        },
+    )
 }
 
 #[cfg(test)]
