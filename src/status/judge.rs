@@ -11,145 +11,188 @@ use crate::stages::LAG_MAX_VFS;
 
 /// The checks of one PF that need nothing but its own observation.
 pub fn judge_pf(lag: &Lag, o: &PfObs) -> Vec<Finding> {
-    let p = Some(&o.name);
-    let pf = &o.name;
-    let switchdev = lag.eswitch == ConfEswitch::Switchdev;
     if let Some(why) = &o.missing {
         return vec![bad(
             "present",
-            p,
+            Some(&o.name),
             Outcome::Fail,
             why.clone(),
             "check that the NIC is installed and its driver (mlx5_core) loaded, and the interface name in the config (`vflag plan`); if switchdev renamed it (e.g. ens3f0 -> ens3f0np0, see `journalctl -b -u vflag@*`), pin the PF name with a udev rule on its PCI address",
         )];
     }
-    let mut out = vec![];
-    let want = lag.vfs;
-    let journal = format!("journalctl -b -u {}", pf.early_unit());
-
-    // ---- VFs created.
-    out.push(match &o.numvfs {
-        Err(e) => bad("vfs", p, Outcome::Fail, format!("cannot read sriov_numvfs: {e}"), format!("see {journal}")),
-        Ok(None) => bad(
-            "vfs",
-            p,
-            Outcome::Fail,
-            format!("{} has no SR-IOV (no sriov_numvfs)", o.handle),
-            "enable SR-IOV in the BIOS and the firmware (mlxconfig -d <device> set SRIOV_EN=1 NUM_OF_VFS=<n>), then reboot",
-        ),
-        Ok(Some(n)) if *n == want => {
-            let links = o.vfs.as_ref().map(|v| v.len()).unwrap_or(0);
-            let mut d = format!("{n} VFs (sriov_numvfs), {want} configured");
-            if o.pci.is_some() && links as u32 != *n {
-                d.push_str(&format!("; {links} virtfn links"));
-            }
-            if switchdev && *n > LAG_MAX_VFS {
-                bad("vfs", p, Outcome::Warn, format!("{d}: VF-LAG does not activate with more than {LAG_MAX_VFS} VFs per PF"), format!("configure at most {LAG_MAX_VFS} VFs per PF"))
-            } else {
-                pass("vfs", p, d)
-            }
-        }
-        Ok(Some(n)) => bad(
-            "vfs",
-            p,
-            Outcome::Fail,
-            format!("{n} VFs (sriov_numvfs), {want} configured"),
-            format!("the early stage creates them before the PF joins the bond: see `systemctl status {}` and `{journal}`, fix the cause and reboot", pf.early_unit()),
-        ),
-    });
-
-    // ---- eswitch mode.
-    out.push(match (&o.eswitch, lag.eswitch) {
-        (Ok((EswitchMode::Switchdev, src)), ConfEswitch::Switchdev) => {
-            pass("eswitch", p, format!("switchdev ({src} {})", o.handle))
-        }
-        (Ok((m, src)), ConfEswitch::Switchdev) => bad(
-            "eswitch",
-            p,
-            Outcome::Fail,
-            format!("{m} ({src} {}), switchdev configured", o.handle),
-            format!("the early stage sets switchdev before the PF joins the bond (devlink dev eswitch set {} mode switchdev): see `{journal}`, fix the cause and reboot", o.handle),
-        ),
-        (Err(e), ConfEswitch::Switchdev) => bad(
-            "eswitch",
-            p,
-            Outcome::Fail,
-            format!("cannot read the eswitch mode of {}: {e}", o.handle),
-            "VF-LAG needs devlink (kernel with devlink, a driver that supports switchdev, run as root)",
-        ),
-        (Ok((EswitchMode::Legacy, src)), ConfEswitch::Legacy) => {
-            pass("eswitch", p, format!("legacy ({src} {}), as configured", o.handle))
-        }
-        (Ok((m, src)), ConfEswitch::Legacy) => bad(
-            "eswitch",
-            p,
-            Outcome::Warn,
-            format!("{m} ({src} {}), legacy configured (vflag leaves it alone)", o.handle),
-            "set eswitch = switchdev in the config if VF-LAG is wanted; else something else changed the mode",
-        ),
-        (Err(e), ConfEswitch::Legacy) => skip(
-            "eswitch",
-            p,
-            format!("not observable ({e}); legacy configured"),
-        ),
-    });
-
-    // ---- hw-tc-offload on the PF.
-    let off_outcome = if switchdev {
-        Outcome::Fail
-    } else {
-        Outcome::Warn
+    let j = Judge {
+        lag,
+        o,
+        p: Some(&o.name),
+        pf: &o.name,
+        switchdev: lag.eswitch == ConfEswitch::Switchdev,
+        journal: format!("journalctl -b -u {}", o.name.early_unit()),
     };
-    out.push(match &o.port.offload {
-        Ok(f) if f.active => pass("pf-offload", p, "hw-tc-offload on"),
-        Ok(f) if f.changeable => bad(
-            "pf-offload",
-            p,
-            off_outcome,
-            "hw-tc-offload off",
-            format!("ethtool -K {pf} hw-tc-offload on (the early stage does this at boot: see `{journal}`)"),
-        ),
-        Ok(_) => bad(
-            "pf-offload",
-            p,
-            off_outcome,
-            "hw-tc-offload off [fixed]: the driver does not offer it in this mode",
-            "TC offload needs a driver and eswitch mode that support it (mlx5 in switchdev mode)",
-        ),
-        Err(e) => bad(
-            "pf-offload",
-            p,
-            Outcome::Warn,
-            format!("hw-tc-offload not observable: {e}"),
-            format!("check by hand: ethtool -k {pf} | grep hw-tc-offload"),
-        ),
-    });
+    let mut out = vec![j.vfs(), j.eswitch(), j.pf_offload()];
+    out.extend(j.representors());
+    out.extend(j.pf_channels());
+    out.push(j.link());
+    out.push(judge_vfs_bound(o));
+    out
+}
 
-    // ---- Representors and their offload.
-    if switchdev {
-        // Counted against the VFs that exist (the vfs row judges the count itself).
-        let n = match &o.numvfs {
-            Ok(Some(n)) => *n,
-            _ => 0,
-        };
-        match &o.reps {
-            Err(e) => out.push(bad(
-                "representors",
+/// One PF's observation against its LAG's config; one method per check.
+struct Judge<'a> {
+    lag: &'a Lag,
+    o: &'a PfObs,
+    p: Option<&'a IfName>,
+    pf: &'a IfName,
+    switchdev: bool,
+    /// `journalctl -b -u vflag@<pf>.service`, for hints.
+    journal: String,
+}
+
+impl Judge<'_> {
+    /// `vfs`: VFs created (sriov_numvfs against the config, at most LAG_MAX_VFS for VF-LAG).
+    fn vfs(&self) -> Finding {
+        let (o, p, pf, switchdev, journal) =
+            (self.o, self.p, self.pf, self.switchdev, &self.journal);
+        let want = self.lag.vfs;
+        match &o.numvfs {
+            Err(e) => bad("vfs", p, Outcome::Fail, format!("cannot read sriov_numvfs: {e}"), format!("see {journal}")),
+            Ok(None) => bad(
+                "vfs",
                 p,
                 Outcome::Fail,
-                format!("cannot list representors: {e}"),
-                format!("see `{journal}`"),
-            )),
-            Ok((reps, src)) => {
-                let src = match src {
-                    Source::Devlink => "devlink ports",
-                    Source::Sysfs => "sysfs",
-                };
-                let missing: Vec<String> = (0..n)
-                    .filter(|i| !reps.iter().any(|r| r.vf == Some(*i)))
-                    .map(|i| i.to_string())
-                    .collect();
-                out.push(if n == 0 {
+                format!("{} has no SR-IOV (no sriov_numvfs)", o.handle),
+                "enable SR-IOV in the BIOS and the firmware (mlxconfig -d <device> set SRIOV_EN=1 NUM_OF_VFS=<n>), then reboot",
+            ),
+            Ok(Some(n)) if *n == want => {
+                let links = o.vfs.as_ref().map(|v| v.len()).unwrap_or(0);
+                let mut d = format!("{n} VFs (sriov_numvfs), {want} configured");
+                if o.pci.is_some() && links as u32 != *n {
+                    d.push_str(&format!("; {links} virtfn links"));
+                }
+                if switchdev && *n > LAG_MAX_VFS {
+                    bad("vfs", p, Outcome::Warn, format!("{d}: VF-LAG does not activate with more than {LAG_MAX_VFS} VFs per PF"), format!("configure at most {LAG_MAX_VFS} VFs per PF"))
+                } else {
+                    pass("vfs", p, d)
+                }
+            }
+            Ok(Some(n)) => bad(
+                "vfs",
+                p,
+                Outcome::Fail,
+                format!("{n} VFs (sriov_numvfs), {want} configured"),
+                format!("the early stage creates them before the PF joins the bond: see `systemctl status {}` and `{journal}`, fix the cause and reboot", pf.early_unit()),
+            ),
+        }
+    }
+
+    /// `eswitch`: the mode (devlink, else OFED's compat sysfs) against the config.
+    fn eswitch(&self) -> Finding {
+        let (o, p, journal, lag) = (self.o, self.p, &self.journal, self.lag);
+        match (&o.eswitch, lag.eswitch) {
+            (Ok((EswitchMode::Switchdev, src)), ConfEswitch::Switchdev) => {
+                pass("eswitch", p, format!("switchdev ({src} {})", o.handle))
+            }
+            (Ok((m, src)), ConfEswitch::Switchdev) => bad(
+                "eswitch",
+                p,
+                Outcome::Fail,
+                format!("{m} ({src} {}), switchdev configured", o.handle),
+                format!("the early stage sets switchdev before the PF joins the bond (devlink dev eswitch set {} mode switchdev): see `{journal}`, fix the cause and reboot", o.handle),
+            ),
+            (Err(e), ConfEswitch::Switchdev) => bad(
+                "eswitch",
+                p,
+                Outcome::Fail,
+                format!("cannot read the eswitch mode of {}: {e}", o.handle),
+                "VF-LAG needs devlink (kernel with devlink, a driver that supports switchdev, run as root)",
+            ),
+            (Ok((EswitchMode::Legacy, src)), ConfEswitch::Legacy) => {
+                pass("eswitch", p, format!("legacy ({src} {}), as configured", o.handle))
+            }
+            (Ok((m, src)), ConfEswitch::Legacy) => bad(
+                "eswitch",
+                p,
+                Outcome::Warn,
+                format!("{m} ({src} {}), legacy configured (vflag leaves it alone)", o.handle),
+                "set eswitch = switchdev in the config if VF-LAG is wanted; else something else changed the mode",
+            ),
+            (Err(e), ConfEswitch::Legacy) => skip(
+                "eswitch",
+                p,
+                format!("not observable ({e}); legacy configured"),
+            ),
+        }
+    }
+
+    /// `pf-offload`: hw-tc-offload on the PF.
+    fn pf_offload(&self) -> Finding {
+        let (o, p, pf, switchdev, journal) =
+            (self.o, self.p, self.pf, self.switchdev, &self.journal);
+        let off_outcome = if switchdev {
+            Outcome::Fail
+        } else {
+            Outcome::Warn
+        };
+        match &o.port.offload {
+            Ok(f) if f.active => pass("pf-offload", p, "hw-tc-offload on"),
+            Ok(f) if f.changeable => bad(
+                "pf-offload",
+                p,
+                off_outcome,
+                "hw-tc-offload off",
+                format!("ethtool -K {pf} hw-tc-offload on (the early stage does this at boot: see `{journal}`)"),
+            ),
+            Ok(_) => bad(
+                "pf-offload",
+                p,
+                off_outcome,
+                "hw-tc-offload off [fixed]: the driver does not offer it in this mode",
+                "TC offload needs a driver and eswitch mode that support it (mlx5 in switchdev mode)",
+            ),
+            Err(e) => bad(
+                "pf-offload",
+                p,
+                Outcome::Warn,
+                format!("hw-tc-offload not observable: {e}"),
+                format!("check by hand: ethtool -k {pf} | grep hw-tc-offload"),
+            ),
+        }
+    }
+
+    /// `representors` (switchdev: one per VF), with `rep-offload` and `rep-channels`.
+    fn representors(&self) -> Vec<Finding> {
+        let (o, p, pf, switchdev, journal, lag) = (
+            self.o,
+            self.p,
+            self.pf,
+            self.switchdev,
+            &self.journal,
+            self.lag,
+        );
+        let mut out = vec![];
+        if switchdev {
+            // Counted against the VFs that exist (the vfs row judges the count itself).
+            let n = match &o.numvfs {
+                Ok(Some(n)) => *n,
+                _ => 0,
+            };
+            match &o.reps {
+                Err(e) => out.push(bad(
+                    "representors",
+                    p,
+                    Outcome::Fail,
+                    format!("cannot list representors: {e}"),
+                    format!("see `{journal}`"),
+                )),
+                Ok((reps, src)) => {
+                    let src = match src {
+                        Source::Devlink => "devlink ports",
+                        Source::Sysfs => "sysfs",
+                    };
+                    let missing: Vec<String> = (0..n)
+                        .filter(|i| !reps.iter().any(|r| r.vf == Some(*i)))
+                        .map(|i| i.to_string())
+                        .collect();
+                    out.push(if n == 0 {
                     skip("representors", p, "no VFs, no representors")
                 } else if missing.is_empty() {
                     pass("representors", p, format!("{} representors for {n} VFs ({src})", reps.len()))
@@ -162,27 +205,31 @@ pub fn judge_pf(lag: &Lag, o: &PfObs) -> Vec<Finding> {
                         format!("representors exist only in switchdev mode: see the eswitch row and `{journal}`"),
                     )
                 });
-                if !reps.is_empty() {
-                    out.push(judge_rep_offload(pf, reps));
-                }
-                if let Some(c) = lag.representor_channels {
                     if !reps.is_empty() {
-                        out.push(judge_rep_channels(pf, reps, c));
+                        out.push(judge_rep_offload(pf, reps));
+                    }
+                    if let Some(c) = lag.representor_channels {
+                        if !reps.is_empty() {
+                            out.push(judge_rep_channels(pf, reps, c));
+                        }
                     }
                 }
             }
+        } else {
+            out.push(skip(
+                "representors",
+                p,
+                "legacy eswitch configured: no representors",
+            ));
         }
-    } else {
-        out.push(skip(
-            "representors",
-            p,
-            "legacy eswitch configured: no representors",
-        ));
+        out
     }
 
-    // ---- PF channels.
-    if let Some(want) = lag.pf_channels {
-        out.push(match &o.port.channels {
+    /// `pf-channels`, if configured.
+    fn pf_channels(&self) -> Option<Finding> {
+        let (o, p, pf) = (self.o, self.p, self.pf);
+        let want = self.lag.pf_channels?;
+        Some(match &o.port.channels {
             Err(e) => bad(
                 "pf-channels",
                 p,
@@ -200,25 +247,24 @@ pub fn judge_pf(lag: &Lag, o: &PfObs) -> Vec<Finding> {
                     fix.map(|t| format!("ethtool -L {pf} combined {t}")),
                 )
             }
-        });
+        })
     }
 
-    // ---- Link (the seed's `ip link show`: UP, LOWER_UP).
-    out.push(match o.operstate.as_deref() {
-        Some("up") => pass("link", p, "operstate up"),
-        None | Some("unknown") => skip("link", p, "operstate not reported"),
-        Some(s) => bad(
-            "link",
-            p,
-            Outcome::Warn,
-            format!("operstate {s}: this port carries no traffic"),
-            format!("check the cable, transceiver and switch port of {pf}; `ip link set {pf} up` if it was set down"),
-        ),
-    });
-
-    // ---- VFs bound back (the late stage).
-    out.push(judge_vfs_bound(o));
-    out
+    /// `link`: the seed's `ip link show` (UP, LOWER_UP) as operstate.
+    fn link(&self) -> Finding {
+        let (o, p, pf) = (self.o, self.p, self.pf);
+        match o.operstate.as_deref() {
+            Some("up") => pass("link", p, "operstate up"),
+            None | Some("unknown") => skip("link", p, "operstate not reported"),
+            Some(s) => bad(
+                "link",
+                p,
+                Outcome::Warn,
+                format!("operstate {s}: this port carries no traffic"),
+                format!("check the cable, transceiver and switch port of {pf}; `ip link set {pf} up` if it was set down"),
+            ),
+        }
+    }
 }
 
 fn judge_rep_offload(pf: &IfName, reps: &[PortObs]) -> Finding {
