@@ -4,7 +4,7 @@
 use super::*;
 use crate::config::Lag;
 use crate::device::devlink::EswitchMode;
-use crate::kernlog::LagState;
+use crate::kernlog::{DebugfsLag, LagState};
 use crate::stages::{LAG_BOND_MODES, LAG_MAX_VFS};
 
 /// Bond membership of each PF, and (once per bond) its mode, members and upper device.
@@ -160,136 +160,156 @@ pub fn judge_lag(lag: &Lag, o: &PfObs, kmsg: &Seen<LagReport>) -> Finding {
     let generic_fix = format!(
         "the LAG activates when both PFs are in switchdev mode and in one bond (mode active-backup, balance-xor or 802.3ad) with nothing else, and at most {LAG_MAX_VFS} VFs each: fix the failing rows above; details: {journal}"
     );
+    match &o.debugfs {
+        Ok(Some(d)) => lag_from_debugfs(o, d, kmsg, pci, generic_fix),
+        other => lag_from_kmsg(o, other, kmsg, pci, generic_fix),
+    }
+}
+
+/// The latest LAG failure the kernel logged for `pci` (or for no PF in particular).
+fn log_failure(r: &LagReport, pci: &str) -> Option<(String, &'static str)> {
+    if let Some(d) = r.for_pf(pci) {
+        if let LagState::Failed { reason, .. } = &d.state {
+            return Some((format!("{reason:?}"), reason.hint()));
+        }
+    }
+    r.unattributed.iter().rev().find_map(|e| match &e.kind {
+        kernlog::LagEventKind::Failure { reason } => Some((format!("{reason:?}"), reason.hint())),
+        _ => None,
+    })
+}
+
+/// `lag` from mlx5's debugfs files (authoritative, live).
+fn lag_from_debugfs(
+    o: &PfObs,
+    d: &DebugfsLag,
+    kmsg: &Seen<LagReport>,
+    pci: &str,
+    generic_fix: String,
+) -> Finding {
+    let p = Some(&o.name);
+    let members = if d.members.is_empty() {
+        String::new()
+    } else {
+        format!(", members {}", d.members.join(" "))
+    };
+    let extra = [
+        d.port_sel_mode
+            .as_ref()
+            .map(|m| format!("port_sel_mode {m}")),
+        d.shared_fdb
+            .map(|s| format!("shared_fdb {}", if s { "on" } else { "off" })),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>();
+    let extra = if extra.is_empty() {
+        String::new()
+    } else {
+        format!(", {}", extra.join(", "))
+    };
+    if !d.active {
+        let (why, hint) = match kmsg.as_ref().ok().and_then(|r| log_failure(r, pci)) {
+            Some((w, h)) => (format!("; kernel log: {w}"), format!("{h}; {generic_fix}")),
+            None => (String::new(), generic_fix.clone()),
+        };
+        return bad(
+            "lag",
+            p,
+            Outcome::Fail,
+            format!("not active (debugfs lag/state: disabled){why}"),
+            hint,
+        );
+    }
+    match d.lag_type.as_deref() {
+            Some("switchdev") | None => pass(
+                "lag",
+                p,
+                format!("active (debugfs), type {}{extra}{members}", d.lag_type.as_deref().unwrap_or("not shown")),
+            ),
+            Some("roce") => bad(
+                "lag",
+                p,
+                Outcome::Fail,
+                format!("a RoCE LAG is active, not VF-LAG (debugfs lag/type roce){members}: the PFs were bonded while the eswitch was legacy"),
+                format!("the eswitch must be switchdev before the PFs join the bond: see `journalctl -b -u {}` and reboot", o.name.early_unit()),
+            ),
+            Some(t) => bad(
+                "lag",
+                p,
+                Outcome::Warn,
+                format!("active (debugfs), type {t}{extra}{members}: not a switchdev VF-LAG"),
+                generic_fix,
+            ),
+        }
+}
+
+/// `lag` from this boot's kernel log, where debugfs is not there (`debugfs`: why).
+fn lag_from_kmsg(
+    o: &PfObs,
+    debugfs: &Seen<Option<DebugfsLag>>,
+    kmsg: &Seen<LagReport>,
+    pci: &str,
+    generic_fix: String,
+) -> Finding {
+    let p = Some(&o.name);
     // The kernel log's latest word, if any, for this NIC.
     let logged = kmsg.as_ref().ok().and_then(|r| r.for_pf(pci));
-    let log_failure = |r: &LagReport| -> Option<(String, &'static str)> {
-        if let Some(d) = r.for_pf(pci) {
-            if let LagState::Failed { reason, .. } = &d.state {
-                return Some((format!("{reason:?}"), reason.hint()));
-            }
-        }
-        r.unattributed.iter().rev().find_map(|e| match &e.kind {
-            kernlog::LagEventKind::Failure { reason } => {
-                Some((format!("{reason:?}"), reason.hint()))
-            }
-            _ => None,
-        })
+    let debugfs_note = match debugfs {
+        Err(e) => format!("{e}; "),
+        _ => String::new(),
     };
-    match &o.debugfs {
-        Ok(Some(d)) => {
-            let members = if d.members.is_empty() {
-                String::new()
-            } else {
-                format!(", members {}", d.members.join(" "))
-            };
-            let extra = [
-                d.port_sel_mode
-                    .as_ref()
-                    .map(|m| format!("port_sel_mode {m}")),
-                d.shared_fdb
-                    .map(|s| format!("shared_fdb {}", if s { "on" } else { "off" })),
-            ]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>();
-            let extra = if extra.is_empty() {
-                String::new()
-            } else {
-                format!(", {}", extra.join(", "))
-            };
-            if !d.active {
-                let (why, hint) = match kmsg.as_ref().ok().and_then(log_failure) {
-                    Some((w, h)) => (format!("; kernel log: {w}"), format!("{h}; {generic_fix}")),
-                    None => (String::new(), generic_fix.clone()),
-                };
-                return bad(
-                    "lag",
-                    p,
-                    Outcome::Fail,
-                    format!("not active (debugfs lag/state: disabled){why}"),
-                    hint,
-                );
-            }
-            match d.lag_type.as_deref() {
-                Some("switchdev") | None => pass(
-                    "lag",
-                    p,
-                    format!("active (debugfs), type {}{extra}{members}", d.lag_type.as_deref().unwrap_or("not shown")),
-                ),
-                Some("roce") => bad(
-                    "lag",
-                    p,
-                    Outcome::Fail,
-                    format!("a RoCE LAG is active, not VF-LAG (debugfs lag/type roce){members}: the PFs were bonded while the eswitch was legacy"),
-                    format!("the eswitch must be switchdev before the PFs join the bond: see `journalctl -b -u {}` and reboot", o.name.early_unit()),
-                ),
-                Some(t) => bad(
-                    "lag",
-                    p,
-                    Outcome::Warn,
-                    format!("active (debugfs), type {t}{extra}{members}: not a switchdev VF-LAG"),
-                    generic_fix,
-                ),
-            }
+    let report = match kmsg {
+        Ok(r) => r,
+        Err(e) => {
+            return bad("lag", p, Outcome::Warn, format!("not observable: {debugfs_note}no debugfs lag/state, kernel log unreadable ({e})"), "run as root; mount debugfs (mount -t debugfs none /sys/kernel/debug) for the live lag/state");
         }
-        other => {
-            let debugfs_note = match other {
-                Err(e) => format!("{e}; "),
-                _ => String::new(),
-            };
-            let report = match kmsg {
-                Ok(r) => r,
-                Err(e) => {
-                    return bad("lag", p, Outcome::Warn, format!("not observable: {debugfs_note}no debugfs lag/state, kernel log unreadable ({e})"), "run as root; mount debugfs (mount -t debugfs none /sys/kernel/debug) for the live lag/state");
-                }
-            };
-            let stale = "kernel log of this boot; newer kernels log nothing on teardown, mount debugfs for the live state";
-            match logged.map(|d| &d.state) {
-                Some(LagState::Active { ports, active_ports, mode, remaps, .. }) => {
-                    let map = if ports.is_empty() {
-                        active_ports.as_ref().map(|a| format!("active ports {a:?}")).unwrap_or_default()
-                    } else {
-                        ports.iter().map(|m| format!("port {}:{}", m.port, m.to)).collect::<Vec<_>>().join(" ")
-                    };
-                    let mode = mode.as_ref().map(|m| format!(", mode {m}")).unwrap_or_default();
-                    let d = format!("active: {map}{mode}, {remaps} remaps ({debugfs_note}{stale})");
-                    // The log's latest word is a failed remap: the map above may be stale.
-                    let modfail = logged.and_then(|l| match &l.last_event.kind {
-                        kernlog::LagEventKind::ModifyFailed { code } => Some(*code),
-                        _ => None,
-                    });
-                    match &o.eswitch {
-                        _ if modfail.is_some() => bad(
-                            "lag",
-                            p,
-                            Outcome::Warn,
-                            format!("{d}; the last failover remap failed (Failed to modify LAG ({}))", modfail.unwrap_or_default()),
-                            "traffic may still be mapped to a port that went down: check both ports' links; the firmware refused the remap (see dmesg)",
-                        ),
-                        Ok((EswitchMode::Switchdev, _)) => pass("lag", p, d),
-                        _ => bad("lag", p, Outcome::Warn, format!("{d}; the eswitch is not seen in switchdev mode, so this may be a RoCE LAG"), generic_fix),
-                    }
-                }
-                Some(LagState::Failed { reason, .. }) => bad(
-                    "lag",
-                    p,
-                    Outcome::Fail,
-                    format!("failed: {reason:?} ({stale})"),
-                    format!("{}; {generic_fix}", reason.hint()),
-                ),
-                None => match log_failure(report) {
-                    Some((w, h)) => bad("lag", p, Outcome::Fail, format!("refused: {w} (kernel log of this boot)"), format!("{h}; {generic_fix}")),
-                    None => bad(
+    };
+    let stale = "kernel log of this boot; newer kernels log nothing on teardown, mount debugfs for the live state";
+    match logged.map(|d| &d.state) {
+            Some(LagState::Active { ports, active_ports, mode, remaps, .. }) => {
+                let map = if ports.is_empty() {
+                    active_ports.as_ref().map(|a| format!("active ports {a:?}")).unwrap_or_default()
+                } else {
+                    ports.iter().map(|m| format!("port {}:{}", m.port, m.to)).collect::<Vec<_>>().join(" ")
+                };
+                let mode = mode.as_ref().map(|m| format!(", mode {m}")).unwrap_or_default();
+                let d = format!("active: {map}{mode}, {remaps} remaps ({debugfs_note}{stale})");
+                // The log's latest word is a failed remap: the map above may be stale.
+                let modfail = logged.and_then(|l| match &l.last_event.kind {
+                    kernlog::LagEventKind::ModifyFailed { code } => Some(*code),
+                    _ => None,
+                });
+                match &o.eswitch {
+                    _ if modfail.is_some() => bad(
                         "lag",
                         p,
                         Outcome::Warn,
-                        format!("not seen: {debugfs_note}no debugfs lag/state and no LAG lines in this boot's kernel log"),
-                        format!("mount debugfs (mount -t debugfs none /sys/kernel/debug) to read lag/state; {generic_fix}"),
+                        format!("{d}; the last failover remap failed (Failed to modify LAG ({}))", modfail.unwrap_or_default()),
+                        "traffic may still be mapped to a port that went down: check both ports' links; the firmware refused the remap (see dmesg)",
                     ),
-                },
+                    Ok((EswitchMode::Switchdev, _)) => pass("lag", p, d),
+                    _ => bad("lag", p, Outcome::Warn, format!("{d}; the eswitch is not seen in switchdev mode, so this may be a RoCE LAG"), generic_fix),
+                }
             }
+            Some(LagState::Failed { reason, .. }) => bad(
+                "lag",
+                p,
+                Outcome::Fail,
+                format!("failed: {reason:?} ({stale})"),
+                format!("{}; {generic_fix}", reason.hint()),
+            ),
+            None => match log_failure(report, pci) {
+                Some((w, h)) => bad("lag", p, Outcome::Fail, format!("refused: {w} (kernel log of this boot)"), format!("{h}; {generic_fix}")),
+                None => bad(
+                    "lag",
+                    p,
+                    Outcome::Warn,
+                    format!("not seen: {debugfs_note}no debugfs lag/state and no LAG lines in this boot's kernel log"),
+                    format!("mount debugfs (mount -t debugfs none /sys/kernel/debug) to read lag/state; {generic_fix}"),
+                ),
+            },
         }
-    }
 }
 
 #[cfg(test)]
