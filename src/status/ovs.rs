@@ -91,12 +91,21 @@ pub fn judge_ovs(
     } else {
         bad("ovs", None, Outcome::Warn, format!("Open vSwitch answered with errors: {}", errors.join("; ")), "check that ovsdb-server and ovs-vswitchd are running (Kolla: docker ps | grep openvswitch)")
     });
+    out.push(ovs_version(st, want_offload));
+    out.push(ovs_hw_offload(st, want_offload));
+    out.push(ovs_flows(st, has_datapath, ports));
+    out.push(ovs_errors(ovs, ports, now));
+    out
+}
+
+/// `ovs-version`: 2.12 or later for VF-LAG offload.
+fn ovs_version(st: &OvsStatus, want_offload: bool) -> Finding {
     let src = match (&st.row, &st.vswitchd_version) {
         (Some(r), _) if r.version().is_some() => "ovs_version in the database",
         (_, Some(_)) => "ovs-vswitchd",
         _ => "",
     };
-    out.push(match st.version {
+    match st.version {
         Some(v) if v.is_supported() => {
             pass("ovs-version", None, format!("Open vSwitch {v} ({src})"))
         }
@@ -121,15 +130,23 @@ pub fn judge_ovs(
             "Open vSwitch version unknown (not in the database, ovs-vswitchd not answering)",
             "check that ovs-vswitchd is running",
         ),
-    });
+    }
+}
+
+/// `ovs-hw-offload`: other_config:hw-offload=true.
+fn ovs_hw_offload(st: &OvsStatus, want_offload: bool) -> Finding {
     let enable = "run `vflag ovs-offload enable` (sets other_config:hw-offload=true), then restart ovs-vswitchd (Kolla: docker restart openvswitch_vswitchd)";
-    out.push(match st.hw_offload {
+    match st.hw_offload {
         Some(true) => pass("ovs-hw-offload", None, "other_config:hw-offload=true"),
         Some(false) if want_offload => bad("ovs-hw-offload", None, Outcome::Fail, "other_config:hw-offload is not true: flows are not offloaded, VF-LAG traffic takes the slow path", enable),
         Some(false) => bad("ovs-hw-offload", None, Outcome::Warn, "other_config:hw-offload is not true (no switchdev LAG configured)", enable),
         None => bad("ovs-hw-offload", None, Outcome::Warn, "other_config:hw-offload not readable", "check the Open vSwitch database (see the ovs row)"),
-    });
-    out.push(match &st.offloaded_flows {
+    }
+}
+
+/// `ovs-flows`: offloaded flows, counted per in-port on the bonds and representors.
+fn ovs_flows(st: &OvsStatus, has_datapath: bool, ports: &OvsPorts) -> Finding {
+    match &st.offloaded_flows {
         None if !has_datapath && st.vswitchd_version.is_some() => bad(
             "ovs-flows",
             None,
@@ -159,26 +176,57 @@ pub fn judge_ovs(
             }
             pass("ovs-flows", None, d)
         }
-    });
-    out.push(match &ovs.log {
-        Err(e) => bad("ovs-errors", None, Outcome::Warn, format!("cannot read the ovs-vswitchd log: {e}"), "run as root"),
-        Ok(None) => skip("ovs-errors", None, format!("no ovs-vswitchd log at {}", OVS_LOGS.join(" or "))),
+    }
+}
+
+/// `ovs-errors`: recent "failed to offload flow" lines in the ovs-vswitchd log's tail.
+fn ovs_errors(ovs: &OvsObs, ports: &OvsPorts, now: SystemTime) -> Finding {
+    match &ovs.log {
+        Err(e) => bad(
+            "ovs-errors",
+            None,
+            Outcome::Warn,
+            format!("cannot read the ovs-vswitchd log: {e}"),
+            "run as root",
+        ),
+        Ok(None) => skip(
+            "ovs-errors",
+            None,
+            format!("no ovs-vswitchd log at {}", OVS_LOGS.join(" or ")),
+        ),
         Ok(Some((path, errs))) => {
             let recent: Vec<&OffloadError> = errs
                 .iter()
                 .filter(|e| match e.timestamp.as_deref().and_then(parse_ovs_time) {
-                    Some(t) => now.duration_since(t).map(|age| age <= RECENT).unwrap_or(true),
+                    Some(t) => now
+                        .duration_since(t)
+                        .map(|age| age <= RECENT)
+                        .unwrap_or(true),
                     None => true, // no timestamp (syslog form): cannot tell, count it
                 })
                 .collect();
             if recent.is_empty() {
-                pass("ovs-errors", None, format!("no \"failed to offload flow\" in the last {} min of {} (tail)", RECENT.as_secs() / 60, path.display()))
+                pass(
+                    "ovs-errors",
+                    None,
+                    format!(
+                        "no \"failed to offload flow\" in the last {} min of {} (tail)",
+                        RECENT.as_secs() / 60,
+                        path.display()
+                    ),
+                )
             } else {
                 let last = recent[recent.len() - 1];
                 let mut on: Vec<&str> = recent.iter().map(|e| e.port.as_str()).collect();
                 on.sort();
                 on.dedup();
-                let lag_port = on.iter().any(|p| ports.bonds.iter().chain(&ports.representors).any(|b| b == p));
+                let lag_port = on.iter().any(|p| {
+                    ports
+                        .bonds
+                        .iter()
+                        .chain(&ports.representors)
+                        .any(|b| b == p)
+                });
                 bad(
                     "ovs-errors",
                     None,
@@ -196,8 +244,7 @@ pub fn judge_ovs(
                 )
             }
         }
-    });
-    out
+    }
 }
 
 /// `2020-03-19T11:42:17.028Z` (OVS log time, UTC) as a time.
