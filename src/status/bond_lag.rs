@@ -67,60 +67,70 @@ pub fn judge_bond(lag: &Lag, pfs: &[&PfObs], bonds: &[BondObs]) -> Vec<Finding> 
                 format!("set the mode of {} to 802.3ad (LACP, with the switch), balance-xor or active-backup", b.name),
             )
         });
-        let extra: Vec<&str> = b
-            .slaves
-            .iter()
-            .map(String::as_str)
-            .filter(|s| !want.contains(s))
-            .collect();
-        let missing: Vec<&str> = want
-            .iter()
-            .copied()
-            .filter(|w| !b.slaves.iter().any(|s| s == w))
-            .collect();
-        out.push(if extra.is_empty() && missing.is_empty() {
-            pass("bond-members", p, format!("exactly {}", want.join(" and ")))
-        } else {
-            let mut why = vec![];
-            if !extra.is_empty() {
-                why.push(format!("also has {}", extra.join(", ")));
-            }
-            if !missing.is_empty() {
-                why.push(format!("lacks {}", missing.join(", ")));
-            }
-            let mut fix = vec![];
-            if !extra.is_empty() {
-                fix.push(format!("remove {} from {}", extra.join(", "), b.name));
-            }
-            if !missing.is_empty() {
-                fix.push(format!("add {} to {}", missing.join(", "), b.name));
-            }
-            bad(
-                "bond-members",
-                p,
-                Outcome::Fail,
-                format!(
-                    "{} ({}): VF-LAG offloads a bond of exactly the two ports of one NIC",
-                    why.join("; "),
-                    b.slaves.join(" ")
-                ),
-                format!("{} in the network configuration", fix.join(" and ")),
-            )
-        });
-        out.push(match &b.upper {
-            Some(Upper::Bridge(br)) => bad(
-                "bond-bridge",
-                p,
-                Outcome::Warn,
-                format!("Linux bridge {br} is attached directly to {}", b.name),
-                format!("attach no Linux bridge to {} itself: use tagged VLAN interfaces of the bond (only tagged VLANs then) or the Open vSwitch bridge", b.name),
-            ),
-            Some(Upper::Ovs(o)) => pass("bond-bridge", p, format!("a port of Open vSwitch ({o}), no Linux bridge")),
-            Some(Upper::Other(o)) => pass("bond-bridge", p, format!("no Linux bridge (master {o})")),
-            None => pass("bond-bridge", p, "no Linux bridge attached (and not a port of Open vSwitch)"),
-        });
+        out.push(bond_members(b, &want, p));
+        out.push(bond_bridge(b, p));
     }
     out
+}
+
+/// `bond-members`: exactly the LAG's PFs.
+fn bond_members(b: &BondObs, want: &[&str], p: Option<&IfName>) -> Finding {
+    let extra: Vec<&str> = b
+        .slaves
+        .iter()
+        .map(String::as_str)
+        .filter(|s| !want.contains(s))
+        .collect();
+    let missing: Vec<&str> = want
+        .iter()
+        .copied()
+        .filter(|w| !b.slaves.iter().any(|s| s == w))
+        .collect();
+    if extra.is_empty() && missing.is_empty() {
+        pass("bond-members", p, format!("exactly {}", want.join(" and ")))
+    } else {
+        let mut why = vec![];
+        if !extra.is_empty() {
+            why.push(format!("also has {}", extra.join(", ")));
+        }
+        if !missing.is_empty() {
+            why.push(format!("lacks {}", missing.join(", ")));
+        }
+        let mut fix = vec![];
+        if !extra.is_empty() {
+            fix.push(format!("remove {} from {}", extra.join(", "), b.name));
+        }
+        if !missing.is_empty() {
+            fix.push(format!("add {} to {}", missing.join(", "), b.name));
+        }
+        bad(
+            "bond-members",
+            p,
+            Outcome::Fail,
+            format!(
+                "{} ({}): VF-LAG offloads a bond of exactly the two ports of one NIC",
+                why.join("; "),
+                b.slaves.join(" ")
+            ),
+            format!("{} in the network configuration", fix.join(" and ")),
+        )
+    }
+}
+
+/// `bond-bridge`: no Linux bridge on the bond itself.
+fn bond_bridge(b: &BondObs, p: Option<&IfName>) -> Finding {
+    match &b.upper {
+        Some(Upper::Bridge(br)) => bad(
+            "bond-bridge",
+            p,
+            Outcome::Warn,
+            format!("Linux bridge {br} is attached directly to {}", b.name),
+            format!("attach no Linux bridge to {} itself: use tagged VLAN interfaces of the bond (only tagged VLANs then) or the Open vSwitch bridge", b.name),
+        ),
+        Some(Upper::Ovs(o)) => pass("bond-bridge", p, format!("a port of Open vSwitch ({o}), no Linux bridge")),
+        Some(Upper::Other(o)) => pass("bond-bridge", p, format!("no Linux bridge (master {o})")),
+        None => pass("bond-bridge", p, "no Linux bridge attached (and not a port of Open vSwitch)"),
+    }
 }
 
 /// LAG activation for one PF: debugfs (live) where present, else this boot's kernel log.

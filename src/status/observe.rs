@@ -145,6 +145,7 @@ fn unobserved_port(name: &str) -> PortObs {
     }
 }
 
+/// Every observation of one PF. Long but flat: one read per field of [`PfObs`], in its order.
 pub(super) fn observe_pf(root: &Root, lag: &Lag, name: &IfName, k: &mut Probe) -> PfObs {
     let mut o = PfObs {
         name: name.clone(),
