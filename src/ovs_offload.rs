@@ -6,6 +6,7 @@ use crate::ovsdb::{self, OvsError, OvsdbClient};
 use crate::paths::Root;
 use std::time::{Duration, Instant};
 
+/// `vflag ovs-offload enable`: set `other_config:hw-offload=true` through OVSDB at the
 /// configured database socket. `Ok(true)` when it changed (see [`message`]).
 pub fn enable(root: &Root, loaded: &Loaded) -> Result<bool, OvsError> {
     let path = root.path(&loaded.ovs.db_socket);
@@ -49,9 +50,6 @@ pub fn message(changed: bool) -> String {
         "other_config:hw-offload is already true; nothing changed. If ovs-vswitchd was started before it was set, restart it (Kolla: docker restart openvswitch_vswitchd).".into()
     }
 }
-
-/// Judging on fake sysfs trees (observed through the real sysfs readers) plus netlink answers
-/// supplied as data. These prove vflag's verdicts and hints; they prove nothing about what a
 
 #[cfg(test)]
 mod tests {

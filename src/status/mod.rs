@@ -295,8 +295,6 @@ fn collect_lag(root: &Root, lag: &Lag, pfs: &[IfName], c: &mut Collector, out: &
     }
 }
 
-/// `vflag ovs-offload enable`: set `other_config:hw-offload=true` through OVSDB at the
-
 #[cfg(test)]
 mod tests {
     use super::*;

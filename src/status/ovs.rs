@@ -14,8 +14,6 @@ pub struct OvsObs {
     pub log: Seen<Option<(PathBuf, Vec<OffloadError>)>>,
 }
 
-/// The running kernel's devlink and ethtool families, opened on first use (never when
-
 /// Open vSwitch through its database and ovs-vswitchd sockets (each bounded by `timeout`; the
 /// control socket is looked for next to the database socket), and the tail of its log.
 pub fn observe_ovs(root: &Root, db_socket: &Path, timeout: Duration) -> OvsObs {
