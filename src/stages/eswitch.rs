@@ -258,6 +258,7 @@ fn pf_ifindex_after_mode_change(
 mod tests {
     use super::*;
     use crate::stages::testkit::*;
+
     #[test]
     fn missing_representors_time_out_and_fixed_offload_is_incomplete() {
         let (t, devs) = nic(0, None);

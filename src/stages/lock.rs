@@ -155,6 +155,7 @@ pub fn lock_nic_within(
 mod tests {
     use super::*;
     use crate::stages::testkit::*;
+
     #[test]
     fn nic_lock_is_shared_by_both_ports() {
         let (t, _) = nic(0, None);

@@ -243,6 +243,12 @@ fn master_of(dev: &Pf, net: &mut dyn Net) -> Result<Option<String>, StageError> 
     }
 }
 
+/// Both stages begin here: the PF's device, and the LAG narrowed to this PF and the other port
+/// of its NIC.
+fn open_paired(root: &Root, lag: &Lag, pf: &IfName) -> Result<(Pf, Lag), StageError> {
+    Ok((open_pf(root, lag, pf)?, paired(root, lag, pf)?))
+}
+
 /// The LAG narrowed to this PF and the other port of its NIC (a multi-NIC `SRIOV_PFS`).
 fn paired(root: &Root, lag: &Lag, pf: &IfName) -> Result<Lag, StageError> {
     crate::pairing::resolve(root, lag, pf, crate::pairing::PARTNER_WAIT).map_err(|m| refused(pf, m))

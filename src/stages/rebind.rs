@@ -165,8 +165,8 @@ pub fn rebind_with(
     net: &mut dyn Net,
     t: &Timeouts,
 ) -> Result<Report, StageError> {
-    let dev = open_pf(root, lag, pf)?;
-    let lag = &paired(root, lag, pf)?;
+    let (dev, lag) = open_paired(root, lag, pf)?;
+    let lag = &lag;
     // Binding VFs of a PF whose early stage did not complete would hide that VF-LAG is down.
     if !State::load(root, pf, &dev.handle()).setup_done {
         return Err(StageError::NotBound {
@@ -426,6 +426,7 @@ fn bind_one(
 mod tests {
     use super::*;
     use crate::stages::testkit::*;
+
     #[test]
     fn rebind_binds_each_vf_back_after_a_valid_bond() {
         let (t, devs) = nic(2, None);

@@ -52,8 +52,8 @@ pub fn setup_with(
     net: &mut dyn Net,
     t: &Timeouts,
 ) -> Result<Report, StageError> {
-    let dev = open_pf(root, lag, pf)?;
-    let lag = &paired(root, lag, pf)?;
+    let (dev, lag) = open_paired(root, lag, pf)?;
+    let lag = &lag;
     let _lock = lock_nic_within(root, &dev, t.lock, &t.budget)?;
     let h = dev.handle();
     let mut s = Run {
@@ -398,6 +398,7 @@ fn hand_over(mut s: Run) -> Result<Report, StageError> {
 mod tests {
     use super::*;
     use crate::stages::testkit::*;
+
     #[test]
     fn fresh_setup_does_every_step_once_in_order() {
         let (t, devs) = nic(0, None);

@@ -326,6 +326,7 @@ fn lag_from_kmsg(
 mod tests {
     use super::*;
     use crate::status::testkit::*;
+
     #[test]
     fn pf_not_enslaved() {
         let t = healthy();

@@ -493,6 +493,7 @@ fn judge_vfs_bound(o: &PfObs) -> Finding {
 mod tests {
     use super::*;
     use crate::status::testkit::*;
+
     #[test]
     fn healthy_lag_passes_every_check() {
         let t = healthy();

@@ -299,6 +299,7 @@ fn collect_lag(root: &Root, lag: &Lag, pfs: &[IfName], c: &mut Collector, out: &
 mod tests {
     use super::*;
     use crate::status::testkit::*;
+
     /// End to end through `collect_with` on a fake root: no netlink, no OVS, kmsg from a file.
     #[test]
     fn collect_on_a_fake_root_without_ovs() {
