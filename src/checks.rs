@@ -123,9 +123,7 @@ pub fn kernel(root: &Root, cmdline: &Cmdline, any_pci: bool) -> Vec<Finding> {
         )];
     }
     let mut out = Vec::new();
-    let active = std::fs::read_dir(root.path("/sys/class/iommu"))
-        .map(|mut d| d.next().is_some())
-        .unwrap_or(false);
+    let active = crate::device::sysfs::iommu_active(root);
     let on = ["intel_iommu", "amd_iommu"]
         .iter()
         .find(|k| cmdline.value(k) == Some("on"));

@@ -344,6 +344,13 @@ impl Pf {
     }
 }
 
+/// Is an IOMMU active (`/sys/class/iommu` not empty)?
+pub fn iommu_active(root: &Root) -> bool {
+    fs::read_dir(root.path("/sys/class/iommu"))
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false)
+}
+
 /// A netdev's directory, `/sys/class/net/<name>` (it may not exist).
 pub fn netdev_dir(root: &Root, name: &str) -> PathBuf {
     root.path("/sys/class/net").join(name)
