@@ -342,15 +342,7 @@ fn read_trim(p: &Path) -> Option<String> {
 }
 
 fn list_names(dir: &Path) -> Vec<String> {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut v: Vec<String> = rd
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
+    sysfs::list_dir(dir)
 }
 
 /// The marker file of a PF.

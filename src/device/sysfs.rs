@@ -392,7 +392,25 @@ pub fn netdev_names(root: &Root) -> Result<Vec<String>> {
 
 /// The device directory a netdev's `device` link resolves to.
 pub fn netdev_device(root: &Root, name: &str) -> Option<PathBuf> {
-    fs::canonicalize(root.path("/sys/class/net").join(name).join("device")).ok()
+    device_of(&netdev_dir(root, name))
+}
+
+/// The device directory the `device` link of a netdev directory resolves to.
+pub fn device_of(netdev_dir: &Path) -> Option<PathBuf> {
+    fs::canonicalize(netdev_dir.join("device")).ok()
+}
+
+/// The entries of a sysfs directory, sorted (empty if it cannot be read).
+pub fn list_dir(dir: &Path) -> Vec<String> {
+    let Ok(rd) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<String> = rd
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
 }
 
 /// Bond mode name from `bonding/mode` (`802.3ad 4` -> `802.3ad`); `None` if not a bond.
