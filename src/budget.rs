@@ -120,8 +120,7 @@ impl Budget {
         let Some(unit) = own_unit(root) else {
             return Budget::new(now, Some(base), ceiling, None);
         };
-        let dir = root.path("/run/vflag");
-        let anchor = dir.join(format!("deadline-{unit}"));
+        let anchor = root.deadline_file(&unit);
         let recorded = fs::read_to_string(&anchor).ok().and_then(|s| {
             let mut words = s.split_whitespace();
             if words.next() != Some(id) {
@@ -148,7 +147,7 @@ impl Budget {
                 b
             }
             _ => {
-                let _ = fs::create_dir_all(&dir);
+                let _ = fs::create_dir_all(root.run_dir());
                 let _ = fs::write(&anchor.0, format!("{} {mono}\n", anchor.1));
                 Budget::new(now, Some(base), ceiling, Some(anchor))
             }

@@ -123,9 +123,7 @@ pub fn kernel(root: &Root, cmdline: &Cmdline, any_pci: bool) -> Vec<Finding> {
         )];
     }
     let mut out = Vec::new();
-    let active = std::fs::read_dir(root.path("/sys/class/iommu"))
-        .map(|mut d| d.next().is_some())
-        .unwrap_or(false);
+    let active = crate::device::sysfs::iommu_active(root);
     let on = ["intel_iommu", "amd_iommu"]
         .iter()
         .find(|k| cmdline.value(k) == Some("on"));
@@ -343,8 +341,8 @@ pub fn host(root: &Root) -> Vec<Finding> {
 /// the last number on each line), where that tool is installed. Never required: without it, or
 /// when it cannot read the device (it needs more privilege than the boot units have), nothing
 /// is reported. Only `vflag check` by hand runs it; the boot relies on sysfs.
-pub fn mlxconfig(pf_name: &IfName, lag: &Lag, tool: &std::path::Path) -> Vec<Finding> {
-    let Ok(dev) = std::fs::canonicalize(format!("/sys/class/net/{pf_name}/device")) else {
+pub fn mlxconfig(root: &Root, pf_name: &IfName, lag: &Lag, tool: &std::path::Path) -> Vec<Finding> {
+    let Some(dev) = crate::device::sysfs::netdev_device(root, pf_name.as_str()) else {
         return vec![];
     };
     let Some(pci) = dev.file_name().map(|n| n.to_string_lossy().into_owned()) else {

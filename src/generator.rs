@@ -143,7 +143,7 @@ impl Texts {
 }
 
 fn early(out: &mut Output, lag: &Lag, texts: &Texts, pf: &IfName) {
-    let unit = format!("vflag@{}.service", pf.unit_instance());
+    let unit = pf.early_unit();
     // IfName allows no control characters or spaces and unit_instance() escapes the rest, so
     // the device unit name is always a valid word.
     let device = pf.device_unit();
@@ -181,7 +181,7 @@ fn early(out: &mut Output, lag: &Lag, texts: &Texts, pf: &IfName) {
 }
 
 fn rebind(out: &mut Output, lag: &Lag, texts: &Texts, pf: &IfName) {
-    let unit = format!("vflag-rebind@{}.service", pf.unit_instance());
+    let unit = pf.late_unit();
     let mut s = texts.header.clone();
     let _ = writeln!(s, "[Unit]\nSourcePath={}", texts.source);
     if !texts.before.is_empty() {

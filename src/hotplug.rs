@@ -76,23 +76,19 @@
 
 use crate::bus::{self, Bus, BusError, Outcome, Stack};
 use crate::config::{Lag, NetworkStack, Plan};
+use crate::device::portname::PortName;
+use crate::device::sysfs;
 use crate::names::IfName;
 use crate::paths::Root;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Markers: `/run/vflag/hotplug/<pf>` holds the ifindex the early stage finished with.
-pub const MARKER_DIR: &str = "/run/vflag/hotplug";
+// Markers: `/run/vflag/hotplug/<pf>` ([`Root::hotplug_dir`]) holds the ifindex the early
+// stage finished with.
 /// udev's database of net devices: `/run/udev/data/n<ifindex>`, lines `E:KEY=VALUE`.
 pub const UDEV_DB_DIR: &str = "/run/udev/data";
-/// The early stage's template (`vflag@<pf>.service`, oneshot, RemainAfterExit=yes).
-pub const EARLY_TEMPLATE: &str = "vflag@";
-/// The late stage's template (`vflag-rebind@<pf>.service`, oneshot, RemainAfterExit=yes).
-pub const LATE_TEMPLATE: &str = "vflag-rebind@";
-/// The hot-plug unit (`units/vflag-hotplug@.service`): runs the early stage, the hand-over and
-/// the late stage again on every start (not RemainAfterExit). Re-added PFs are held only when a
-/// unit file of this name is installed.
-pub const HOTPLUG_TEMPLATE: &str = "vflag-hotplug@";
+// Re-added PFs are held only when a unit file of HOTPLUG_TEMPLATE is installed.
+pub use crate::names::{EARLY_TEMPLATE, HOTPLUG_TEMPLATE, LATE_TEMPLATE};
 /// Where udev-import looks for unit files.
 pub const UNIT_DIRS: [&str; 4] = [
     "/etc/systemd/system",
@@ -130,7 +126,7 @@ impl UdevEvent {
     fn sysdir(&self, root: &Root) -> PathBuf {
         match &self.devpath {
             Some(d) if !d.contains("..") => root.path(format!("/sys{d}")),
-            _ => root.path(format!("/sys/class/net/{}", self.name)),
+            _ => sysfs::netdev_dir(root, &self.name),
         }
     }
 }
@@ -202,7 +198,7 @@ pub fn udev_import_event(root: &Root, plan: &Plan, ev: &UdevEvent) -> Vec<(Strin
         out.push(kv("VFLAG_MASTER", &sanitize(&master)));
         return out;
     }
-    let early_unit = format!("{EARLY_TEMPLATE}{instance}.service");
+    let early_unit = name.early_unit();
     let ifindex = ev
         .ifindex
         .or_else(|| read_trim(&dir.join("ifindex")).and_then(|s| s.parse().ok()));
@@ -220,10 +216,7 @@ pub fn udev_import_event(root: &Root, plan: &Plan, ev: &UdevEvent) -> Vec<(Strin
         // the boot's late stage is still ahead or already active, wanting it changes nothing.
         PfState::Pending => {
             out.push(kv("VFLAG_UNIT", &early_unit));
-            out.push(kv(
-                "VFLAG_LATE_UNIT",
-                &format!("{LATE_TEMPLATE}{instance}.service"),
-            ));
+            out.push(kv("VFLAG_LATE_UNIT", &name.late_unit()));
             true
         }
         // Re-added after the early stage finished this boot. vflag@ is RemainAfterExit=yes:
@@ -232,10 +225,7 @@ pub fn udev_import_event(root: &Root, plan: &Plan, ev: &UdevEvent) -> Vec<(Strin
         PfState::Readded => {
             out.push(kv("VFLAG_READD", "1"));
             if template_installed(root, HOTPLUG_TEMPLATE) {
-                out.push(kv(
-                    "VFLAG_UNIT",
-                    &format!("{HOTPLUG_TEMPLATE}{instance}.service"),
-                ));
+                out.push(kv("VFLAG_UNIT", &name.unit(HOTPLUG_TEMPLATE)));
                 true
             } else {
                 out.push(kv("VFLAG_UNIT", &early_unit));
@@ -285,12 +275,12 @@ pub enum PfState {
 /// [`PfState::BeforeProtocol`]. Without this, a NIC absent at boot (every configured PF
 /// missing, so no early stage ever called [`begin`]) would be bonded unheld when plugged in.
 pub fn arm(root: &Root) -> std::io::Result<()> {
-    std::fs::create_dir_all(root.path(MARKER_DIR))
+    std::fs::create_dir_all(root.hotplug_dir())
 }
 
 /// The PF's [`PfState`].
 pub fn state(root: &Root, pf: &IfName, ifindex: Option<u32>) -> PfState {
-    if !root.path(MARKER_DIR).is_dir() {
+    if !root.hotplug_dir().is_dir() {
         return PfState::BeforeProtocol;
     }
     let Some(content) = read_trim(&marker(root, pf)) else {
@@ -324,17 +314,7 @@ pub fn format_properties(props: &[(String, String)]) -> String {
 }
 
 fn is_representor(phys_port_name: &str) -> bool {
-    let p = phys_port_name.trim();
-    let rest = p
-        .strip_prefix('c')
-        .map(|r| r.trim_start_matches(|c: char| c.is_ascii_digit()));
-    let p = match rest {
-        Some(r) if r.starts_with("pf") => r,
-        _ => p,
-    };
-    p.strip_prefix("pf")
-        .map(|r| r.trim_start_matches(|c: char| c.is_ascii_digit()))
-        .is_some_and(|r| r.starts_with("vf") || r.starts_with("sf"))
+    PortName::parse(phys_port_name.trim()).is_representor()
 }
 
 /// Keep a value safe for udev's property parser: `[A-Za-z0-9._@:-]`, others become `_`.
@@ -354,31 +334,20 @@ fn sanitize(s: &str) -> String {
 /// its `master` link. A link that cannot be read counts as a master: a hold on a port that may
 /// be enslaved risks the bond, no hold risks only a degraded LAG.
 fn master_at(dir: &Path) -> Option<String> {
-    crate::device::sysfs::link_basename(&dir.join("master"))
-        .unwrap_or_else(|_| Some("(unreadable)".into()))
+    sysfs::link_basename(&dir.join("master")).unwrap_or_else(|_| Some("(unreadable)".into()))
 }
 
 fn read_trim(p: &Path) -> Option<String> {
-    std::fs::read_to_string(p)
-        .ok()
-        .map(|s| s.trim().to_string())
+    sysfs::read_attr(p).ok().flatten()
 }
 
 fn list_names(dir: &Path) -> Vec<String> {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut v: Vec<String> = rd
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
+    sysfs::list_dir(dir)
 }
 
 /// The marker file of a PF.
 pub fn marker(root: &Root, pf: &IfName) -> PathBuf {
-    root.path(format!("{MARKER_DIR}/{pf}"))
+    root.hotplug_dir().join(pf.as_str())
 }
 
 /// Has the early stage finished with this netdev this boot? A marker for another ifindex (the
@@ -389,7 +358,7 @@ pub fn finished(root: &Root, pf: &IfName, ifindex: Option<u32>) -> bool {
 
 /// Start of the early stage: forget that it finished (a restart must hold again on re-add).
 pub fn begin(root: &Root, pf: &IfName) -> std::io::Result<()> {
-    std::fs::create_dir_all(root.path(MARKER_DIR))?;
+    std::fs::create_dir_all(root.hotplug_dir())?;
     match std::fs::remove_file(marker(root, pf)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
@@ -411,14 +380,13 @@ pub enum Finish {
 /// End of the early stage (success or failure): write the marker, then clear vflag's hold
 /// from the udev database, waiting at most `wait`. See the module docs.
 pub fn finish(root: &Root, pf: &IfName, wait: Duration) -> std::io::Result<Finish> {
-    let ifindex: Option<u32> =
-        read_trim(&root.path(format!("/sys/class/net/{pf}/ifindex"))).and_then(|s| s.parse().ok());
+    let ifindex: Option<u32> = sysfs::netdev_ifindex(root, pf.as_str()).ok().flatten();
     let m = marker(root, pf);
-    std::fs::create_dir_all(root.path(MARKER_DIR))?;
+    std::fs::create_dir_all(root.hotplug_dir())?;
     // Write-then-rename: udev-import never reads a half-written marker. With the netdev gone,
     // "0" still records "finished this boot", so a later re-add is Readded (no hold that no
     // RemainAfterExit unit would release), not Pending.
-    let tmp = root.path(format!("{MARKER_DIR}/.{pf}.new"));
+    let tmp = root.hotplug_dir().join(format!(".{pf}.new"));
     std::fs::write(&tmp, format!("{}\n", ifindex.unwrap_or(0)))?;
     std::fs::rename(&tmp, &m)?;
     let Some(ifindex) = ifindex else {
@@ -432,7 +400,7 @@ pub fn finish(root: &Root, pf: &IfName, wait: Duration) -> std::io::Result<Finis
         return Ok(Finish::NotHeld);
     }
     let started = Instant::now();
-    std::fs::write(root.path(format!("/sys/class/net/{pf}/uevent")), "change")?;
+    sysfs::netdev_change_uevent(root, pf.as_str())?;
     loop {
         if !held_in_udev_db(root, ifindex) {
             return Ok(Finish::Released {
@@ -493,7 +461,7 @@ pub fn stage_start(root: &Root, lag: &Lag, pf: &IfName, timeout: Duration) -> St
 
 /// The PF's net device must be there before the network stack is asked about it.
 pub fn require_pf(root: &Root, pf: &IfName) -> Result<(), String> {
-    let dir = root.path(format!("/sys/class/net/{pf}"));
+    let dir = sysfs::netdev_dir(root, pf.as_str());
     if dir.exists() {
         return Ok(());
     }

@@ -123,9 +123,7 @@ fn run(command: Command, root: &Root) -> Result<ExitCode> {
             // udev gives DEVPATH; during an add the netdev may not be in /sys/class/net yet.
             let dir = match std::env::var("DEVPATH") {
                 Ok(d) if d.starts_with('/') && !d.contains("..") => root.path(format!("/sys{d}")),
-                _ => root
-                    .path("/sys/class/net")
-                    .join(IfName::new(&ifname)?.as_str()),
+                _ => vflag::device::sysfs::netdev_dir(root, IfName::new(&ifname)?.as_str()),
             };
             if let Some(name) = vflag::naming::udev_name(root, &loaded.plan, &dir) {
                 println!("VFLAG_NAME={name}");
@@ -236,37 +234,8 @@ fn setup(root: &Root, instance: &str) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     let (lag, pf) = configured_pf(&loaded, instance)?;
-    // A missing PF is a clear error before anything, the network stack included, is asked.
-    if let Err(why) = vflag::hotplug::require_pf(root, &pf) {
-        vflag::log::status(&format!("failed: {why}"));
-        bail!(why);
-    }
-    let start = vflag::hotplug::stage_start(root, lag, &pf, BUS_TIMEOUT);
-    tracing::debug!(pf = %pf, step = "hold", "{start:?}");
-    vflag::log::status("setting up");
-    let result = vflag::stages::setup(root, lag, &pf);
-    // On success and on failure alike: a PF left held is a bond that never comes up.
-    let end = vflag::hotplug::stage_end(root, lag, &pf, BUS_TIMEOUT);
-    // At boot no stack runs yet (this unit is ordered before them): nothing to hand over, and
-    // the stack takes the port when it starts. Only a hand-over that was due and failed matters.
-    match &end.release {
-        Ok(vflag::bus::Outcome::Skipped(why)) => {
-            tracing::debug!(pf = %pf, step = "release", "no hand-over: {why}")
-        }
-        Ok(o) => tracing::info!(pf = %pf, step = "release", "handed to {:?}: {o:?}", end.stack),
-        Err(e) => tracing::warn!(
-            pf = %pf,
-            step = "release",
-            "could not hand {pf} to {:?} ({e}); if the stack is not running yet it takes the port when it starts",
-            end.stack
-        ),
-    }
-    let report = result.map_err(|e| {
-        vflag::log::status(&format!("failed: {e}"));
-        anyhow::anyhow!(e)
-    })?;
-    tracing::info!(pf = %pf, step = "done", "{}", report.status());
-    vflag::log::status(&report.status());
+    // Hold → set-up → release (a missing PF: a clear error, nothing asked or changed).
+    vflag::early::setup(root, lag, &pf)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -299,7 +268,7 @@ fn rebind(root: &Root, instance: &str) -> Result<ExitCode> {
     let (lag, pf) = configured_pf(&loaded, instance)?;
     // From now on a PF that appears is held until its early stage ran (see hotplug::arm).
     if let Err(e) = vflag::hotplug::arm(root) {
-        tracing::warn!(pf = %pf, step = "arm", "cannot create {}: {e}; a PF plugged in later may be bonded before its set-up", vflag::hotplug::MARKER_DIR);
+        tracing::warn!(pf = %pf, step = "arm", "cannot create {}: {e}; a PF plugged in later may be bonded before its set-up", root.hotplug_dir().display());
     }
     vflag::log::status("waiting for the bond");
     match vflag::stages::rebind(root, lag, &pf) {
@@ -350,7 +319,7 @@ fn check(root: &Root, pfs: &[String], json: bool) -> Result<ExitCode> {
         // Mellanox's mlxconfig where it is installed.
         if root.is_real() && std::env::var_os("INVOCATION_ID").is_none() {
             if let Some(tool) = find_in_path("mlxconfig") {
-                found.extend(checks::mlxconfig(pf, lag, &tool));
+                found.extend(checks::mlxconfig(root, pf, lag, &tool));
             }
         }
         for f in found {
@@ -418,7 +387,7 @@ fn status(root: &Root, pfs: &[String], json: bool, prometheus: bool) -> Result<E
 
 fn ovs_offload_enable(root: &Root, wait: std::time::Duration) -> Result<ExitCode> {
     let loaded = config::load(root);
-    let changed = vflag::status::ovs_offload_enable_wait(root, &loaded, wait);
+    let changed = vflag::ovs_offload::enable_wait(root, &loaded, wait);
     let changed = match changed {
         Ok(c) => c,
         Err(e) => {
@@ -431,7 +400,7 @@ fn ovs_offload_enable(root: &Root, wait: std::time::Duration) -> Result<ExitCode
         }
     };
     // On stdout (the journal, under systemd) and as the unit's STATUS= for `systemctl status`.
-    println!("{}", vflag::status::ovs_offload_message(changed));
+    println!("{}", vflag::ovs_offload::message(changed));
     vflag::log::status(if changed {
         "hw-offload set; restart ovs-vswitchd (openvswitch_vswitchd container) for it to take effect"
     } else {

@@ -4,6 +4,14 @@
 
 use std::fmt;
 
+/// The early stage's template (`vflag@<pf>.service`, oneshot, RemainAfterExit=yes).
+pub const EARLY_TEMPLATE: &str = "vflag@";
+/// The late stage's template (`vflag-rebind@<pf>.service`, oneshot, RemainAfterExit=yes).
+pub const LATE_TEMPLATE: &str = "vflag-rebind@";
+/// The hot-plug unit (`units/vflag-hotplug@.service`): runs the early stage, the hand-over and
+/// the late stage again on every start (not RemainAfterExit).
+pub const HOTPLUG_TEMPLATE: &str = "vflag-hotplug@";
+
 /// IFNAMSIZ is 16 including the terminating NUL.
 pub const IFNAME_MAX: usize = 15;
 
@@ -69,6 +77,22 @@ impl IfName {
     /// The instance part of `vflag@<instance>.service`, escaped exactly as `systemd-escape` does.
     pub fn unit_instance(&self) -> String {
         libsystemd::unit::escape_name(&self.0)
+    }
+
+    /// `<template><instance>.service`, e.g. `vflag@ens3f0.service`: the one place vflag's unit
+    /// names are built.
+    pub fn unit(&self, template: &str) -> String {
+        format!("{template}{}.service", self.unit_instance())
+    }
+
+    /// `vflag@<pf>.service`, the early stage.
+    pub fn early_unit(&self) -> String {
+        self.unit(EARLY_TEMPLATE)
+    }
+
+    /// `vflag-rebind@<pf>.service`, the late stage.
+    pub fn late_unit(&self) -> String {
+        self.unit(LATE_TEMPLATE)
     }
 
     /// The device unit systemd creates for this interface:
@@ -162,6 +186,9 @@ mod tests {
         assert_eq!(n.device_unit(), "sys-subsystem-net-devices-ens3f0.device");
         let n = IfName::new("bond-a").unwrap();
         assert_eq!(n.unit_instance(), "bond\\x2da");
+        assert_eq!(n.early_unit(), "vflag@bond\\x2da.service");
+        assert_eq!(n.late_unit(), "vflag-rebind@bond\\x2da.service");
+        assert_eq!(n.unit(HOTPLUG_TEMPLATE), "vflag-hotplug@bond\\x2da.service");
         assert_eq!(
             n.device_unit(),
             "sys-subsystem-net-devices-bond\\x2da.device"

@@ -16,7 +16,7 @@
 
 use crate::config::Plan;
 use crate::device::repr::parse_vf_port_name;
-use crate::device::sysfs::{is_physical_port, link_basename, read_attr};
+use crate::device::sysfs::{device_of, is_physical_port, link_basename, read_attr};
 use crate::names::IfName;
 use crate::paths::Root;
 use crate::stages::State;
@@ -31,7 +31,7 @@ pub fn representor_name(plan: &Plan, pf: &IfName, vf: u32) -> Option<IfName> {
 
 /// The name vflag gives the net device whose sysfs directory is `netdev_dir`, if any.
 pub fn udev_name(root: &Root, plan: &Plan, netdev_dir: &Path) -> Option<IfName> {
-    let device = std::fs::canonicalize(netdev_dir.join("device")).ok()?;
+    let device = device_of(netdev_dir)?;
     let handle = format!(
         "{}/{}",
         link_basename(&device.join("subsystem")).ok()??,
@@ -42,10 +42,7 @@ pub fn udev_name(root: &Root, plan: &Plan, netdev_dir: &Path) -> Option<IfName> 
         .flatten()
         .unwrap_or_default();
     for (lag, pf) in plan.pfs() {
-        let Ok(text) = std::fs::read_to_string(crate::stages::state_path(root, pf)) else {
-            continue;
-        };
-        let Ok(st) = serde_json::from_str::<State>(&text) else {
+        let Some(st) = State::read(root, pf) else {
             continue;
         };
         if st.device != handle {

@@ -5,7 +5,7 @@
 //! with CI=true and no binaries the test FAILS, locally it is skipped).
 //!
 //! The fake root has no NIC: only the Open vSwitch rows are asserted here (netlink is never
-//! asked under a fake root; the PF rows are covered by the unit tests in src/status.rs).
+//! asked under a fake root; the PF rows are covered by the unit tests in src/status/).
 
 // Uses only part of the shared harness (no OVSDB client or unixctl of its own).
 #[allow(dead_code)]
@@ -122,7 +122,7 @@ fn status_sees_hw_offload_false_then_enable_makes_it_true() {
     assert!(flows.detail.starts_with("0 offloaded flows"), "{flows:?}");
 
     assert!(
-        status::ovs_offload_enable(&root, &cfg).unwrap(),
+        vflag::ovs_offload::enable(&root, &cfg).unwrap(),
         "false -> true"
     );
     // An independent reader (ovs-vsctl) sees it, and no other key was touched.
@@ -139,7 +139,7 @@ fn status_sees_hw_offload_false_then_enable_makes_it_true() {
     assert_eq!(h.outcome, Outcome::Pass, "{h:?}");
     assert_eq!(h.detail, "other_config:hw-offload=true");
     assert!(
-        !status::ovs_offload_enable(&root, &cfg).unwrap(),
+        !vflag::ovs_offload::enable(&root, &cfg).unwrap(),
         "already true"
     );
 }
@@ -152,7 +152,7 @@ fn status_and_enable_without_ovs() {
     let o = row(&f, "ovs");
     assert_eq!(o.outcome, Outcome::Warn, "{o:?}");
     assert!(f.iter().all(|x| !x.check.starts_with("ovs-")), "{f:#?}");
-    let e = status::ovs_offload_enable(&root, &loaded(true)).unwrap_err();
+    let e = vflag::ovs_offload::enable(&root, &loaded(true)).unwrap_err();
     assert!(e.is_absent(), "{e}");
 }
 

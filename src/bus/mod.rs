@@ -19,6 +19,7 @@ mod scripts;
 mod timer;
 
 use crate::config::NetworkStack;
+use crate::device::sysfs;
 use crate::names::IfName;
 use crate::paths::Root;
 use std::fmt;
@@ -344,28 +345,27 @@ pub fn release(bus: &Bus, root: &Root, stack: Stack, ifname: &IfName) -> Result<
 
 /// The bond (or other controller) a netdev is enslaved to, from `/sys/class/net/<if>/master`.
 pub fn master_of(root: &Root, ifname: &IfName) -> Option<String> {
-    let link = std::fs::read_link(root.path(format!("/sys/class/net/{ifname}/master"))).ok()?;
-    Some(link.file_name()?.to_string_lossy().into_owned())
+    sysfs::netdev_master(root, ifname.as_str())
 }
 
 /// The kernel ifindex of `ifname`, from `/sys/class/net/<if>/ifindex`.
 pub fn ifindex(root: &Root, ifname: &IfName) -> Result<i32, BusError> {
-    let path = root.path(format!("/sys/class/net/{ifname}/ifindex"));
     let err = |reason: String| BusError::Ifindex {
         ifname: ifname.to_string(),
         reason,
     };
-    let text =
-        std::fs::read_to_string(&path).map_err(|e| err(format!("{}: {e}", path.display())))?;
-    text.trim()
-        .parse::<i32>()
-        .ok()
-        .filter(|i| *i > 0)
-        .ok_or_else(|| {
-            err(format!(
-                "{}: not a positive integer: {:?}",
-                path.display(),
-                text.trim()
-            ))
-        })
+    match sysfs::netdev_ifindex(root, ifname.as_str()) {
+        Ok(Some(i)) => i32::try_from(i)
+            .ok()
+            .filter(|i| *i > 0)
+            .ok_or_else(|| err(format!("not a positive ifindex: {i}"))),
+        Ok(None) => Err(err(format!(
+            "{}: {}",
+            sysfs::netdev_dir(root, ifname.as_str())
+                .join("ifindex")
+                .display(),
+            std::io::Error::from_raw_os_error(nix::errno::Errno::ENOENT as i32)
+        ))),
+        Err(e) => Err(err(e.to_string())),
+    }
 }

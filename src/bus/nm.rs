@@ -207,8 +207,7 @@ pub(crate) fn port_connection(
 
 /// The MAC address of the interface as bytes (`/sys/class/net/<if>/address`).
 fn mac_of(root: &Root, ifname: &IfName) -> Option<Vec<u8>> {
-    let text =
-        std::fs::read_to_string(root.path(format!("/sys/class/net/{ifname}/address"))).ok()?;
+    let text = crate::device::sysfs::netdev_attr(root, ifname.as_str(), "address").ok()??;
     text.trim()
         .split(':')
         .map(|h| u8::from_str_radix(h, 16).ok())

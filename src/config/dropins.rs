@@ -15,7 +15,7 @@ pub const SUBDIR: &str = "vflag.conf.d";
 
 /// No longer read: /run/vflag is the writable RuntimeDirectory of vflag's own (hardened) units,
 /// and the generator that reads configuration runs unconfined at every daemon-reload.
-pub const IGNORED_DIR: &str = "/run/vflag";
+pub const IGNORED_DIR: &str = crate::paths::RUN_DIR;
 
 /// The drop-ins to read from `dirs` (lowest priority first), as the host sees their paths.
 pub(super) fn scan(root: &Root, dirs: &[&str], diags: &mut Vec<Diagnostic>) -> Vec<PathBuf> {

@@ -6,6 +6,8 @@
 //! - [`genl`]: generic netlink family resolution.
 //! - [`devlink`]: eswitch mode, port dump, params.
 //! - [`ethtool`]: features (`hw-tc-offload`) and channels.
+//! - [`portname`]: what a `phys_port_name` says (physical port, VF/SF representor).
+//! - [`ports`]: hw-tc-offload and channels of many ports, one dump per setting.
 //! - [`repr`]: which netdevs are the representors of a PF's VFs.
 //! - [`net`]: the netlink operations the stages use, as a trait (real: [`net::Kernel`]).
 //!
@@ -15,9 +17,13 @@
 
 pub mod devlink;
 pub mod ethtool;
+#[cfg(test)]
+pub(crate) mod fake;
 pub mod genl;
 pub mod net;
 pub mod nl;
+pub mod portname;
+pub mod ports;
 pub mod repr;
 pub mod rtnl;
 pub mod sysfs;
@@ -62,6 +68,11 @@ impl Error {
             path: path.into(),
             cause,
         }
+    }
+
+    /// Whether the kernel answered a netlink request with one of `codes`.
+    pub fn is_kernel(&self, codes: &[nix::errno::Errno]) -> bool {
+        matches!(self, Error::Kernel { errno, .. } if codes.iter().any(|c| *c as i32 == *errno))
     }
 
     /// The errno of a kernel (netlink) or I/O error, if any.

@@ -100,3 +100,49 @@ impl Net for Kernel {
         self.ethtool()?.set_combined(ifindex, n)
     }
 }
+
+/// No kernel to ask: every netlink call fails with the reason (e.g. a test root, whose sysfs
+/// the running kernel does not describe); representors come from sysfs alone.
+pub struct Offline(pub String);
+
+impl Offline {
+    fn no<T>(&self) -> Result<T> {
+        Err(Error::Unsupported(self.0.clone()))
+    }
+}
+
+impl Net for Offline {
+    fn link(&mut self, _: u32) -> Result<Link> {
+        self.no()
+    }
+    fn eswitch_mode(&mut self, _: &Handle) -> Result<EswitchMode> {
+        self.no()
+    }
+    fn set_eswitch_mode(&mut self, _: &Handle, _: EswitchMode) -> Result<()> {
+        self.no()
+    }
+    fn set_param(&mut self, _: &Handle, _: &str, _: &str) -> Result<Option<ParamValue>> {
+        self.no()
+    }
+    fn representors(&mut self, pf: &Pf) -> Result<(Vec<Representor>, Source)> {
+        repr::find(pf, None)
+    }
+    fn feature(&mut self, _: u32, _: &str) -> Result<Feature> {
+        self.no()
+    }
+    fn feature_all(&mut self, _: &str) -> Result<HashMap<u32, Feature>> {
+        self.no()
+    }
+    fn set_feature(&mut self, _: u32, _: &str, _: bool) -> Result<()> {
+        self.no()
+    }
+    fn channels(&mut self, _: u32) -> Result<Channels> {
+        self.no()
+    }
+    fn channels_all(&mut self) -> Result<HashMap<u32, Channels>> {
+        self.no()
+    }
+    fn set_combined(&mut self, _: u32, _: u32) -> Result<()> {
+        self.no()
+    }
+}

@@ -4,9 +4,9 @@
 //! the ifindex: udev renames representors moments after they appear, names are only for logs.
 
 use super::devlink::{Devlink, Port, PORT_FLAVOUR_PCI_VF};
-use super::sysfs::{self, wait_for, Pf};
+use super::portname::PortName;
+use super::sysfs::{self, Pf};
 use super::Result;
-use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Representor {
@@ -27,20 +27,10 @@ pub enum Source {
 
 /// `pf0vf3` -> (None, 0, 3); `c1pf0vf3` -> (Some(1), 0, 3).
 pub fn parse_vf_port_name(s: &str) -> Option<(Option<u32>, u32, u32)> {
-    let num = |t: &str| -> Option<u32> {
-        (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| t.parse().ok())
-            .flatten()
-    };
-    let (ctrl, rest) = match s.strip_prefix('c') {
-        Some(r) => {
-            let (c, rest) = r.split_once("pf")?;
-            (Some(num(c)?), rest)
-        }
-        None => (None, s.strip_prefix("pf")?),
-    };
-    let (pf, vf) = rest.split_once("vf")?;
-    Some((ctrl, num(pf)?, num(vf)?))
+    match PortName::parse(s) {
+        PortName::Vf { controller, pf, vf } => Some((controller, pf, vf)),
+        _ => None,
+    }
 }
 
 /// Keep the local controller's representors when there are any (a DPU also shows the
@@ -135,21 +125,6 @@ pub fn find(pf: &Pf, devlink: Option<&mut Devlink>) -> Result<(Vec<Representor>,
         }
     }
     Ok((from_sysfs(pf)?, Source::Sysfs))
-}
-
-/// Wait (bounded) until representors for VFs `0..n` all exist.
-pub fn wait_all(
-    pf: &Pf,
-    n: u32,
-    mut devlink: Option<&mut Devlink>,
-    timeout: Duration,
-) -> Result<(Vec<Representor>, Source)> {
-    wait_for(&format!("{n} representors of {}", pf.name), timeout, || {
-        let (reps, src) = find(pf, devlink.as_deref_mut())?;
-        Ok((0..n)
-            .all(|i| reps.iter().any(|r| r.vf == i))
-            .then_some((reps, src)))
-    })
 }
 
 #[cfg(test)]

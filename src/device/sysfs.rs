@@ -5,6 +5,7 @@ use super::devlink::Handle;
 use super::{Error, Result};
 use crate::names::IfName;
 use crate::paths::Root;
+use nix::errno::Errno;
 use std::fs;
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
@@ -43,7 +44,14 @@ pub fn read_attr(path: &Path) -> Result<Option<String>> {
     match fs::read_to_string(path) {
         Ok(s) => Ok(Some(s.trim_end_matches('\n').trim().to_string())),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) if matches!(e.raw_os_error(), Some(95) | Some(19) | Some(22)) => Ok(None),
+        Err(e)
+            if matches!(
+                e.raw_os_error().map(Errno::from_raw),
+                Some(Errno::EOPNOTSUPP | Errno::ENODEV | Errno::EINVAL)
+            ) =>
+        {
+            Ok(None)
+        }
         Err(e) => Err(Error::io(path, e)),
     }
 }
@@ -119,10 +127,7 @@ impl PciAddr {
 /// switchdev). VF/SF representors (`pf0vf3`, `c1pf0sf2`) share the PF's parent device but are
 /// never physical ports.
 pub fn is_physical_port(phys_port_name: &str) -> bool {
-    phys_port_name.is_empty()
-        || phys_port_name
-            .strip_prefix('p')
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    super::portname::PortName::parse(phys_port_name) == super::portname::PortName::Physical
 }
 
 /// A VF of a PF, as its `virtfn<index>` link shows it.
@@ -339,6 +344,30 @@ impl Pf {
     }
 }
 
+/// Is an IOMMU active (`/sys/class/iommu` not empty)?
+pub fn iommu_active(root: &Root) -> bool {
+    fs::read_dir(root.path("/sys/class/iommu"))
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false)
+}
+
+/// A netdev's directory, `/sys/class/net/<name>` (it may not exist).
+pub fn netdev_dir(root: &Root, name: &str) -> PathBuf {
+    root.path("/sys/class/net").join(name)
+}
+
+/// The master (bond, bridge...) a netdev is enslaved to, by its `master` link.
+pub fn netdev_master(root: &Root, name: &str) -> Option<String> {
+    link_basename(&netdev_dir(root, name).join("master"))
+        .ok()
+        .flatten()
+}
+
+/// Ask the kernel to send a `change` uevent for a netdev (udev then re-runs its rules).
+pub fn netdev_change_uevent(root: &Root, name: &str) -> std::io::Result<()> {
+    fs::write(netdev_dir(root, name).join("uevent"), "change")
+}
+
 /// The ifindex of a netdev by its current name (`None` if it is gone).
 pub fn netdev_ifindex(root: &Root, name: &str) -> Result<Option<u32>> {
     read_u32(&root.path("/sys/class/net").join(name).join("ifindex"))
@@ -363,7 +392,25 @@ pub fn netdev_names(root: &Root) -> Result<Vec<String>> {
 
 /// The device directory a netdev's `device` link resolves to.
 pub fn netdev_device(root: &Root, name: &str) -> Option<PathBuf> {
-    fs::canonicalize(root.path("/sys/class/net").join(name).join("device")).ok()
+    device_of(&netdev_dir(root, name))
+}
+
+/// The device directory the `device` link of a netdev directory resolves to.
+pub fn device_of(netdev_dir: &Path) -> Option<PathBuf> {
+    fs::canonicalize(netdev_dir.join("device")).ok()
+}
+
+/// The entries of a sysfs directory, sorted (empty if it cannot be read).
+pub fn list_dir(dir: &Path) -> Vec<String> {
+    let Ok(rd) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<String> = rd
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
 }
 
 /// Bond mode name from `bonding/mode` (`802.3ad 4` -> `802.3ad`); `None` if not a bond.
@@ -418,17 +465,6 @@ pub fn compat_devlink(root: &Root, pf: &IfName, name: &str) -> PathBuf {
         .join(pf.as_str())
         .join("compat/devlink")
         .join(name)
-}
-
-/// mlx5's LAG state in debugfs (`active`/`disabled`), `None` when not observable (no
-/// debugfs mounted, not mlx5, kernel before 5.19).
-pub fn mlx5_lag_state(root: &Root, pci: &str) -> Result<Option<String>> {
-    read_attr(
-        &root
-            .path("/sys/kernel/debug/mlx5")
-            .join(pci)
-            .join("lag/state"),
-    )
 }
 
 /// Builders for fake sysfs trees (unit tests only).
