@@ -47,7 +47,12 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn new(check: &'static str, pf: Option<&IfName>, outcome: Outcome, detail: String) -> Self {
+    pub(crate) fn new(
+        check: &'static str,
+        pf: Option<&IfName>,
+        outcome: Outcome,
+        detail: String,
+    ) -> Self {
         Finding {
             check,
             pf: pf.cloned(),
@@ -56,7 +61,7 @@ impl Finding {
             hint: None,
         }
     }
-    fn hint(mut self, h: impl Into<String>) -> Self {
+    pub(crate) fn hint(mut self, h: impl Into<String>) -> Self {
         self.hint = Some(h.into());
         self
     }
@@ -308,35 +313,10 @@ pub fn unpaired(pf: &IfName, why: &str) -> Finding {
         .hint("list both ports of each NIC in SRIOV_PFS")
 }
 
-/// Services that must not be enabled with VF-LAG (they reorder device initialisation).
+/// Other owners of the NIC enabled host-wide: the old mlnx-vflag units (fail) and OFED's
+/// services (warn). See [`crate::owners`].
 pub fn host(root: &Root) -> Vec<Finding> {
-    ["openibd.service", "mlnx-interface-mgr@.service"]
-        .iter()
-        .filter(|u| {
-            [
-                "/etc/systemd/system/multi-user.target.wants",
-                "/etc/systemd/system/network.target.wants",
-            ]
-            .iter()
-            .filter_map(|d| std::fs::read_dir(root.path(d)).ok())
-            .flatten()
-            .flatten()
-            .any(|e| {
-                let n = e.file_name().to_string_lossy().into_owned();
-                n == **u
-                    || (u.ends_with("@.service") && n.starts_with(u.trim_end_matches(".service")))
-            })
-        })
-        .map(|u| {
-            Finding::new(
-                "ofed-services",
-                None,
-                Outcome::Warn,
-                format!("{u} is enabled; it interferes with device initialisation order"),
-            )
-            .hint(format!("systemctl disable {u}"))
-        })
-        .collect()
+    crate::owners::host(root)
 }
 
 /// Firmware settings as Mellanox's `mlxconfig` reports them (`-e q`: the "Next Boot" column is
@@ -496,6 +476,9 @@ pub fn for_pf(root: &Root, cmdline: &Cmdline, lag: &Lag, pf_name: &IfName) -> Ve
     out.extend(pf(root, lag, pf_name));
     out.extend(same_nic(root, lag));
     out.extend(host(root));
+    // Other tools that set this PF's VF count or eSwitch mode (NetworkManager, .link, netplan,
+    // udev rules, units): a second owner stops the set-up (nothing changed).
+    out.extend(crate::owners::for_pf(root, pf_name));
     out
 }
 

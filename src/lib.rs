@@ -16,6 +16,7 @@ pub mod log;
 pub mod names;
 pub mod naming;
 pub mod ovsdb;
+pub mod owners;
 pub mod pairing;
 pub mod paths;
 pub mod report;
