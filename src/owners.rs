@@ -82,7 +82,11 @@ fn enabled_units(root: &Root) -> Vec<Enabled> {
             let mut links: Vec<PathBuf> = links.flatten().map(|e| e.path()).collect();
             links.sort();
             for link in links {
-                let name = link.file_name().unwrap_or_default().to_string_lossy().into_owned();
+                let name = link
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
                 if out.iter().any(|e| e.name == name) || is_masked(root, &name) {
                     continue;
                 }
@@ -195,24 +199,29 @@ impl PfIds {
             mac: attr("bonding_slave/perm_hwaddr")
                 .or_else(|| attr("address"))
                 .map(|m| m.to_ascii_lowercase()),
-            device: sysfs::link_basename(&root.path("/sys/class/net").join(pf.as_str()).join("device"))
-                .ok()
-                .flatten(),
+            device: sysfs::link_basename(
+                &root.path("/sys/class/net").join(pf.as_str()).join("device"),
+            )
+            .ok()
+            .flatten(),
         }
     }
 
     /// `text` names this PF: its name as a whole word, or its PCI device.
     fn named_in(&self, text: &str) -> bool {
-        word_in(text, &self.name) || self.device.as_deref().is_some_and(|d| d.contains(':') && text.contains(d))
+        word_in(text, &self.name)
+            || self
+                .device
+                .as_deref()
+                .is_some_and(|d| d.contains(':') && text.contains(d))
     }
 }
 
 /// `w` occurs in `text` with no interface-name character on either side.
 fn word_in(text: &str, w: &str) -> bool {
     let ok = |c: Option<char>| c.is_none_or(|c| !(c.is_ascii_alphanumeric() || "_.-".contains(c)));
-    text.match_indices(w).any(|(i, _)| {
-        ok(text[..i].chars().next_back()) && ok(text[i + w.len()..].chars().next())
-    })
+    text.match_indices(w)
+        .any(|(i, _)| ok(text[..i].chars().next_back()) && ok(text[i + w.len()..].chars().next()))
 }
 
 /// fnmatch-style glob (`*`, `?`, `[...]`), enough for udev `KERNEL==` and NM `match`.
@@ -317,7 +326,10 @@ fn units(root: &Root, pf: &IfName, ids: &PfIds) -> Vec<Finding> {
         let fix = if stackhpc {
             format!("set on_boot_configuration_enabled: false for {pf} in sriov_devices (stackhpc.linux.sriov) and re-run the role, or systemctl disable {} and remove {}", e.name, shown(root, file))
         } else {
-            format!("systemctl disable {} (vflag sets the VF count: vfs= in vflag.conf)", e.name)
+            format!(
+                "systemctl disable {} (vflag sets the VF count: vfs= in vflag.conf)",
+                e.name
+            )
         };
         out.push(
             Finding::new(
@@ -367,7 +379,9 @@ fn udev_rules(root: &Root, pf: &IfName, ids: &PfIds) -> Vec<Finding> {
             let Ok(text) = std::fs::read_to_string(&f) else {
                 continue;
             };
-            let stackhpc = text.lines().any(|l| l.trim_start().starts_with("# BEGIN SRIOV"));
+            let stackhpc = text
+                .lines()
+                .any(|l| l.trim_start().starts_with("# BEGIN SRIOV"));
             // A rule continues on the next line after a trailing backslash.
             let joined = text.replace("\\\n", " ");
             for line in joined.lines().map(str::trim) {
@@ -446,9 +460,11 @@ fn nm_loads(dir: &str, f: &Path) -> bool {
         || (dir.starts_with("/etc/")
             && !name.starts_with('.')
             && !name.ends_with('~')
-            && ![".bak", ".orig", ".rej", ".swp", ".tmp", ".rpmnew", ".rpmsave", ".rpmorig"]
-                .iter()
-                .any(|s| name.ends_with(s))
+            && ![
+                ".bak", ".orig", ".rej", ".swp", ".tmp", ".rpmnew", ".rpmsave", ".rpmorig",
+            ]
+            .iter()
+            .any(|s| name.ends_with(s))
             && !name.contains(".dpkg-"));
     let secure = std::fs::metadata(f)
         .map(|m| m.permissions().mode() & 0o077 == 0)
@@ -571,7 +587,11 @@ fn nm_ifcfg(root: &Root, pf: &IfName, ids: &PfIds) -> Vec<Finding> {
     let dir = "/etc/sysconfig/network-scripts";
     let mut out = vec![];
     for f in files(root, dir) {
-        let name = f.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let name = f
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let Some(suffix) = name.strip_prefix("ifcfg-") else {
             continue;
         };
@@ -679,7 +699,12 @@ fn networkd_link(root: &Root, pf: &IfName) -> Vec<Finding> {
     out
 }
 
-const NETPLAN_DIRS: &[&str] = &["/run/netplan", "/etc/netplan", "/usr/lib/netplan", "/lib/netplan"];
+const NETPLAN_DIRS: &[&str] = &[
+    "/run/netplan",
+    "/etc/netplan",
+    "/usr/lib/netplan",
+    "/lib/netplan",
+];
 const NETPLAN_UNITS: &[&str] = &[
     "/run/systemd/generator.late/netplan-sriov-apply.service",
     "/run/systemd/system/netplan-sriov-apply.service",
@@ -786,7 +811,10 @@ fn netplan(root: &Root, pf: &IfName, ids: &PfIds) -> Vec<Finding> {
             let Ok(text) = std::fs::read_to_string(&f) else {
                 continue;
             };
-            for d in netplan_defs(&text).into_iter().filter(|d| !d.sriov.is_empty()) {
+            for d in netplan_defs(&text)
+                .into_iter()
+                .filter(|d| !d.sriov.is_empty())
+            {
                 // The interface netplan means, as its generator decides it (set-name, else the
                 // id when there is no match), or what the match selects.
                 let is_pf = match (&d.set_name, d.has_match) {
