@@ -646,6 +646,43 @@ mod tests {
         assert!(mlxconfig_findings(&pf, &l, "x", "mlxconfig: no such device\n").is_empty());
     }
 
+    /// Another owner of the PF's VFs (issue 17 part 4) fails the early stage's check; one that
+    /// only reorders start-up warns.
+    #[test]
+    fn other_owner_of_the_pf_fails_the_check() {
+        let d = tempfile::tempdir().unwrap();
+        pci_pf(d.path(), "ens3f0", "0000:37:00.0", "0x1017", Some(8));
+        pci_pf(d.path(), "ens3f1", "0000:37:00.1", "0x1017", Some(8));
+        std::fs::create_dir_all(d.path().join("sys/class/iommu/dmar0")).unwrap();
+        let nm = d.path().join("etc/NetworkManager/system-connections");
+        std::fs::create_dir_all(&nm).unwrap();
+        let profile = nm.join("sriov.nmconnection");
+        std::fs::write(
+            &profile,
+            "[connection]\nid=sriov\ntype=ethernet\ninterface-name=ens3f1\n\n[sriov]\ntotal-vfs=8\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&profile, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let wants = d.path().join("etc/systemd/system/multi-user.target.wants");
+        std::fs::create_dir_all(&wants).unwrap();
+        std::os::unix::fs::symlink(
+            "/etc/systemd/system/mlnx-vflag-early.service",
+            wants.join("mlnx-vflag-early.service"),
+        )
+        .unwrap();
+        let root = Root::new(d.path());
+        let l = lag(&["ens3f0", "ens3f1"], 8);
+        let cmdline = Cmdline::parse("intel_iommu=on iommu=pt");
+        let f = for_pf(&root, &cmdline, &l, &l.pfs[1]);
+        assert_eq!(outcome(&f, "owner-mlnx-vflag"), Outcome::Fail);
+        assert_eq!(outcome(&f, "owner-nm"), Outcome::Fail);
+        // The other PF has no profile: only the host-wide owner.
+        let f = for_pf(&root, &cmdline, &l, &l.pfs[0]);
+        assert_eq!(outcome(&f, "owner-mlnx-vflag"), Outcome::Fail);
+        assert!(!f.iter().any(|x| x.check == "owner-nm"), "{f:#?}");
+    }
+
     #[test]
     fn ofed_services_warned() {
         let d = tempfile::tempdir().unwrap();
