@@ -395,12 +395,16 @@ fn udev_rules(root: &Root, pf: &IfName, ids: &PfIds) -> Vec<Finding> {
                 let kernel = udev_match(line, "KERNEL").or_else(|| udev_match(line, "NAME"));
                 let for_pf = match kernel {
                     Some(k) => k.split('|').any(|alt| glob(alt, &ids.name)),
-                    // No name match: a rule that names the PF itself, or any net device.
+                    // No name match: a rule that names the PF (or its PCI device) itself, or
+                    // one for the device it matched (`%k`, `ATTR{device/sriov_numvfs}=`), not
+                    // one that names another device's path.
                     None => {
                         ids.named_in(line)
-                            || !line.contains("/sys/class/net/")
                             || line.contains("/sys/class/net/%k/")
                             || line.contains("/sys/class/net/$kernel/")
+                            || !["/sys/class/net/", "/sys/bus/pci/devices/", "/sys/devices/"]
+                                .iter()
+                                .any(|p| line.contains(p))
                     }
                 };
                 if !for_pf {
@@ -512,7 +516,11 @@ fn nm_keyfiles(root: &Root, pf: &IfName, ids: &PfIds) -> Vec<Finding> {
                     .map(|(_, _, v)| v.as_str())
             };
             let has_sriov = text.lines().any(|l| l.trim() == "[sriov]");
-            if !has_sriov {
+            // SR-IOV settings of another kind of profile (InfiniBand...) are not for an
+            // Ethernet PF.
+            let ethernet = get(&["connection"], "type")
+                .is_none_or(|t| t == "ethernet" || t == "802-3-ethernet");
+            if !has_sriov || !ethernet {
                 continue;
             }
             let ifname = get(&["connection"], "interface-name").filter(|v| !v.is_empty());

@@ -254,6 +254,11 @@ fn udev_rules_writing_numvfs() {
     // ... unless /etc hides it (a same-name link to /dev/null).
     link(&d, "/etc/udev/rules.d/61-all.rules", "/dev/null");
     clean(&for_pf(&root, &pf("ens4f0")));
+    // A rule for another device by its PCI path names no PF of ours; ens4f0's by its own does.
+    put(&d, "/etc/udev/rules.d/63-pci.rules", "ACTION==\"add\", SUBSYSTEM==\"pci\", RUN+=\"/bin/sh -c 'echo 4 > /sys/bus/pci/devices/0000:5e:00.0/sriov_numvfs'\"\n", 0o644);
+    clean(&for_pf(&root, &pf("ens3f0")));
+    assert_eq!(found(&for_pf(&root, &pf("ens4f0")), "owner-udev").len(), 1);
+    std::fs::remove_file(d.path().join("etc/udev/rules.d/63-pci.rules")).unwrap();
     // KERNEL globs and alternatives.
     put(&d, "/run/udev/rules.d/62-glob.rules", "ACTION==\"add\", KERNEL==\"eth9|ens3f[01]\", RUN+=\"/bin/sh -c 'echo 2 > /sys/class/net/%k/device/sriov_numvfs'\"\n", 0o644);
     assert_eq!(found(&for_pf(&root, &pf("ens3f0")), "owner-udev").len(), 1);
@@ -321,6 +326,14 @@ fn nm_keyfile_near_misses() {
         &d,
         "/run/NetworkManager/system-connections/sriov",
         NM_SRIOV,
+        0o600,
+    );
+    put(
+        &d,
+        &format!("{dir}/ib.nmconnection"),
+        &NM_SRIOV
+            .replace("type=ethernet", "type=infiniband")
+            .replace("interface-name=ens3f0\n", ""),
         0o600,
     );
     clean(&for_pf(&root, &pf("ens3f0")));
