@@ -158,7 +158,7 @@ pub fn host(root: &Root) -> Vec<Finding> {
             )
             .hint(format!(
                 "systemctl disable {}, then remove the old unit files and scripts (README \"Migration\"; the vflag Ansible role does it), and reboot",
-                MLNX_VFLAG_UNITS.join(" ")
+                names.join(" ")
             )),
         );
     }

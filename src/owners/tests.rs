@@ -81,6 +81,15 @@ fn old_mlnx_vflag_units_enabled_fail() {
         "/etc/systemd/system/multi-user.target.wants/mlnx-vflag-early.service",
         "/etc/systemd/system/mlnx-vflag-early.service",
     );
+    // The fix names only what is enabled (systemctl disable fails on a unit that is not there).
+    let f = host(&root);
+    assert!(
+        f[0].hint
+            .as_deref()
+            .unwrap()
+            .starts_with("systemctl disable mlnx-vflag-early.service, then"),
+        "{f:#?}"
+    );
     link(
         &d,
         "/etc/systemd/system/network-online.target.wants/mlnx-vflag-final.service",
