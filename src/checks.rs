@@ -47,7 +47,12 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn new(check: &'static str, pf: Option<&IfName>, outcome: Outcome, detail: String) -> Self {
+    pub(crate) fn new(
+        check: &'static str,
+        pf: Option<&IfName>,
+        outcome: Outcome,
+        detail: String,
+    ) -> Self {
         Finding {
             check,
             pf: pf.cloned(),
@@ -56,7 +61,7 @@ impl Finding {
             hint: None,
         }
     }
-    fn hint(mut self, h: impl Into<String>) -> Self {
+    pub(crate) fn hint(mut self, h: impl Into<String>) -> Self {
         self.hint = Some(h.into());
         self
     }
@@ -306,35 +311,10 @@ pub fn unpaired(pf: &IfName, why: &str) -> Finding {
         .hint("list both ports of each NIC in SRIOV_PFS")
 }
 
-/// Services that must not be enabled with VF-LAG (they reorder device initialisation).
+/// Other owners of the NIC enabled host-wide: the old mlnx-vflag units (fail) and OFED's
+/// services (warn). See [`crate::owners`].
 pub fn host(root: &Root) -> Vec<Finding> {
-    ["openibd.service", "mlnx-interface-mgr@.service"]
-        .iter()
-        .filter(|u| {
-            [
-                "/etc/systemd/system/multi-user.target.wants",
-                "/etc/systemd/system/network.target.wants",
-            ]
-            .iter()
-            .filter_map(|d| std::fs::read_dir(root.path(d)).ok())
-            .flatten()
-            .flatten()
-            .any(|e| {
-                let n = e.file_name().to_string_lossy().into_owned();
-                n == **u
-                    || (u.ends_with("@.service") && n.starts_with(u.trim_end_matches(".service")))
-            })
-        })
-        .map(|u| {
-            Finding::new(
-                "ofed-services",
-                None,
-                Outcome::Warn,
-                format!("{u} is enabled; it interferes with device initialisation order"),
-            )
-            .hint(format!("systemctl disable {u}"))
-        })
-        .collect()
+    crate::owners::host(root)
 }
 
 /// Firmware settings as Mellanox's `mlxconfig` reports them (`-e q`: the "Next Boot" column is
@@ -494,6 +474,9 @@ pub fn for_pf(root: &Root, cmdline: &Cmdline, lag: &Lag, pf_name: &IfName) -> Ve
     out.extend(pf(root, lag, pf_name));
     out.extend(same_nic(root, lag));
     out.extend(host(root));
+    // Other tools that set this PF's VF count or eSwitch mode (NetworkManager, .link, netplan,
+    // udev rules, units): a second owner stops the set-up (nothing changed).
+    out.extend(crate::owners::for_pf(root, pf_name));
     out
 }
 
@@ -659,6 +642,43 @@ mod tests {
             .unwrap()
             .contains("mlxconfig -d 0000:37:00.0 set SRIOV_EN=1 NUM_OF_VFS=8"));
         assert!(mlxconfig_findings(&pf, &l, "x", "mlxconfig: no such device\n").is_empty());
+    }
+
+    /// Another owner of the PF's VFs (issue 17 part 4) fails the early stage's check; one that
+    /// only reorders start-up warns.
+    #[test]
+    fn other_owner_of_the_pf_fails_the_check() {
+        let d = tempfile::tempdir().unwrap();
+        pci_pf(d.path(), "ens3f0", "0000:37:00.0", "0x1017", Some(8));
+        pci_pf(d.path(), "ens3f1", "0000:37:00.1", "0x1017", Some(8));
+        std::fs::create_dir_all(d.path().join("sys/class/iommu/dmar0")).unwrap();
+        let nm = d.path().join("etc/NetworkManager/system-connections");
+        std::fs::create_dir_all(&nm).unwrap();
+        let profile = nm.join("sriov.nmconnection");
+        std::fs::write(
+            &profile,
+            "[connection]\nid=sriov\ntype=ethernet\ninterface-name=ens3f1\n\n[sriov]\ntotal-vfs=8\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&profile, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let wants = d.path().join("etc/systemd/system/multi-user.target.wants");
+        std::fs::create_dir_all(&wants).unwrap();
+        std::os::unix::fs::symlink(
+            "/etc/systemd/system/mlnx-vflag-early.service",
+            wants.join("mlnx-vflag-early.service"),
+        )
+        .unwrap();
+        let root = Root::new(d.path());
+        let l = lag(&["ens3f0", "ens3f1"], 8);
+        let cmdline = Cmdline::parse("intel_iommu=on iommu=pt");
+        let f = for_pf(&root, &cmdline, &l, &l.pfs[1]);
+        assert_eq!(outcome(&f, "owner-mlnx-vflag"), Outcome::Fail);
+        assert_eq!(outcome(&f, "owner-nm"), Outcome::Fail);
+        // The other PF has no profile: only the host-wide owner.
+        let f = for_pf(&root, &cmdline, &l, &l.pfs[0]);
+        assert_eq!(outcome(&f, "owner-mlnx-vflag"), Outcome::Fail);
+        assert!(!f.iter().any(|x| x.check == "owner-nm"), "{f:#?}");
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod names;
 pub mod naming;
 pub mod ovs_offload;
 pub mod ovsdb;
+pub mod owners;
 pub mod pairing;
 pub mod paths;
 pub mod report;
