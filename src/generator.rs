@@ -295,38 +295,7 @@ fn is_unit_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b":-_.\\@".contains(&b))
 }
 
-/// Shell-style match of `*` and `?` (no classes), enough for unit name patterns; `?` is one
-/// byte, `*` any run of bytes (also none). Greedy with one backtrack point (the last `*`): a
-/// later `*` makes earlier choices irrelevant, so this is O(len(pattern) * len(name)) at worst,
-/// where plain recursion was exponential (`a*a*a*...b.service` hung the boot).
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    let (p, n) = (pattern.as_bytes(), name.as_bytes());
-    let (mut pi, mut ni) = (0, 0);
-    // After the last `*` seen: the pattern index past it and the name index it resumes from.
-    let mut star: Option<(usize, usize)> = None;
-    while ni < n.len() {
-        match p.get(pi) {
-            Some(b'*') => {
-                star = Some((pi + 1, ni));
-                pi += 1;
-            }
-            Some(&c) if c == b'?' || c == n[ni] => {
-                pi += 1;
-                ni += 1;
-            }
-            _ => match star {
-                // Let the last `*` swallow one more byte and retry after it.
-                Some((sp, sn)) => {
-                    star = Some((sp, sn + 1));
-                    pi = sp;
-                    ni = sn + 1;
-                }
-                None => return false,
-            },
-        }
-    }
-    p[pi..].iter().all(|&c| c == b'*')
-}
+pub use crate::glob::glob_match;
 
 /// Write the entries under `dir` (which systemd created and empties at every daemon-reload).
 /// Each directory is created once; a leftover symlink (a second run into the same directory)

@@ -12,6 +12,7 @@ pub mod config;
 pub mod device;
 pub mod early;
 pub mod generator;
+pub mod glob;
 pub mod hotplug;
 pub mod kernlog;
 pub mod log;

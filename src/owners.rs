@@ -15,6 +15,7 @@
 
 use crate::checks::{Finding, Outcome};
 use crate::device::sysfs;
+use crate::glob::glob_match as glob;
 use crate::names::IfName;
 use crate::paths::Root;
 use std::path::{Path, PathBuf};
@@ -222,44 +223,6 @@ fn word_in(text: &str, w: &str) -> bool {
     let ok = |c: Option<char>| c.is_none_or(|c| !(c.is_ascii_alphanumeric() || "_.-".contains(c)));
     text.match_indices(w)
         .any(|(i, _)| ok(text[..i].chars().next_back()) && ok(text[i + w.len()..].chars().next()))
-}
-
-/// fnmatch-style glob (`*`, `?`, `[...]`), enough for udev `KERNEL==` and NM `match`.
-fn glob(pat: &str, s: &str) -> bool {
-    fn m(p: &[char], s: &[char]) -> bool {
-        match p.first() {
-            None => s.is_empty(),
-            Some('*') => (0..=s.len()).any(|i| m(&p[1..], &s[i..])),
-            Some('?') => !s.is_empty() && m(&p[1..], &s[1..]),
-            Some('[') => {
-                let Some(end) = p.iter().skip(1).position(|c| *c == ']').map(|i| i + 1) else {
-                    return s.first() == Some(&'[') && m(&p[1..], &s[1..]);
-                };
-                let Some(c) = s.first() else { return false };
-                let set = &p[1..end];
-                let (neg, set) = match set.first() {
-                    Some('!') | Some('^') => (true, &set[1..]),
-                    _ => (false, set),
-                };
-                let mut hit = false;
-                let mut i = 0;
-                while i < set.len() {
-                    if i + 2 < set.len() && set[i + 1] == '-' {
-                        hit |= set[i] <= *c && *c <= set[i + 2];
-                        i += 3;
-                    } else {
-                        hit |= set[i] == *c;
-                        i += 1;
-                    }
-                }
-                hit != neg && m(&p[end + 1..], &s[1..])
-            }
-            Some(c) => s.first() == Some(c) && m(&p[1..], &s[1..]),
-        }
-    }
-    let p: Vec<char> = pat.chars().collect();
-    let s: Vec<char> = s.chars().collect();
-    m(&p, &s)
 }
 
 /// Files of `dir` (re-rooted), sorted; none when it does not exist. Symlinks are kept: one to
