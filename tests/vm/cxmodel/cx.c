@@ -25,6 +25,9 @@ MODULE_PARM_DESC(cx_model, "model ConnectX (mlx5) VF-LAG on netdevsim devices 2k
 static unsigned int cx_lag_ms = 300;
 module_param(cx_lag_ms, uint, 0644);
 MODULE_PARM_DESC(cx_lag_ms, "firmware time of CREATE_LAG, spent after the lag map line");
+static unsigned int cx_lag_delay_ms;
+module_param(cx_lag_delay_ms, uint, 0644);
+MODULE_PARM_DESC(cx_lag_delay_ms, "delay of the bond work after a bonding event (mlx5 re-queues it while busy)");
 static bool cx_port_select_ft = true;
 module_param(cx_port_select_ft, bool, 0644);
 MODULE_PARM_DESC(cx_port_select_ft, "port selection flow table (ConnectX-6 Dx+): hash tx types give mode:hash");
@@ -304,7 +307,7 @@ static int cx_netdev_event(struct notifier_block *nb, unsigned long event, void 
 			}
 		}
 		if (changed)
-			queue_delayed_work(cx_wq, &l->work, 0);
+			queue_delayed_work(cx_wq, &l->work, msecs_to_jiffies(cx_lag_delay_ms));
 	}
 	spin_unlock_bh(&cx_lock);
 	return NOTIFY_DONE;
