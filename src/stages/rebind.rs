@@ -91,16 +91,13 @@ enum LagSeen {
     Unobservable,
 }
 
-/// PCI addresses of this PF and the LAG's other PFs (the kernel reports a LAG on one of them).
+/// Device names (PCI addresses on PCI) of this PF and the LAG's other PFs (the kernel reports a
+/// LAG on one of them). mlx5 names its debugfs directory after the device name, on any bus.
 fn lag_pcis(root: &Root, lag: &Lag, dev: &Pf) -> Vec<String> {
-    let mut v: Vec<String> = dev
-        .pci_addr()
-        .map(|_| dev.dev_name.clone())
-        .into_iter()
-        .collect();
+    let mut v: Vec<String> = vec![dev.dev_name.clone()];
     for other in lag.pfs.iter().filter(|p| **p != dev.name) {
         if let Ok(o) = Pf::open(root, other) {
-            if o.pci_addr().is_some() && !v.contains(&o.dev_name) {
+            if !v.contains(&o.dev_name) {
                 v.push(o.dev_name);
             }
         }
@@ -622,6 +619,45 @@ mod tests {
         h.join().unwrap();
         assert_eq!(r.lag.as_deref(), Some("active"));
         assert_eq!(r.bound, Some(1));
+    }
+
+    /// The debugfs directory is named after the device name on any bus (mlx5: dev_name), so a
+    /// non-PCI device with the LAG files is waited for too (the test bed's ConnectX model).
+    #[test]
+    fn rebind_waits_for_the_lag_in_debugfs_of_a_non_pci_device() {
+        let t = Tree::new();
+        let mut devs = vec![];
+        for (name, id) in [("eni10np1", 10), ("eni11np1", 11)] {
+            let dev = format!("sys/devices/netdevsim{id}");
+            t.write(&format!("{dev}/sriov_numvfs"), "2\n");
+            t.link(&format!("{dev}/subsystem"), "sys/bus/netdevsim");
+            t.netdev(name, id, Some(&dev));
+            devs.push(dev);
+        }
+        t.bond("bond0", "active-backup 1", &["eni10np1", "eni11np1"]);
+        State {
+            device: "netdevsim/netdevsim10".into(),
+            autoprobe_before: None,
+            vfs: vec![],
+            setup_done: true,
+            port: None,
+        }
+        .save(&t.root(), &n("eni10np1"))
+        .unwrap();
+        t.write("sys/kernel/debug/mlx5/netdevsim11/lag/state", "disabled\n");
+        let _k = FakeKernel::spawn(t.dir.path(), &devs, "netdevsim");
+        let mut net = FakeNet::new(1);
+        let mut l = lag(1);
+        l.pfs = vec![n("eni10np1"), n("eni11np1")];
+        let e = rebind_with(&t.root(), &l, &n("eni10np1"), &mut net, &quick()).unwrap_err();
+        assert!(
+            e.to_string().contains("did not become active")
+                && e.to_string().contains("netdevsim11 lag/state: disabled"),
+            "{e}"
+        );
+        t.write("sys/kernel/debug/mlx5/netdevsim11/lag/state", "active\n");
+        let r = rebind_with(&t.root(), &l, &n("eni10np1"), &mut net, &quick()).unwrap();
+        assert_eq!(r.lag.as_deref(), Some("active"));
     }
 
     #[test]

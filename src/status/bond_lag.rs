@@ -149,14 +149,21 @@ pub fn judge_lag(lag: &Lag, o: &PfObs, kmsg: &Seen<LagReport>) -> Finding {
     if lag.pfs.len() < 2 {
         return skip("lag", p, "one PF configured: no LAG expected");
     }
-    let Some(pci) = &o.pci else {
-        return skip(
-            "lag",
-            p,
-            format!("not observable on this device ({})", o.handle),
-        );
+    // The mlx5 debugfs LAG files, where the device has them, are the driver's own word.
+    let debugfs_seen = matches!(o.debugfs, Ok(Some(_)));
+    let dev_name = o.handle.split_once('/').map(|(_, d)| d).unwrap_or_default();
+    let pci = match &o.pci {
+        Some(pci) => pci.as_str(),
+        None if debugfs_seen => dev_name,
+        None => {
+            return skip(
+                "lag",
+                p,
+                format!("not observable on this device ({})", o.handle),
+            )
+        }
     };
-    if o.driver.as_deref() != Some("mlx5_core") {
+    if !debugfs_seen && o.driver.as_deref() != Some("mlx5_core") {
         return skip(
             "lag",
             p,
@@ -543,6 +550,44 @@ mod tests {
             .contains("kernel log unreadable (/dev/kmsg: Permission denied)"));
     }
 
+    /// mlx5 names its debugfs directory after the device name; a device that has the LAG files
+    /// is judged by them on any bus (the test bed's ConnectX model on netdevsim).
+    #[test]
+    fn debugfs_lag_of_a_non_pci_device() {
+        let t = Tree::new();
+        for (name, id) in [("eni10np1", 10), ("eni11np1", 11)] {
+            let dev = format!("sys/devices/netdevsim{id}");
+            t.write(&format!("{dev}/sriov_numvfs"), "2\n");
+            t.link(&format!("{dev}/subsystem"), "sys/bus/netdevsim");
+            t.netdev(name, id, Some(&dev));
+        }
+        t.bond("bond0", "active-backup 1", &["eni10np1", "eni11np1"]);
+        let mut l = lag(ConfEswitch::Switchdev);
+        l.pfs = vec![n("eni10np1"), n("eni11np1")];
+        let judge = |pf: &str| judge_lag(&l, &observe(&t, &l, pf), &no_kmsg());
+        assert_eq!(judge("eni10np1").outcome, Outcome::Skip);
+
+        let d = "sys/kernel/debug/mlx5/netdevsim10/lag";
+        t.write(&format!("{d}/state"), "disabled\n");
+        let f = judge("eni11np1");
+        assert_eq!(f.outcome, Outcome::Fail, "{f:?}");
+        assert!(
+            f.detail
+                .starts_with("not active (debugfs lag/state: disabled)"),
+            "{f:?}"
+        );
+
+        t.write(&format!("{d}/state"), "active\n");
+        t.write(&format!("{d}/type"), "switchdev\n");
+        t.write(&format!("{d}/members"), "netdevsim10\nnetdevsim11\n");
+        let f = judge("eni10np1");
+        assert_eq!(f.outcome, Outcome::Pass, "{f:?}");
+        assert_eq!(
+            f.detail,
+            "active (debugfs), type switchdev, members netdevsim10 netdevsim11"
+        );
+    }
+
     #[test]
     fn lag_not_observable_on_other_devices() {
         let t = healthy();
@@ -551,6 +596,8 @@ mod tests {
             "sys/devices/pci0000:00/0000:37:00.0/driver",
             "sys/bus/pci/drivers/ice",
         );
+        // Only mlx5 creates mlx5/<device>/ in debugfs.
+        std::fs::remove_dir_all(t.p("sys/kernel/debug")).unwrap();
         let f = all(&t, &lag(ConfEswitch::Switchdev), &no_kmsg(), |_| {});
         let x = get(&f, "lag", "ens3f0");
         assert_eq!(x.outcome, Outcome::Skip);

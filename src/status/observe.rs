@@ -213,19 +213,16 @@ pub(super) fn observe_pf(root: &Root, lag: &Lag, name: &IfName, k: &mut Probe) -
     o.operstate = sysfs::netdev_attr(root, name.as_str(), "operstate")
         .ok()
         .flatten();
-    if let Some(pci) = &o.pci {
-        o.debugfs = read_debugfs(root, pci);
-        if matches!(o.debugfs, Ok(None)) {
-            // Look at the other PF of the pair: the files may exist on one function only.
-            for other in lag.pfs.iter().filter(|p| *p != name) {
-                if let Some(op) = Pf::open(root, other)
-                    .ok()
-                    .filter(|p| p.pci_addr().is_some())
-                {
-                    if let Ok(Some(d)) = read_debugfs(root, &op.dev_name) {
-                        o.debugfs = Ok(Some(d));
-                        break;
-                    }
+    // mlx5 names its debugfs directory after the device (dev_name: the PCI address on PCI),
+    // so it is looked up by device name on any bus; a device without it shows nothing.
+    o.debugfs = read_debugfs(root, &pf.dev_name);
+    if matches!(o.debugfs, Ok(None)) {
+        // Look at the other PF of the pair: the files may exist on one function only.
+        for other in lag.pfs.iter().filter(|p| *p != name) {
+            if let Ok(op) = Pf::open(root, other) {
+                if let Ok(Some(d)) = read_debugfs(root, &op.dev_name) {
+                    o.debugfs = Ok(Some(d));
+                    break;
                 }
             }
         }

@@ -47,7 +47,8 @@ ABI=$("${VM_APT_CACHE[@]}" pkgnames "linux-headers-$UP+" | sed -n "s/^linux-head
 KV=$ABI-amd64
 
 key=$( { printf '%s\n' "${GUEST_PKGS[@]}" "$codename" "$SV" "$ABI";
-         cat "$0" "$here/lib/apt-sources.sh" "$here/lib/private-apt.sh" "$here/lib/image-customize.sh"; } |
+         cat "$0" "$here/lib/apt-sources.sh" "$here/lib/private-apt.sh" "$here/lib/image-customize.sh" \
+             "$here/cxmodel/cx.c" "$here/cxmodel/netdevsim-cx.patch"; } |
        sha256sum | cut -c1-16)
 out="$CACHE/$key"
 if [ -e "$out/rootfs.raw" ] && [ -e "$out/vmlinuz" ] && [ -e "$out/initrd.img" ]; then
@@ -61,8 +62,10 @@ work=$(mktemp -d "$CACHE/build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 log "building image $key: kernel $KV ($SV) in $work"
 
-# 1. kernel, headers, kbuild, source -> netdevsim.ko (cached per kernel source version).
-ko_cache="$CACHE/netdevsim-$SV.ko"
+# 1. kernel, headers, kbuild, source -> netdevsim.ko (cached per kernel source version and
+# ConnectX model sources: tests/vm/cxmodel is compiled into it, off unless cx_model=1).
+cx_hash=$(cat "$here/cxmodel/cx.c" "$here/cxmodel/netdevsim-cx.patch" | sha256sum | cut -c1-12)
+ko_cache="$CACHE/netdevsim-$SV-cx$cx_hash.ko"
 if [ ! -s "$ko_cache" ]; then
     mkdir -p "$work/debs" "$work/x"
     (cd "$work/debs" && "${VM_APT[@]}" download "linux-headers-$KV" "linux-headers-$ABI-common" \
@@ -75,6 +78,8 @@ if [ ! -s "$ko_cache" ]; then
     mkdir -p "$work/nsim"
     tar -xJf "$work/x/usr/src/linux-source-6.12.tar.xz" -C "$work/nsim" --strip-components=4 \
         linux-source-6.12/drivers/net/netdevsim
+    patch -d "$work/nsim" -p1 -s < "$here/cxmodel/netdevsim-cx.patch" && cp "$here/cxmodel/cx.c" "$work/nsim/" ||
+        { log "cxmodel: patch does not apply to linux-source-6.12 $SV"; exit 1; }
     # Debian builds with gcc-<N> and no pahole here: BTF for modules off.
     make -s -C "$hdr" M="$work/nsim" CONFIG_NETDEVSIM=m CONFIG_DEBUG_INFO_BTF_MODULES= modules \
         >"$work/nsim-build.log" 2>&1 || { tail -30 "$work/nsim-build.log" >&2; exit 1; }
