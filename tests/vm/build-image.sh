@@ -114,9 +114,12 @@ mke2fs -q -t ext4 -L vflagroot -E root_owner=0:0 -d "$work/root" "$work/out/root
 rm -rf "$work/root"
 rm -rf "$out"; mv "$work/out" "$out"
 ln -sfn "$key" "$CACHE/current"
-# Keep only the newest four images (helpers may test different image variants at once).
-ls -1dt "$CACHE"/*/ 2>/dev/null | grep -v '/apt/$' | tail -n +5 | while read -r old; do
-    [ "$(readlink -f "$old")" = "$(readlink -f "$out")" ] || rm -rf "$old"
+# Keep only the newest four images (several image variants may be in use at once). Only real
+# image directories (16 hex digits) count: never the `current` link (rm through it would empty
+# the image it points to) nor another build's work directory.
+find "$CACHE" -mindepth 1 -maxdepth 1 -type d -regextype posix-extended -regex '.*/[0-9a-f]{16}' \
+    -printf '%T@ %p\n' | sort -rn | cut -d' ' -f2- | tail -n +5 | while read -r old; do
+    [ "$old" = "$out" ] || rm -rf "$old"
 done
 log "image $out ready in $(( $(date +%s) - t0 )) s"
 echo "$out"
