@@ -49,8 +49,8 @@ enum Command {
     /// re-created by the eswitch change, or a representor (IMPORT{program} in
     /// 79-vflag-names.rules).
     UdevName { ifname: String },
-    /// Is VF-LAG working? The seed's troubleshooting checks, plus Open vSwitch. Exit 1 when
-    /// VF-LAG is degraded.
+    /// Is VF-LAG working? Every troubleshooting check of the mlnx-vflag write-up, plus Open
+    /// vSwitch. Exit 1 when VF-LAG is degraded.
     Status {
         pfs: Vec<String>,
         #[arg(long, conflicts_with = "prometheus")]
