@@ -41,8 +41,11 @@ restore_etc() {
     return 0
 }
 
+t() { echo "teardown: $* at $(uptime_us)us"; }
+
 teardown() {
     local u units b d f
+    t begin
     units=$(systemctl list-units --all --plain --no-legend --no-pager 'vflag@*' 'vflag-rebind@*' \
         'vflag-hotplug@*' 'vflag-ovs-offload.*' 'selftest-*' | awk '{ print $1 }')
     systemctl stop docker.service $units NetworkManager-wait-online.service NetworkManager-dispatcher.service \
@@ -50,6 +53,7 @@ teardown() {
         systemd-networkd.socket openvswitch-switch.service ovs-vswitchd.service ovsdb-server.service \
         network-online.target network.target network-pre.target vflag-testbed-watch.service \
         vflag-testbed-probe-pre.service vflag-testbed-links.service vflag-testbed-devices.service
+    t units stopped
     for b in $(cat /sys/class/net/bonding_masters 2>/dev/null); do ip link del "$b"; done
     [ -e /sys/class/net/ovs-system ] && ovs-dpctl del-dp ovs-system
     for d in /sys/bus/netdevsim/devices/netdevsim*; do
@@ -59,20 +63,22 @@ teardown() {
         [ -e "$f" ] && [ "$(cat "$f")" != 0 ] && echo 0 > "$f"
     done
     udevadm settle -t 30
+    t devices deleted, udev settled
     restore_etc
+    t /etc restored
     udevadm control --reload
     rm -rf /run/vflag /run/openvswitch
     rm -f "$RUNDIR"/*
-    systemctl daemon-reload
     systemctl reset-failed
     ip -br link
+    t end
 }
 
 # wait until systemd has no job left, at most until $1 (uptime seconds)
 wait_jobs() {
     local until=$1 now _
     while :; do
-        [ -z "$(systemctl list-jobs --no-legend --no-pager 2>/dev/null)" ] && return 0
+        [ -z "$(systemctl list-jobs --no-legend --no-pager 2>/dev/null | grep -v '^No jobs')" ] && return 0
         read -r now _ < /proc/uptime
         [ "${now%.*}" -ge "$until" ] && return 1
         sleep 0.5
