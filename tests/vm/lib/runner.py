@@ -545,6 +545,14 @@ def install_inputs(a):
     h = hashlib.sha256(os.path.realpath(a.image).encode())
     for path in [INSTALL] + sorted(os.path.join(d, f) for d, _, fs in os.walk(a.package_tree) for f in fs):
         h.update(path.encode())
+        if path.endswith(".deb"):
+            # what dpkg installs (control, names, modes, sizes, contents), not the files' mtimes,
+            # which every `make deb` renews
+            for cmd in (f"dpkg-deb -f {shlex.quote(path)}",
+                        f"dpkg-deb -c {shlex.quote(path)} | awk '{{print $1, $2, $3, $6}}'",
+                        f"dpkg-deb --fsys-tarfile {shlex.quote(path)} | tar -xOf -"):
+                h.update(subprocess.run(cmd, shell=True, capture_output=True, check=True).stdout)
+            continue
         with open(path, "rb") as f:
             h.update(hashlib.sha256(f.read()).digest())
     return h.hexdigest()
