@@ -38,9 +38,13 @@ all: build man
 build:
 	VFLAG_UNIT_DIR=$(UNITDIR) $(CARGO) build --release --locked
 
-install: build man
-	install -Dm755 $(RELEASE)/vflag $(DESTDIR)$(BINDIR)/vflag
-	install -Dm755 $(RELEASE)/vflag-generator $(DESTDIR)$(GENERATORDIR)/vflag-generator
+# The binaries `make install` installs: the release build (default), or ones built already, e.g.
+# INSTALL_BINS=target/package-bin (tests/packages.sh: no second LTO build of the same source).
+INSTALL_BINS ?= $(RELEASE)
+
+install: $(if $(filter $(RELEASE),$(INSTALL_BINS)),build) man
+	install -Dm755 $(INSTALL_BINS)/vflag $(DESTDIR)$(BINDIR)/vflag
+	install -Dm755 $(INSTALL_BINS)/vflag-generator $(DESTDIR)$(GENERATORDIR)/vflag-generator
 	install -d $(DESTDIR)$(UNITDIR)
 	for u in units/*.service units/*.path; do \
 		sed 's|/usr/bin/vflag|$(BINDIR)/vflag|g' $$u > $(DESTDIR)$(UNITDIR)/$$(basename $$u); \

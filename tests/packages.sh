@@ -233,7 +233,9 @@ echo "INFO rpm: $(rpm -qp --qf '%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH} %{LICENSE}
 
 # --- make install (the README's from-source install) puts the same files where the packages do -
 mi=$work/make-install
-if make install DESTDIR="$mi" PREFIX=/usr UNITDIR=/usr/lib/systemd/system \
+# (with the packages' binaries, target/package-bin: built with the same unit directory; a second
+# LTO build of the same source would only cost minutes)
+if make install INSTALL_BINS=target/package-bin DESTDIR="$mi" PREFIX=/usr UNITDIR=/usr/lib/systemd/system \
 	GENERATORDIR=/usr/lib/systemd/system-generators UDEVDIR=/usr/lib/udev \
 	BASHCOMPDIR=/usr/share/bash-completion/completions ZSHCOMPDIR=/usr/share/zsh/vendor-completions \
 	>"$work/make-install.log" 2>&1; then

@@ -18,6 +18,13 @@ class Facts:
         self._units = None
         self._journal = None
         self._links = None
+        # A phase of a shared boot (README "Phases") starts at start_us (CLOCK_MONOTONIC): its
+        # journal is what was logged from then on, and "within N s" counts from then.
+        try:
+            with open(os.path.join(results, "start_us")) as f:
+                self.start = int(f.read().strip() or 0)
+        except (FileNotFoundError, ValueError):
+            self.start = 0
 
     def path(self, *p):
         return os.path.join(self.dir, *p)
@@ -126,9 +133,14 @@ class Facts:
             t = self.text("journal.json")
             for line in (t or "").splitlines():
                 try:
-                    self._journal.append(json.loads(line))
+                    e = json.loads(line)
                 except ValueError:
-                    pass
+                    continue
+                # a kernel record by the kernel's clock, the rest by journald's receipt
+                ts = e.get("_SOURCE_MONOTONIC_TIMESTAMP") or e.get("__MONOTONIC_TIMESTAMP") or 0
+                if self.start and int(ts) < self.start:
+                    continue
+                self._journal.append(e)
         return self._journal
 
 
@@ -153,6 +165,12 @@ def _finish_of(props, name):
 
 def _fmt(us):
     return f"{us / 1e6:.3f}s"
+
+
+def _stale(f, **times):
+    """In a phase: a unit time from before the phase began is an earlier phase's (never passes)."""
+    old = [f"{k} at {_fmt(t)}" for k, t in times.items() if t and t < f.start]
+    return f"before this phase began ({_fmt(f.start)}): " + ", ".join(old) if old else None
 
 
 def _targets(facts, spec):
@@ -229,6 +247,8 @@ def c_before(f, a, b):
         return False, f"{a} never became active ({pa.get('ActiveState')}/{pa.get('Result')})"
     if not tb:
         return False, f"{b} never started ({pb.get('ActiveState')})"
+    if _stale(f, **{a: ta, b: tb}):
+        return False, _stale(f, **{a: ta, b: tb})
     return ta <= tb, f"{a} active at {_fmt(ta)}, {b} at {_fmt(tb)}"
 
 
@@ -243,6 +263,8 @@ def c_after(f, a, b):
         return False, f"{a} never started"
     if not tb:
         return False, f"{b} never became active"
+    if _stale(f, **{a: ta, b: tb}):
+        return False, _stale(f, **{a: ta, b: tb})
     return ta >= tb, f"{a} started at {_fmt(ta)}, {b} active at {_fmt(tb)}"
 
 
@@ -482,7 +504,10 @@ def c_reached_within(f, unit, secs):
     t = _ts(p, "ActiveEnterTimestampMonotonic")
     if not t:
         return False, f"{unit} never became active ({p.get('ActiveState')})"
-    return t <= float(secs) * 1e6, f"{unit} active at {_fmt(t)} (bound {secs}s)"
+    if t < f.start:
+        return False, f"{unit} active at {_fmt(t)}, before this phase began ({_fmt(f.start)})"
+    since = " after the phase began" if f.start else ""
+    return t - f.start <= float(secs) * 1e6, f"{unit} active at {_fmt(t - f.start)}{since} (bound {secs}s)"
 
 
 @check("action-output", "action-output NAME REGEX  -- the [action]'s output (stdout+stderr) matches (multiline)")
@@ -517,6 +542,8 @@ def c_after_done(f, a, b):
         return False, f"{a} never started"
     if not tb:
         return False, f"{b} has no state change time"
+    if _stale(f, **{a: ta, b: tb}):
+        return False, _stale(f, **{a: ta, b: tb})
     return ta >= tb, f"{a} started at {_fmt(ta)}, {b} {pb.get('ActiveState')} at {_fmt(tb)}"
 
 
@@ -529,8 +556,9 @@ def c_journal_by(f, unit, rx, secs):
             continue
         m = e.get("MESSAGE")
         if isinstance(m, str) and r.search(m):
-            t = int(e.get("__MONOTONIC_TIMESTAMP", "0") or 0)
-            return 0 < t <= float(secs) * 1e6, f"at {_fmt(t)} (bound {secs}s): {m[:140]}"
+            t = int(e.get("__MONOTONIC_TIMESTAMP", "0") or 0) - f.start
+            since = " after the phase began" if f.start else ""
+            return 0 < t <= float(secs) * 1e6, f"at {_fmt(t)}{since} (bound {secs}s): {m[:140]}"
     return False, f"no message matching {rx!r}" + ("" if unit == "-" else f" from {unit}")
 
 

@@ -17,6 +17,8 @@ Outcome per scenario:
 """
 
 import argparse
+import glob
+import hashlib
 import os
 import shlex
 import shutil
@@ -124,11 +126,16 @@ def bond_config(stack, spec, st):
         raise ScenarioError(f"bond = ... needs network-stack NetworkManager or networkd, not {stack!r}")
 
 
-def build_staging(sc, package_tree, out):
+def build_staging(sc, package_tree, out, phase=False):
+    """The files a scenario adds to the disk. phase=True: a phase of a shared boot (its tree is
+    copied onto / by the guest when the phase begins; the boot has the test bed itself)."""
     st = Staging(out)
     if sc.base == "image":
+        if phase:
+            raise ScenarioError("base = image cannot share a boot")
         st.copytree(package_tree)                  # the .deb and the Ansible role, not installed
-    st.copytree(os.path.join(VMDIR, "guest"))      # test bed units and scripts
+    if not phase:
+        st.copytree(os.path.join(VMDIR, "guest"))  # test bed units and scripts
     for inc in sc.words("include"):
         st.copytree(os.path.join(sc.dir, inc))
     devices = sc.lines("devices")
@@ -143,12 +150,13 @@ def build_staging(sc, package_tree, out):
                   f"selftest-stage@{p}.service", f"selftest-rebind@{p}.service"]
     units += sc.words("units")
     st.write("/etc/vflag-testbed/units", "".join(u + "\n" for u in units))
-    if devices:
-        st.enable("vflag-testbed-devices.service", "sysinit.target")
-        st.enable("vflag-testbed-links.service", "sysinit.target")
-    st.enable("vflag-testbed-watch.service", "sysinit.target")
-    st.enable("vflag-testbed-probe-pre.service", "sysinit.target")
-    st.enable("vflag-testbed-collect.service", "sysinit.target")
+    if not phase:                          # a phase starts these itself (phases.sh)
+        if devices:
+            st.enable("vflag-testbed-devices.service", "sysinit.target")
+            st.enable("vflag-testbed-links.service", "sysinit.target")
+        st.enable("vflag-testbed-watch.service", "sysinit.target")
+        st.enable("vflag-testbed-probe-pre.service", "sysinit.target")
+        st.enable("vflag-testbed-collect.service", "sysinit.target")
     after = " ".join(f"vflag@{p}.service selftest-stage@{p}.service" for p in sc.pfs)
     if after:
         st.write("/etc/systemd/system/vflag-testbed-probe-pre.service.d/after-vflag.conf",
@@ -305,8 +313,8 @@ def tail(path, n=40):
         return ["(missing)"]
 
 
-def evaluate(sc, adir):
-    results = os.path.join(adir, "results")
+def evaluate(sc, adir, results=None):
+    results = results or os.path.join(adir, "results")
     nfail = 0
     for lineno, text, words in [(0, "facts", ["facts"])] + sc.checks:
         ok, detail = checks.run_check(results, words)
@@ -317,6 +325,8 @@ def evaluate(sc, adir):
         log(f"  console log: {adir}/console.log (tail follows)")
         for l in tail(os.path.join(adir, "console.log"), 30):
             log(f"    | {l}")
+        if os.path.exists(os.path.join(results, "reset.log")):
+            log(f"  phase set-up: {results}/reset.log")
         st = os.path.join(results, "boot", "status.txt")
         log(f"  systemctl status vflag* ({st}):")
         for l in tail(st, 30):
@@ -325,6 +335,16 @@ def evaluate(sc, adir):
 
 
 def recheck(sc, work):
+    if sc.share_boot:
+        boots = sorted(glob.glob(os.path.join(work, "boot-" + sc.share_boot, "boot*")),
+                       key=lambda d: int(d.rsplit("boot", 1)[1] or 0), reverse=True)
+        for adir in boots:
+            res = os.path.join(adir, "results", "phases", sc.name)
+            if os.path.exists(os.path.join(res, "DONE")):
+                log(f"  (re-checking the facts of {res})")
+                return evaluate(sc, adir, res), 0
+        log(f"INFRA {sc.name}: no facts from an earlier run under {work}")
+        return "INFRA", 0
     for attempt in (2, 1):
         adir = os.path.join(work, sc.name, f"boot{attempt}")
         if os.path.exists(os.path.join(adir, "results", "DONE")):
@@ -356,6 +376,155 @@ def run_scenario(sc, image, bases, package_tree, work):
     return evaluate(sc, adir), took, adir
 
 
+# ---- shared boots (README "Phases"): scenarios with the same `share-boot = NAME` are phases of
+# one boot. The boot has no devices, network stack or vflag configuration; the guest
+# (guest/usr/lib/vflag-testbed/phases.sh) runs each phase in turn: tear down what the previous one
+# left, put the phase's files in place, daemon-reload, start the units as boot would, collect
+# facts, run its actions. Each phase is reported as its own scenario with its own checks.
+
+NEUTRAL_BOOT = 120      # seconds allowed for the shared boot to reach its first phase
+
+
+class BootSpec:
+    """The boot a group of phases runs in: the boot-level keys its phases all agree on."""
+
+    def __init__(self, name, phases):
+        self.name = "boot-" + name
+        self.kv = {}
+        for k in phases[0].BOOT_KEYS:
+            vals = sorted({p.get(k) for p in phases if p.get(k)})
+            if len(vals) > 1:
+                raise ScenarioError(f"share-boot {name}: its phases differ in {k}: {' / '.join(vals)}")
+            self.kv[k] = vals[0] if vals else ""
+        self.base = self.kv.get("base") or "package"
+        if self.base == "image":
+            raise ScenarioError(f"share-boot {name}: base = image cannot share a boot")
+
+    def get(self, key, default=""):
+        return self.kv.get(key) or default
+
+
+def build_shared_staging(phases, package_tree, out):
+    st = Staging(out)
+    st.copytree(os.path.join(VMDIR, "guest"))
+    st.write("/etc/vflag-testbed/settle-timeout", "110\n")
+    st.write("/etc/vflag-testbed/pfs", "")
+    st.enable("vflag-testbed-collect.service", "sysinit.target")
+    for sc in phases:
+        build_staging(sc, package_tree, os.path.join(out, "var/lib/vflag-testbed/phases", sc.name), phase=True)
+    st.write("/var/lib/vflag-testbed/phases.list", "".join(sc.name + "\n" for sc in phases))
+    return out
+
+
+def _read_us(path):
+    try:
+        with open(path) as f:
+            return int(f.read().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def boot_shared(spec, phases, image, base, staging_root, adir):
+    """One shared boot. Bounded per phase: the guest is killed when the running phase has not
+    finished within its `timeout` (the first one gets NEUTRAL_BOOT more). Returns
+    (names of the phases that reported facts, detail, seconds)."""
+    os.makedirs(adir, exist_ok=True)
+    results = os.path.join(adir, "results")
+    os.makedirs(results, exist_ok=True)
+    disk = os.path.join(adir, "disk.raw")
+    console = os.path.join(adir, "console.log")
+    t0 = time.monotonic()
+    try:
+        make_disk(base[0], staging_root, disk, os.path.join(adir, "debugfs.log"), base[1])
+    except (RuntimeError, subprocess.CalledProcessError) as e:
+        return [], f"disk preparation failed: {e}", time.monotonic() - t0
+    cmd = qemu_cmd(spec, image, disk, results, console)
+    with open(os.path.join(adir, "qemu.cmd"), "w") as f:
+        f.write(shlex.join(cmd) + "\n")
+    qlog = open(os.path.join(adir, "qemu.log"), "w")
+    p = subprocess.Popen(cmd, stdout=qlog, stderr=subprocess.STDOUT, start_new_session=True)
+    done = []
+    deadline = t0 + NEUTRAL_BOOT + phases[0].timeout
+    rc = None
+    while True:
+        rc = p.poll()
+        for sc in phases[len(done):]:
+            if not os.path.exists(os.path.join(results, "phases", sc.name, "DONE")):
+                break
+            done.append(sc.name)
+            log(f"  phase {sc.name}: facts after {time.monotonic() - t0:.0f}s of the boot")
+            if len(done) < len(phases):
+                deadline = time.monotonic() + phases[len(done)].timeout
+        if rc is not None:
+            break
+        if time.monotonic() > deadline:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+            running = phases[len(done)].name if len(done) < len(phases) else "-"
+            qlog.close()
+            return done, f"phase {running} did not finish within its timeout (guest killed)", time.monotonic() - t0
+        time.sleep(0.5)
+    qlog.close()
+    if os.environ.get("VFLAG_VM_KEEP_DISK") != "1" and len(done) == len(phases):
+        os.unlink(disk)
+    return done, f"qemu rc {rc}", time.monotonic() - t0
+
+
+def run_shared(name, phases, image, bases, package_tree, work):
+    """The phases of one shared boot. A phase that never reports facts is retried once in a new
+    boot (with the phases not yet run); the others are judged on their own facts.
+    Returns [(scenario name, outcome, seconds)]."""
+    try:
+        spec = BootSpec(name, phases)
+    except ScenarioError as e:
+        log(f"FAIL {name}: bad shared boot: {e}")
+        return [(sc.name, "FAIL", 0) for sc in phases]
+    sdir = os.path.join(work, spec.name)
+    shutil.rmtree(sdir, ignore_errors=True)
+    log(f"=== shared boot {spec.name}: {len(phases)} phases: {' '.join(sc.name for sc in phases)}")
+    if spec.base not in bases:
+        for sc in phases:
+            log(f"FAIL {sc.name}: no {spec.base!r} base disk: {bases.get('why', 'package-install did not pass')}")
+        return [(sc.name, "FAIL", 0) for sc in phases]
+    out, tries, remaining, attempt, stuck = {}, {}, list(phases), 0, 0
+    while remaining:
+        attempt += 1
+        try:
+            staging = build_shared_staging(remaining, package_tree, os.path.join(sdir, f"root{attempt}"))
+        except ScenarioError as e:
+            log(f"FAIL {name}: bad scenario: {e}")
+            for sc in remaining:
+                out[sc.name] = ("FAIL", 0)
+            break
+        adir = os.path.join(sdir, f"boot{attempt}")
+        done, detail, took = boot_shared(spec, remaining, image, bases[spec.base], staging, adir)
+        first = _read_us(os.path.join(adir, "results", "phases", remaining[0].name, "begin_us"))
+        log(f"  boot {attempt}: {len(done)} of {len(remaining)} phases in {took:.1f}s ({detail}); "
+            f"first phase began at {first / 1e6 if first else '?'}s of the guest's uptime; console {adir}/console.log")
+        for sc in remaining:
+            if sc.name not in done:
+                continue
+            res = os.path.join(adir, "results", "phases", sc.name)
+            b, d = _read_us(os.path.join(res, "begin_us")), _read_us(os.path.join(res, "DONE"))
+            secs = (d - b) / 1e6 if b and d else 0
+            log(f"=== {sc.name} (phase of {spec.name}): {sc.get('description').splitlines()[0] if sc.get('description') else ''}")
+            out[sc.name] = (evaluate(sc, adir, res), secs)
+        left = [sc for sc in remaining if sc.name not in done]
+        stuck = 0 if done else stuck + 1
+        if left:
+            for l in tail(os.path.join(adir, "console.log"), 25):
+                log(f"    | {l}")
+            hung = left[0]
+            tries[hung.name] = tries.get(hung.name, 0) + 1
+            if tries[hung.name] >= 2 or stuck >= 2:
+                for sc in (left if stuck >= 2 else [hung]):
+                    log(f"INFRA {sc.name}: no facts from the guest in 2 boots; console: {adir}/console.log")
+                    out[sc.name] = ("INFRA", 0)
+                left = [sc for sc in left if sc.name not in out]
+        remaining = left
+    return [(sc.name,) + out[sc.name] for sc in phases]
+
+
 def derived_bases(install, adir):
     """The package and rollout bases from the install boot's disk: its test bed files removed
     (and for `package` the role's vflag.conf), the package and the role kept."""
@@ -369,6 +538,36 @@ def derived_bases(install, adir):
             if not f.startswith(KEEP_FROM_INSTALL)]
     rm = [f'rm "{f}"' for f in gone]
     return {"rollout": (disk, rm), "package": (disk, rm + ['rm "/etc/vflag/vflag.conf"'])}
+
+
+def install_inputs(a):
+    """What the package-install disk depends on: the package tree, the image, the scenario."""
+    h = hashlib.sha256(os.path.realpath(a.image).encode())
+    for path in [INSTALL] + sorted(os.path.join(d, f) for d, _, fs in os.walk(a.package_tree) for f in fs):
+        h.update(path.encode())
+        if path.endswith(".deb"):
+            # what dpkg installs (control, names, modes, sizes, contents), not the files' mtimes,
+            # which every `make deb` renews
+            for cmd in (f"dpkg-deb -f {shlex.quote(path)}",
+                        f"dpkg-deb -c {shlex.quote(path)} | awk '{{print $1, $2, $3, $6}}'",
+                        f"dpkg-deb --fsys-tarfile {shlex.quote(path)} | tar -xOf -"):
+                h.update(subprocess.run(cmd, shell=True, capture_output=True, check=True).stdout)
+            continue
+        with open(path, "rb") as f:
+            h.update(hashlib.sha256(f.read()).digest())
+    return h.hexdigest()
+
+
+def reusable_install(a):
+    """The last package-install boot directory, when it passed on the same inputs (developer
+    runs only: VFLAG_VM_REUSE_INSTALL=1; CI always installs)."""
+    adir = os.path.join(a.work, "package-install", "boot1")
+    try:
+        with open(os.path.join(a.work, "package-install", "inputs.sha256")) as f:
+            same = f.read().strip() == install_inputs(a)
+    except FileNotFoundError:
+        return None
+    return adir if same and os.path.exists(os.path.join(adir, "disk.raw")) else None
 
 
 def main():
@@ -397,7 +596,28 @@ def main():
     if not a.recheck and any(sc.base != "image" for sc in todo):
         todo = [parse(INSTALL)] + [sc for sc in todo if sc.name != "package-install"]
     bases = {"image": (os.path.join(a.image, "rootfs.raw"), [])}
+    # Phases of a shared boot run together, where the first of them is in the list.
+    jobs, groups = [], {}
     for sc in todo:
+        if sc.share_boot and not a.recheck:
+            if sc.share_boot not in groups:
+                groups[sc.share_boot] = []
+                jobs.append(("shared", sc.share_boot, groups[sc.share_boot]))
+            groups[sc.share_boot].append(sc)
+        else:
+            jobs.append(("boot", sc.name, sc))
+    reuse = reusable_install(a) if os.environ.get("VFLAG_VM_REUSE_INSTALL") == "1" and not a.recheck else None
+    for kind, name, job in jobs:
+        if kind == "boot" and job.name == "package-install" and reuse:
+            log(f"=== package-install: reusing {reuse} (VFLAG_VM_REUSE_INSTALL=1: same package tree and image)")
+            bases.update(derived_bases(job, reuse))
+            continue
+        if kind == "shared":
+            t0 = time.monotonic()
+            outcomes += run_shared(name, job, a.image, bases, a.package_tree, a.work)
+            log(f"  shared boot {name}: {time.monotonic() - t0:.0f}s for {len(job)} phases")
+            continue
+        sc = job
         log(f"=== {sc.name}: {sc.get('description').splitlines()[0] if sc.get('description') else ''}")
         try:
             if a.recheck:
@@ -411,14 +631,17 @@ def main():
             if res == "PASS":
                 try:
                     bases.update(derived_bases(sc, adir))
+                    with open(os.path.join(a.work, "package-install", "inputs.sha256"), "w") as f:
+                        f.write(install_inputs(a) + "\n")
                 except RuntimeError as e:
                     bases["why"] = str(e)
             else:
                 bases["why"] = f"package-install {res} (facts in {adir})"
         outcomes.append((sc.name, res, took))
     log("=== summary")
+    shared = {sc.name: sc.share_boot for sc in todo if sc.share_boot}
     for name, res, took in outcomes:
-        log(f"{res:5} {name} ({took:.0f}s boot)")
+        log(f"{res:5} {name} ({took:.0f}s " + (f"phase of boot-{shared[name]})" if name in shared and not a.recheck else "boot)"))
     npass = sum(1 for _, r, _ in outcomes if r == "PASS")
     nfail = len(outcomes) - npass
     ninfra = sum(1 for _, r, _ in outcomes if r == "INFRA")

@@ -85,8 +85,10 @@ class Scenario:
     KNOWN = {
         "description", "machine", "memory", "smp", "timeout", "settle", "qemu", "cmdline",
         "network-stack", "enable", "pfs", "devices", "bond", "include", "units", "docker-standin",
-        "tags", "action-timeout", "base",
+        "tags", "action-timeout", "base", "share-boot",
     }
+    # What a shared boot's phases must agree on (the boot itself); the rest is per phase.
+    BOOT_KEYS = ("machine", "memory", "smp", "qemu", "cmdline", "base")
 
     def __init__(self, path, sections):
         self.path = path
@@ -147,6 +149,11 @@ class Scenario:
         """The disk it boots: image (bare), package (vflag installed by the package-install
         boot, without the role's vflag.conf) or rollout (that disk as the role left it)."""
         return self.get("base", "package")
+
+    @property
+    def share_boot(self):
+        """The shared boot this scenario is a phase of (README "Phases"), or ""."""
+        return self.get("share-boot")
 
     @property
     def timeout(self):

@@ -37,34 +37,56 @@ facts() { # facts DIR  (few forks: under TCG every process costs)
     done
     for pf in $(pfs); do pf_facts "$pf"; done > "$D/pfs.txt"
     for b in /proc/net/bonding/*; do [ -e "$b" ] && cp "$b" "$D/bonding-${b##*/}.txt"; done
-    journalctl -b -o json --no-pager > "$D/journal.json" 2>/dev/null
-    journalctl -b -o short-monotonic --no-pager > "$D/journal.txt" 2>&1
+    # a phase of a shared boot: its part of the journal (JCURSOR: where it began)
+    journalctl -b ${JCURSOR:+--after-cursor="$JCURSOR"} -o json --no-pager > "$D/journal.json" 2>/dev/null
+    journalctl -b ${JCURSOR:+--after-cursor="$JCURSOR"} -o short-monotonic --no-pager > "$D/journal.txt" 2>&1
+}
+
+generator_listing() {
+    local d f
+    for d in /run/systemd/generator /run/systemd/generator.early /run/systemd/generator.late; do
+        echo "### ls -lR $d"; ls -lR "$d" 2>&1; done
+    for f in $(grep -rl vflag /run/systemd/generator* 2>/dev/null); do echo "### $f"; cat "$f"; done
+}
+
+# The scenario's actions (fault/hotplug/benchmark scenarios): each runs once, output and rc kept
+# in $1/actions/, then facts again in $1/after/.
+run_actions() {
+    local out=$1 a name
+    if [ -d /etc/vflag-testbed/actions.d ] && [ -n "$(ls /etc/vflag-testbed/actions.d)" ]; then
+        mkdir -p "$out/actions"
+        for a in /etc/vflag-testbed/actions.d/*; do
+            name=${a##*/}
+            timeout "$(cat /etc/vflag-testbed/action-timeout 2>/dev/null || echo 60)" "$a" \
+                > "$out/actions/$name.out" 2>&1; echo $? > "$out/actions/$name.rc"
+        done
+        cp "$RUNDIR"/* "$out/actions/" 2>/dev/null
+        facts "$out/after"
+    fi
 }
 
 step() { echo "vflag-testbed: $* at $(uptime_us)us"; }
 step "boot settled: $state"
+
+# A shared boot (tests/vm/README.md "Phases"): the phases, one after the other, instead.
+if [ -s /var/lib/vflag-testbed/phases.list ]; then
+    . /usr/lib/vflag-testbed/phases.sh
+    run_phases
+    uptime_us > "$R/DONE"
+    sync
+    echo "vflag-testbed: phases done, powering off"
+    echo o > /proc/sysrq-trigger
+    exit 0
+fi
+
 mkdir -p "$R/boot"
 { echo "is_system_running=$state rc=$src"; echo "kernel=$(uname -r)"; echo "cmdline=$(cat /proc/cmdline)"; } > "$R/boot/meta"
-{ for d in /run/systemd/generator /run/systemd/generator.early /run/systemd/generator.late; do
-      echo "### ls -lR $d"; ls -lR "$d" 2>&1; done
-  for f in $(grep -rl vflag /run/systemd/generator* 2>/dev/null); do echo "### $f"; cat "$f"; done
-} > "$R/boot/generator.txt"
+generator_listing > "$R/boot/generator.txt"
 step "generator listing done"
 cp "$RUNDIR"/* "$R/boot/" 2>/dev/null
 facts "$R/boot"
 step "boot facts collected"
-
-# Scenario actions (fault/hotplug/benchmark scenarios): each runs once, output and rc kept.
-if [ -d /etc/vflag-testbed/actions.d ] && [ -n "$(ls /etc/vflag-testbed/actions.d)" ]; then
-    mkdir -p "$R/actions"
-    for a in /etc/vflag-testbed/actions.d/*; do
-        name=${a##*/}
-        timeout "$(cat /etc/vflag-testbed/action-timeout 2>/dev/null || echo 60)" "$a" \
-            > "$R/actions/$name.out" 2>&1; echo $? > "$R/actions/$name.rc"
-    done
-    cp "$RUNDIR"/* "$R/actions/" 2>/dev/null
-    facts "$R/after"
-fi
+run_actions "$R"
 
 uptime_us > "$R/DONE"
 sync
