@@ -2,6 +2,7 @@
 //! must stay silent (another interface, a commented or disabled setting, a file the tool
 //! ignores).
 
+use super::nm::nm_name_match;
 use super::*;
 use std::os::unix::fs::PermissionsExt;
 
