@@ -1,16 +1,12 @@
 //! Real-kernel proof of the device layer and the stages against netdevsim (+ bonding).
 //!
-//! This CHANGES the kernel's state (creates a netdevsim device, VFs, switchdev, a bond), so it
-//! runs only inside a throw-away guest: it is `#[ignore]`d and additionally needs
-//! `VFLAG_TEST_NETDEVSIM=1`. In the guest: `device_vm_netdevsim --ignored --test-threads=1`.
-//! Needs the netdevsim and bonding modules loaded (`bonding max_bonds=0`), debugfs not needed
-//! (2 VFs are within netdevsim's default limit of 4).
-//!
-//! How it was run (2026-11-25, kernel 6.12.117+deb12, QEMU TCG): a busybox initramfs holding
-//! this test binary (+ the shared libraries `ldd` lists) and the modules from the test-bed
-//! image (modules psample, netdevsim, tls, bonding; `-M pc`), whose /init mounts proc/sys/devtmpfs/debugfs, insmods the modules
-//! and runs the binary with the environment variable set; `-kernel <vmlinuz> -initrd <cpio>
-//! -nic none -no-reboot`. The project's own harness is tests/vm/.
+//! This CHANGES the kernel's state (creates netdevsim devices, VFs, switchdev, bonds), so it runs
+//! only inside a throw-away guest: `#[ignore]`d on the host and guarded by
+//! `VFLAG_TEST_NETDEVSIM=1`. It runs in the default guest suite as the phase `device-netdevsim`
+//! of boot-netdevsim (tests/vm/scenarios/device-netdevsim.scenario): tests/vm/run builds this
+//! binary and ships it in the package tree; the phase runs it with `--ignored --test-threads=1`
+//! after loading netdevsim and bonding (`max_bonds=0`). 2 VFs are within netdevsim's default
+//! limit of 4, so no debugfs is needed.
 
 use std::fs;
 use std::path::Path;
@@ -68,7 +64,7 @@ fn lag(pf: &IfName, vfs: u32) -> Lag {
 }
 
 #[test]
-#[ignore = "changes kernel state: run in the VM test bed with VFLAG_TEST_NETDEVSIM=1"]
+#[ignore = "changes kernel state: runs in the guest, phase device-netdevsim"]
 fn netdevsim_setup_and_rebind_on_a_real_kernel() {
     assert_eq!(
         std::env::var("VFLAG_TEST_NETDEVSIM").as_deref(),
@@ -358,7 +354,7 @@ fn capture_replies(h: &Handle, rep_ifindex: u32) {
 /// Two PFs (netdevsim devices 21 and 22, one devlink instance each, as mlx5 has per PF) set
 /// up in parallel threads, bonded together (802.3ad), then the late stage for both.
 #[test]
-#[ignore = "changes kernel state: run in the VM test bed with VFLAG_TEST_NETDEVSIM=1"]
+#[ignore = "changes kernel state: runs in the guest, phase device-netdevsim"]
 fn netdevsim_two_pfs_in_parallel_then_one_bond() {
     assert_eq!(
         std::env::var("VFLAG_TEST_NETDEVSIM").as_deref(),
