@@ -144,30 +144,10 @@ pub fn udev_import_event(root: &Root, plan: &Plan, ev: &UdevEvent) -> Vec<(Strin
         return out;
     };
     let dir = ev.sysdir(root);
-    let kv = |k: &str, v: &str| (k.to_string(), v.to_string());
-
-    // A VF netdev (has device/physfn): unmanaged for good if its PF is configured.
-    let physfn_net = dir.join("device/physfn/net");
     if dir.join("device/physfn").exists() {
-        let pf_stack = list_names(&physfn_net)
-            .iter()
-            .filter_map(|n| IfName::new(n).ok())
-            .find_map(|n| plan.lag_of(&n).map(|l| l.network_stack));
-        if let Some(stack) = pf_stack {
-            out.push(kv("VFLAG_VF", "1"));
-            // VFs of a VF-LAG belong to guests and are never host bond ports; one that was
-            // enslaved on the host anyway (e.g. before its PF was configured) stays with its
-            // stack: a port with a master is never held (see below).
-            if let Some(master) = master_at(&dir) {
-                out.push(kv("VFLAG_MASTER", &sanitize(&master)));
-            } else if stack != NetworkStack::None {
-                out.push(kv("NM_UNMANAGED", "1"));
-                out.push(kv("ID_NET_MANAGED_BY", MANAGED_BY));
-            }
-        }
+        vf_properties(plan, &dir, &mut out);
         return out;
     }
-
     let Some(lag) = plan.lag_of(&name) else {
         return out;
     };
@@ -198,11 +178,50 @@ pub fn udev_import_event(root: &Root, plan: &Plan, ev: &UdevEvent) -> Vec<(Strin
         out.push(kv("VFLAG_MASTER", &sanitize(&master)));
         return out;
     }
-    let early_unit = name.early_unit();
     let ifindex = ev
         .ifindex
         .or_else(|| read_trim(&dir.join("ifindex")).and_then(|s| s.parse().ok()));
-    let hold = match state(root, &name, ifindex) {
+    if wanted_units(root, &name, ifindex, &mut out) {
+        hold_properties(lag.network_stack, &mut out);
+    }
+    out
+}
+
+fn kv(k: &str, v: &str) -> (String, String) {
+    (k.to_string(), v.to_string())
+}
+
+/// A VF netdev (has device/physfn): unmanaged for good if its PF is configured.
+fn vf_properties(plan: &Plan, dir: &Path, out: &mut Vec<(String, String)>) {
+    let pf_stack = list_names(&dir.join("device/physfn/net"))
+        .iter()
+        .filter_map(|n| IfName::new(n).ok())
+        .find_map(|n| plan.lag_of(&n).map(|l| l.network_stack));
+    let Some(stack) = pf_stack else {
+        return;
+    };
+    out.push(kv("VFLAG_VF", "1"));
+    // VFs of a VF-LAG belong to guests and are never host bond ports; one that was
+    // enslaved on the host anyway (e.g. before its PF was configured) stays with its
+    // stack: a port with a master is never held (see udev_import_event).
+    if let Some(master) = master_at(dir) {
+        out.push(kv("VFLAG_MASTER", &sanitize(&master)));
+    } else if stack != NetworkStack::None {
+        out.push(kv("NM_UNMANAGED", "1"));
+        out.push(kv("ID_NET_MANAGED_BY", MANAGED_BY));
+    }
+}
+
+/// The units a configured PF without a master wants (`VFLAG_UNIT`, `VFLAG_LATE_UNIT`), by where
+/// it stands in the protocol this boot; true when it is to be held until that unit releases it.
+fn wanted_units(
+    root: &Root,
+    name: &IfName,
+    ifindex: Option<u32>,
+    out: &mut Vec<(String, String)>,
+) -> bool {
+    let early_unit = name.early_unit();
+    match state(root, name, ifindex) {
         // No early stage ran the protocol yet this boot (boot coldplug): unit ordering holds
         // the stacks back; a udev hold here would only be a risk.
         PfState::BeforeProtocol | PfState::Finished => {
@@ -232,11 +251,12 @@ pub fn udev_import_event(root: &Root, plan: &Plan, ev: &UdevEvent) -> Vec<(Strin
                 false
             }
         }
-    };
-    if !hold {
-        return out;
     }
-    let (nm, networkd) = match lag.network_stack {
+}
+
+/// The hold itself: the properties that keep the LAG's network stack(s) off the port.
+fn hold_properties(stack: NetworkStack, out: &mut Vec<(String, String)>) {
+    let (nm, networkd) = match stack {
         NetworkStack::Auto => (true, true),
         NetworkStack::NetworkManager => (true, false),
         NetworkStack::SystemdNetworkd => (false, true),
@@ -251,7 +271,6 @@ pub fn udev_import_event(root: &Root, plan: &Plan, ev: &UdevEvent) -> Vec<(Strin
     if networkd {
         out.push(kv("ID_NET_MANAGED_BY", MANAGED_BY));
     }
-    out
 }
 
 /// Where a PF stands in the hold/release protocol this boot.
