@@ -285,25 +285,41 @@ pub(super) async fn release(bus: &Bus, root: &Root, ifname: &IfName) -> Result<O
         port.controller
     );
 
-    // Let NM take the device over (unmanaged -> unavailable/disconnected) before activating;
-    // a device without carrier may stay "unavailable", so this wait is bounded and then we try.
-    let settle = budget / 4;
+    wait_taken_over(&dev, started, budget / 4).await?;
+    let active_path = activation(bus, &dev, ifname, &port).await?;
+    wait_activated(bus, active_path, ifname, port, started, budget).await
+}
+
+/// Let NM take the device over (unmanaged -> unavailable/disconnected) before activating; a
+/// device without carrier may stay "unavailable", so this wait ends at `settle` and then we try.
+async fn wait_taken_over(
+    dev: &DeviceProxy<'static>,
+    started: Instant,
+    settle: Duration,
+) -> Result<(), BusError> {
     loop {
         let state = dev
             .state()
             .await
             .map_err(BusError::call("reading Device.State"))?;
         if state > DEVICE_STATE_UNAVAILABLE || started.elapsed() >= settle {
-            break;
+            return Ok(());
         }
         if state != DEVICE_STATE_UNMANAGED && state != DEVICE_STATE_UNAVAILABLE {
-            break;
+            return Ok(());
         }
         sleep(POLL).await;
     }
+}
 
-    // NM's autoconnect may already be activating our profile: do not restart it.
-    let mut active_path = None;
+/// The active connection of the port profile on `dev`: the one NM's autoconnect may already be
+/// activating (not restarted), else a new activation.
+async fn activation(
+    bus: &Bus,
+    dev: &DeviceProxy<'static>,
+    ifname: &IfName,
+    port: &PortConnection,
+) -> Result<OwnedObjectPath, BusError> {
     let current = dev
         .active_connection()
         .await
@@ -311,29 +327,34 @@ pub(super) async fn release(bus: &Bus, root: &Root, ifname: &IfName) -> Result<O
     if current.as_str() != "/" {
         if let Ok(ac) = active_proxy(bus, current.clone()).await {
             if ac.connection().await.ok().as_ref() == Some(&port.path) {
-                active_path = Some(current);
+                return Ok(current);
             }
         }
     }
-    let active_path = match active_path {
-        Some(p) => p,
-        None => {
-            let nm = NetworkManagerProxy::builder(bus.connection())
-                .cache_properties(CacheProperties::No)
-                .build()
-                .await
-                .map_err(BusError::call("NetworkManager proxy"))?;
-            let root_path = ObjectPath::try_from("/").map_err(|e| BusError::call("/")(e))?;
-            nm.activate_connection(&port.path.as_ref(), &dev.inner().path().clone(), &root_path)
-                .await
-                .map_err(|e| BusError::Activation {
-                    ifname: ifname.to_string(),
-                    connection: port.id.clone(),
-                    reason: describe(&e),
-                })?
-        }
-    };
+    let nm = NetworkManagerProxy::builder(bus.connection())
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+        .map_err(BusError::call("NetworkManager proxy"))?;
+    let root_path = ObjectPath::try_from("/").map_err(|e| BusError::call("/")(e))?;
+    nm.activate_connection(&port.path.as_ref(), &dev.inner().path().clone(), &root_path)
+        .await
+        .map_err(|e| BusError::Activation {
+            ifname: ifname.to_string(),
+            connection: port.id.clone(),
+            reason: describe(&e),
+        })
+}
 
+/// Follow the activation until it is activated, fails, or the budget (from `started`) is spent.
+async fn wait_activated(
+    bus: &Bus,
+    active_path: OwnedObjectPath,
+    ifname: &IfName,
+    port: PortConnection,
+    started: Instant,
+    budget: Duration,
+) -> Result<Outcome, BusError> {
     let ac = active_proxy(bus, active_path).await?;
     loop {
         let state = ac.state().await.map_err(|e| BusError::Activation {
