@@ -26,7 +26,7 @@ fn page(name: &str) -> String {
 fn const_list(src: &str, name: &str) -> Vec<String> {
     let start = src
         .find(&format!("const {name}: &[&str] = &["))
-        .unwrap_or_else(|| panic!("const {name} not found in src/config.rs"));
+        .unwrap_or_else(|| panic!("const {name} not found"));
     let body = &src[start..];
     let body = &body[body.find("&[").unwrap() + 2..body.find("];").unwrap()];
     let keys: Vec<String> = body
@@ -41,7 +41,8 @@ fn const_list(src: &str, name: &str) -> Vec<String> {
 
 #[test]
 fn every_config_key_is_documented() {
-    let src = read("src/config.rs");
+    let src = read("src/config/native.rs");
+    let sysconfig = read("src/config/sysconfig.rs");
     let conf = page("vflag.conf.5");
     let mut keys = const_list(&src, "LAG_KEYS");
     let ovs = const_list(&src, "OVS_KEYS");
@@ -67,7 +68,10 @@ fn every_config_key_is_documented() {
         "SRIOV_PF_CHANNELS",
         "SRIOV_VF_CHANNELS",
     ] {
-        assert!(src.contains(var), "{var} no longer in src/config.rs?");
+        assert!(
+            sysconfig.contains(var),
+            "{var} no longer in src/config/sysconfig.rs?"
+        );
         assert!(
             conf.contains(&format!(".B {var}")),
             "{var} not in vflag.conf(5)"
