@@ -63,6 +63,18 @@ fn lag(pf: &IfName, vfs: u32) -> Lag {
     }
 }
 
+/// The early stage on the running kernel, as the unit runs it (default bounds).
+fn setup(l: &Lag, pf: &IfName) -> Result<stages::Report, StageError> {
+    let mut net = Kernel::open().unwrap();
+    stages::setup_with(&Root::new("/"), l, pf, &mut net, &Timeouts::default())
+}
+
+/// The late stage on the running kernel (default bounds).
+fn rebind(l: &Lag, pf: &IfName) -> Result<stages::Report, StageError> {
+    let mut net = Kernel::open().unwrap();
+    stages::rebind_with(&Root::new("/"), l, pf, &mut net, &Timeouts::default())
+}
+
 #[test]
 #[ignore = "changes kernel state: runs in the guest, phase device-netdevsim"]
 fn netdevsim_setup_and_rebind_on_a_real_kernel() {
@@ -97,51 +109,11 @@ fn netdevsim_setup_and_rebind_on_a_real_kernel() {
 
     // devlink, directly
     let mut dl = Devlink::open().unwrap();
-    assert_eq!(dl.eswitch_mode(&h).unwrap(), EswitchMode::Legacy);
-    let p = dl.param(&h, "max_macs").unwrap();
-    assert_eq!(p.kind, PARAM_TYPE_U32);
-    eprintln!("param {p:?}");
-    assert!(!p.values.is_empty());
-    assert!(
-        matches!(
-            dl.set_param(&h, "max_macs", "16"),
-            Err(Error::Unsupported(_))
-        ),
-        "driverinit only"
-    );
-    // PARAM_SET encoding against the kernel: the driverinit value is stored until a reload.
-    let before = p.value(CMODE_DRIVERINIT).cloned().unwrap();
-    assert_eq!(
-        dl.set_param_in(&h, "max_macs", "16", CMODE_DRIVERINIT)
-            .unwrap(),
-        Some(before)
-    );
-    assert_eq!(
-        dl.param(&h, "max_macs").unwrap().value(CMODE_DRIVERINIT),
-        Some(&ParamValue::U32(16))
-    );
-    let e = dl
-        .set_param_in(&h, "max_macs", "70000000000", CMODE_DRIVERINIT)
-        .unwrap_err();
-    assert!(matches!(e, Error::Invalid(_)), "{e}");
-    let missing = Handle {
-        bus: "netdevsim".into(),
-        dev: "netdevsim99".into(),
-    };
-    let e = dl.eswitch_mode(&missing).unwrap_err();
-    eprintln!("missing device: {e}");
-    assert_eq!(e.errno(), Some(19), "{e}");
+    devlink_params_and_missing_device(&mut dl, &h);
 
     // the early stage, real kernel
     let l = lag(&pf, 2);
-    let r = stages::setup_with(
-        &root,
-        &l,
-        &pf,
-        &mut Kernel::open().unwrap(),
-        &Timeouts::default(),
-    )
-    .unwrap();
+    let r = setup(&l, &pf).unwrap();
     eprintln!("setup: {} {:?}", r.status(), r.warnings);
     assert_eq!(r.status(), "2 VFs, switchdev, offload on, 2 representors");
     assert!(
@@ -152,7 +124,106 @@ fn netdevsim_setup_and_rebind_on_a_real_kernel() {
         r.warnings
     );
 
-    // independent look at the result: sysfs names and the devlink port dump agree
+    let reps = representors_agree(&dev, &pf, &mut dl);
+    let mut et = Ethtool::open().unwrap();
+    for (_, idx, n) in &reps {
+        assert!(et.feature(*idx, HW_TC_OFFLOAD).unwrap().active, "{n}");
+        let ch = et.channels(*idx).unwrap();
+        assert_eq!(ch.combined, ch.combined_max, "{n}: clamped to max");
+    }
+    assert_eq!(
+        et.channels(dev.ifindex().unwrap()).unwrap().combined,
+        Some(4)
+    );
+    capture_replies(&h, reps[0].1);
+
+    // a restart changes nothing
+    let again = setup(&l, &pf).unwrap();
+    assert!(!again.changed, "{:?}", again);
+
+    // late stage without a bond: refuses within the bound
+    let start = Instant::now();
+    let e = rebind(&l, &pf).unwrap_err();
+    assert!(matches!(e, StageError::NotBound { .. }), "{e}");
+    assert!(start.elapsed() < Duration::from_secs(6));
+
+    // a real bond: active-backup with the PF
+    write("/sys/class/net/bonding_masters", "+vfbond7");
+    write("/sys/class/net/vfbond7/bonding/mode", "active-backup");
+    write("/sys/class/net/vfbond7/bonding/slaves", &format!("+{pf}"));
+    let mut rt = Rtnl::open().unwrap();
+    let link = rt.link(dev.ifindex().unwrap()).unwrap();
+    assert!(link.is_slave() && link.master.is_some(), "{link:?}");
+
+    // enslaved: another VF count is refused and nothing changes; the same plan is a no-op
+    let e = setup(&lag(&pf, 3), &pf).unwrap_err();
+    assert!(matches!(e, StageError::Refused { .. }), "{e}");
+    assert_eq!(
+        fs::read_to_string(dev.dev_dir.join("sriov_numvfs"))
+            .unwrap()
+            .trim(),
+        "2"
+    );
+    let noop = setup(&l, &pf).unwrap();
+    assert!(!noop.changed);
+
+    let r = rebind(&l, &pf).unwrap();
+    eprintln!("rebind: {}", r.status());
+    assert_eq!(r.bond.as_deref(), Some("vfbond7 active-backup"));
+    assert_eq!(r.lag.as_deref(), Some("not observable"));
+
+    // a bond mode VF-LAG cannot use
+    write("/sys/class/net/vfbond7/bonding/slaves", &format!("-{pf}"));
+    write("/sys/class/net/vfbond7/bonding/mode", "balance-rr");
+    write("/sys/class/net/vfbond7/bonding/slaves", &format!("+{pf}"));
+    let e = rebind(&l, &pf).unwrap_err();
+    assert!(e.to_string().contains("balance-rr"), "{e}");
+    eprintln!("VM-TEST-OK");
+}
+
+/// devlink directly: a param read, the PARAM_SET encoding (netdevsim's `max_macs` is driverinit
+/// only: the value is stored until a reload, an out-of-range one refused) and a missing device
+/// reported as ENODEV.
+fn devlink_params_and_missing_device(dl: &mut Devlink, h: &Handle) {
+    assert_eq!(dl.eswitch_mode(h).unwrap(), EswitchMode::Legacy);
+    let p = dl.param(h, "max_macs").unwrap();
+    assert_eq!(p.kind, PARAM_TYPE_U32);
+    eprintln!("param {p:?}");
+    assert!(!p.values.is_empty());
+    assert!(
+        matches!(
+            dl.set_param(h, "max_macs", "16"),
+            Err(Error::Unsupported(_))
+        ),
+        "driverinit only"
+    );
+    // PARAM_SET encoding against the kernel: the driverinit value is stored until a reload.
+    let before = p.value(CMODE_DRIVERINIT).cloned().unwrap();
+    assert_eq!(
+        dl.set_param_in(h, "max_macs", "16", CMODE_DRIVERINIT)
+            .unwrap(),
+        Some(before)
+    );
+    assert_eq!(
+        dl.param(h, "max_macs").unwrap().value(CMODE_DRIVERINIT),
+        Some(&ParamValue::U32(16))
+    );
+    let e = dl
+        .set_param_in(h, "max_macs", "70000000000", CMODE_DRIVERINIT)
+        .unwrap_err();
+    assert!(matches!(e, Error::Invalid(_)), "{e}");
+    let missing = Handle {
+        bus: "netdevsim".into(),
+        dev: "netdevsim99".into(),
+    };
+    let e = dl.eswitch_mode(&missing).unwrap_err();
+    eprintln!("missing device: {e}");
+    assert_eq!(e.errno(), Some(19), "{e}");
+}
+
+/// An independent look at the set-up: the representors by sysfs names, the devlink port dump
+/// and the sysfs fallback all agree. Returns (port name, ifindex, netdev name), sorted.
+fn representors_agree(dev: &Pf, pf: &IfName, dl: &mut Devlink) -> Vec<(String, u32, String)> {
     assert_eq!(
         fs::read_to_string(dev.dev_dir.join("sriov_numvfs"))
             .unwrap()
@@ -179,7 +250,7 @@ fn netdevsim_setup_and_rebind_on_a_real_kernel() {
         reps.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
         ["pf0vf0", "pf0vf1"]
     );
-    let ports = dl.ports(&h).unwrap();
+    let ports = dl.ports(&dev.handle()).unwrap();
     for (port, idx, n) in &reps {
         let vf: u16 = port.trim_start_matches("pf0vf").parse().unwrap();
         assert!(
@@ -190,7 +261,7 @@ fn netdevsim_setup_and_rebind_on_a_real_kernel() {
         );
     }
     // The sysfs fallback finds the same representors as the devlink port dump.
-    let by_sysfs: Vec<(u32, u32)> = repr::from_sysfs(&dev)
+    let by_sysfs: Vec<(u32, u32)> = repr::from_sysfs(dev)
         .unwrap()
         .iter()
         .map(|r| (r.vf, r.ifindex))
@@ -202,102 +273,7 @@ fn netdevsim_setup_and_rebind_on_a_real_kernel() {
     eprintln!("representors: sysfs {by_sysfs:?} devlink {by_devlink:?}");
     assert_eq!(by_sysfs.len(), 2);
     assert_eq!(by_sysfs, by_devlink);
-    let mut et = Ethtool::open().unwrap();
-    for (_, idx, n) in &reps {
-        assert!(et.feature(*idx, HW_TC_OFFLOAD).unwrap().active, "{n}");
-        let ch = et.channels(*idx).unwrap();
-        assert_eq!(ch.combined, ch.combined_max, "{n}: clamped to max");
-    }
-    assert_eq!(
-        et.channels(dev.ifindex().unwrap()).unwrap().combined,
-        Some(4)
-    );
-    capture_replies(&h, reps[0].1);
-
-    // a restart changes nothing
-    let again = stages::setup_with(
-        &root,
-        &l,
-        &pf,
-        &mut Kernel::open().unwrap(),
-        &Timeouts::default(),
-    )
-    .unwrap();
-    assert!(!again.changed, "{:?}", again);
-
-    // late stage without a bond: refuses within the bound
-    let start = Instant::now();
-    let e = stages::rebind_with(
-        &root,
-        &l,
-        &pf,
-        &mut Kernel::open().unwrap(),
-        &Timeouts::default(),
-    )
-    .unwrap_err();
-    assert!(matches!(e, StageError::NotBound { .. }), "{e}");
-    assert!(start.elapsed() < Duration::from_secs(6));
-
-    // a real bond: active-backup with the PF
-    write("/sys/class/net/bonding_masters", "+vfbond7");
-    write("/sys/class/net/vfbond7/bonding/mode", "active-backup");
-    write("/sys/class/net/vfbond7/bonding/slaves", &format!("+{pf}"));
-    let mut rt = Rtnl::open().unwrap();
-    let link = rt.link(dev.ifindex().unwrap()).unwrap();
-    assert!(link.is_slave() && link.master.is_some(), "{link:?}");
-
-    // enslaved: another VF count is refused and nothing changes; the same plan is a no-op
-    let e = stages::setup_with(
-        &root,
-        &lag(&pf, 3),
-        &pf,
-        &mut Kernel::open().unwrap(),
-        &Timeouts::default(),
-    )
-    .unwrap_err();
-    assert!(matches!(e, StageError::Refused { .. }), "{e}");
-    assert_eq!(
-        fs::read_to_string(dev.dev_dir.join("sriov_numvfs"))
-            .unwrap()
-            .trim(),
-        "2"
-    );
-    let noop = stages::setup_with(
-        &root,
-        &l,
-        &pf,
-        &mut Kernel::open().unwrap(),
-        &Timeouts::default(),
-    )
-    .unwrap();
-    assert!(!noop.changed);
-
-    let r = stages::rebind_with(
-        &root,
-        &l,
-        &pf,
-        &mut Kernel::open().unwrap(),
-        &Timeouts::default(),
-    )
-    .unwrap();
-    eprintln!("rebind: {}", r.status());
-    assert_eq!(r.bond.as_deref(), Some("vfbond7 active-backup"));
-    assert_eq!(r.lag.as_deref(), Some("not observable"));
-
-    // a bond mode VF-LAG cannot use
-    write("/sys/class/net/vfbond7/bonding/slaves", &format!("-{pf}"));
-    write("/sys/class/net/vfbond7/bonding/mode", "balance-rr");
-    write("/sys/class/net/vfbond7/bonding/slaves", &format!("+{pf}"));
-    let e = stages::rebind_with(
-        &root,
-        &l,
-        &pf,
-        &mut Kernel::open().unwrap(),
-        &Timeouts::default(),
-    )
-    .unwrap_err();
-    assert!(e.to_string().contains("balance-rr"), "{e}");
-    eprintln!("VM-TEST-OK");
+    reps
 }
 
 /// Print raw reply payloads as `CAPTURE <name> <hex>` lines, the source of the fixtures in
@@ -380,16 +356,8 @@ fn netdevsim_two_pfs_in_parallel_then_one_bond() {
     let handles: Vec<_> = pfs
         .iter()
         .map(|pf| {
-            let (l, root, pf) = (l.clone(), root.clone(), pf.clone());
-            std::thread::spawn(move || {
-                stages::setup_with(
-                    &root,
-                    &l,
-                    &pf,
-                    &mut Kernel::open().unwrap(),
-                    &Timeouts::default(),
-                )
-            })
+            let (l, pf) = (l.clone(), pf.clone());
+            std::thread::spawn(move || setup(&l, &pf))
         })
         .collect();
     for h in handles {
@@ -416,14 +384,7 @@ fn netdevsim_two_pfs_in_parallel_then_one_bond() {
         &format!("+{}", pfs[0]),
     );
     // Only one PF in the bond yet: the late stage waits (bounded), then refuses.
-    let e = stages::rebind_with(
-        &root,
-        &l,
-        &pfs[0],
-        &mut Kernel::open().unwrap(),
-        &Timeouts::default(),
-    )
-    .unwrap_err();
+    let e = rebind(&l, &pfs[0]).unwrap_err();
     assert!(
         e.to_string()
             .contains(&format!("does not contain {}", pfs[1])),
@@ -434,14 +395,7 @@ fn netdevsim_two_pfs_in_parallel_then_one_bond() {
         &format!("+{}", pfs[1]),
     );
     for pf in &pfs {
-        let r = stages::rebind_with(
-            &root,
-            &l,
-            pf,
-            &mut Kernel::open().unwrap(),
-            &Timeouts::default(),
-        )
-        .unwrap();
+        let r = rebind(&l, pf).unwrap();
         eprintln!("rebind {pf}: {}", r.status());
         assert_eq!(r.bond.as_deref(), Some("vfbond8 802.3ad"));
     }
