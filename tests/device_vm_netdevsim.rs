@@ -77,6 +77,7 @@ fn rebind(l: &Lag, pf: &IfName) -> Result<stages::Report, StageError> {
 
 #[test]
 #[ignore = "changes kernel state: runs in the guest, phase device-netdevsim"]
+// Long on purpose: one story told in order, each step building on the state the last one left.
 fn netdevsim_setup_and_rebind_on_a_real_kernel() {
     assert_eq!(
         std::env::var("VFLAG_TEST_NETDEVSIM").as_deref(),

@@ -108,6 +108,7 @@ fn name(n: &str) -> IfName {
 }
 
 #[test]
+// Long on purpose: one story told in order, each step building on the state the last one left.
 fn configured_pf_is_tagged_and_held_only_while_an_early_stage_will_release_it() {
     let h = host(AUTO);
     let pf = name("ens1f0");

@@ -186,6 +186,7 @@ fn real_unixctl_round_trip_with_ovsdb_server() {
 /// ovs-vswitchd with the dummy datapath: a real unixctl session and a real flow dump. No
 /// flow is hardware-offloaded here (no NIC): the offloaded dump is only shown to be accepted.
 #[test]
+// Long on purpose: one story told in order, each step building on the state the last one left.
 fn real_vswitchd_dummy_datapath_flow_dump() {
     let Some(ovs) = ovs() else { return };
     let mut srv = Server::start(ovs);

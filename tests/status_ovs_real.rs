@@ -59,6 +59,7 @@ fn row<'a>(f: &'a [Finding], check: &str) -> &'a Finding {
 }
 
 #[test]
+// Long on purpose: one story told in order, each step building on the state the last one left.
 fn status_sees_hw_offload_false_then_enable_makes_it_true() {
     let Some(ovs) = ovs() else { return };
     let mut srv = Server::start(ovs);

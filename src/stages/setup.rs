@@ -400,6 +400,7 @@ mod tests {
     use crate::stages::testkit::*;
 
     #[test]
+    // Long on purpose: every step of one set-up, checked in the order the stage takes them.
     fn fresh_setup_does_every_step_once_in_order() {
         let (t, devs) = nic(0, None);
         let _k = FakeKernel::spawn(t.dir.path(), &devs, "mlx5_core");
