@@ -304,15 +304,17 @@ fn pages_render_without_warnings() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-#[test]
-fn bash_completion_completes_commands_and_configured_pfs() {
+/// A root whose /etc/vflag/vflag.conf is `conf` (the completions read the PFs from it).
+fn root_with_conf(conf: &str) -> tempfile::TempDir {
     let root = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(root.path().join("etc/vflag")).unwrap();
-    std::fs::write(
-        root.path().join("etc/vflag/vflag.conf"),
-        "[lag bond0]\npfs = ens3f0 ens3f1\nvfs = 8\n",
-    )
-    .unwrap();
+    std::fs::write(root.path().join("etc/vflag/vflag.conf"), conf).unwrap();
+    root
+}
+
+#[test]
+fn bash_completion_completes_commands_and_configured_pfs() {
+    let root = root_with_conf("[lag bond0]\npfs = ens3f0 ens3f1\n");
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_vflag")).parent().unwrap();
     let script = repo().join("contrib/completions/vflag.bash");
     let complete = |line: &str| -> Vec<String> {
@@ -376,13 +378,7 @@ fn zsh_completion_parses_and_lists_configured_pfs() {
         String::from_utf8_lossy(&out.stderr)
     );
     // The PF lookup, with compsys's helpers stubbed (the rest is plain _arguments/_describe).
-    let root = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(root.path().join("etc/vflag")).unwrap();
-    std::fs::write(
-        root.path().join("etc/vflag/vflag.conf"),
-        "[lag bond0]\npfs = ens3f0 ens3f1\n",
-    )
-    .unwrap();
+    let root = root_with_conf("[lag bond0]\npfs = ens3f0 ens3f1\n");
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_vflag")).parent().unwrap();
     let prog = format!(
         r#"_describe() {{ local a=${{@[-1]}}; print -l -- ${{(P)a}} }}

@@ -52,27 +52,27 @@ fn check_bond(
     slaves.sort();
     let mut pfs: Vec<String> = lag.pfs.iter().map(|p| p.to_string()).collect();
     pfs.sort();
-    let extra: Vec<&String> = slaves.iter().filter(|s| !pfs.contains(s)).collect();
+    let extra: Vec<&str> = slaves
+        .iter()
+        .filter(|s| !pfs.contains(s))
+        .map(String::as_str)
+        .collect();
     if !extra.is_empty() {
         return Ok(BondCheck::Invalid(format!(
             "{bond} also has {}: VF-LAG needs exactly the LAG's PFs ({}) in the bond",
-            extra
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
+            extra.join(", "),
             pfs.join(", ")
         )));
     }
-    let missing: Vec<&String> = pfs.iter().filter(|p| !slaves.contains(p)).collect();
+    let missing: Vec<&str> = pfs
+        .iter()
+        .filter(|p| !slaves.contains(p))
+        .map(String::as_str)
+        .collect();
     if !missing.is_empty() {
         return Ok(BondCheck::NotYet(format!(
             "{bond} does not contain {} yet",
-            missing
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            missing.join(", ")
         )));
     }
     Ok(BondCheck::Valid { bond, mode })
