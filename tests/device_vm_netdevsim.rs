@@ -281,51 +281,35 @@ fn representors_agree(dev: &Pf, pf: &IfName, dl: &mut Devlink) -> Vec<(String, u
 /// tests/device_captured_replies.rs (decoded there on any host).
 fn capture_replies(h: &Handle, rep_ifindex: u32) {
     use vflag::device::{devlink, ethtool, genl::Family, nl::NLM_F_DUMP};
-    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-    let mut dl = Family::open("devlink").unwrap();
-    let r = dl
-        .conn
-        .request(dl.id, 0, &devlink::eswitch_get_payload(h), "capture")
-        .unwrap();
-    println!("CAPTURE devlink_eswitch_get {}", hex(&r.msgs[0].payload));
-    let r = dl
-        .conn
-        .request(dl.id, NLM_F_DUMP, &devlink::port_dump_payload(), "capture")
-        .unwrap();
-    for m in &r.msgs {
-        println!("CAPTURE devlink_port {}", hex(&m.payload));
+    /// One request; a dump prints every reply, a get its one reply.
+    fn capture(f: &mut Family, flags: u16, payload: &[u8], name: &str) {
+        let r = f.conn.request(f.id, flags, payload, "capture").unwrap();
+        let n = if flags == NLM_F_DUMP { r.msgs.len() } else { 1 };
+        for m in &r.msgs[..n] {
+            let hex: String = m.payload.iter().map(|x| format!("{x:02x}")).collect();
+            println!("CAPTURE {name} {hex}");
+        }
     }
-    let r = dl
-        .conn
-        .request(
-            dl.id,
-            0,
-            &devlink::param_get_payload(h, "max_macs"),
-            "capture",
-        )
-        .unwrap();
-    println!("CAPTURE devlink_param_max_macs {}", hex(&r.msgs[0].payload));
+    let mut dl = Family::open("devlink").unwrap();
+    capture(
+        &mut dl,
+        0,
+        &devlink::eswitch_get_payload(h),
+        "devlink_eswitch_get",
+    );
+    capture(
+        &mut dl,
+        NLM_F_DUMP,
+        &devlink::port_dump_payload(),
+        "devlink_port",
+    );
+    let max_macs = devlink::param_get_payload(h, "max_macs");
+    capture(&mut dl, 0, &max_macs, "devlink_param_max_macs");
     let mut et = Family::open("ethtool").unwrap();
-    let r = et
-        .conn
-        .request(
-            et.id,
-            0,
-            &ethtool::features_get_payload(rep_ifindex),
-            "capture",
-        )
-        .unwrap();
-    println!("CAPTURE ethtool_features_rep {}", hex(&r.msgs[0].payload));
-    let r = et
-        .conn
-        .request(
-            et.id,
-            0,
-            &ethtool::channels_get_payload(rep_ifindex),
-            "capture",
-        )
-        .unwrap();
-    println!("CAPTURE ethtool_channels_rep {}", hex(&r.msgs[0].payload));
+    let features = ethtool::features_get_payload(rep_ifindex);
+    capture(&mut et, 0, &features, "ethtool_features_rep");
+    let channels = ethtool::channels_get_payload(rep_ifindex);
+    capture(&mut et, 0, &channels, "ethtool_channels_rep");
 }
 
 /// Two PFs (netdevsim devices 21 and 22, one devlink instance each, as mlx5 has per PF) set
