@@ -1,5 +1,5 @@
 //! Man pages and shell completions stay complete and valid:
-//! - every config key of src/config.rs (LAG_KEYS, OVS_KEYS) and every /etc/sysconfig/sriov
+//! - every config key of src/config/native.rs (LAG_KEYS, OVS_KEYS) and every /etc/sysconfig/sriov
 //!   variable is documented in vflag.conf(5);
 //! - every subcommand of the real `vflag` CLI (from its `--help`), and every long option of each,
 //!   is documented in vflag(8) and offered by the bash and zsh completions;
