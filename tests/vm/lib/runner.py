@@ -250,7 +250,9 @@ def qemu_cmd(sc, image, disk, results, console):
     cmdline = ("root=/dev/vda rw console=ttyS0,115200 panic=-1 mitigations=off printk.devkmsg=on "
                + ("" if verbose else "quiet loglevel=4 ")
                # modules udev would load for QEMU's emulated CPU/board that no scenario uses
-               + "module_blacklist=kvm,kvm_amd,kvm_intel,ppdev,parport_pc,pcspkr,floppy "
+               # (and the board's IDE/AHCI controllers: the disk is virtio, libata probing costs ~1 s)
+               + "module_blacklist=kvm,kvm_amd,kvm_intel,ppdev,parport_pc,pcspkr,floppy,"
+               + "ata_piix,ata_generic,pata_acpi,ahci,libata "
                + "systemd.mask=serial-getty@ttyS0.service " + sc.get("cmdline"))
     cmd = ["nice", "-n", os.environ.get("VFLAG_VM_NICE", "0"), "qemu-system-x86_64", "-nodefaults",
            "-name", f"vflag-{sc.name}", "-machine", machine, "-accel", "tcg", "-cpu", "max",
@@ -266,23 +268,38 @@ def qemu_cmd(sc, image, disk, results, console):
     return cmd
 
 
-def boot(sc, image, base, staging_root, adir):
-    """One boot. Returns ('ok'|'infra', detail, seconds). base = (disk, debugfs commands)."""
+def prepare_disk(base, staging_root, adir):
+    """The boot directory adir with a fresh disk (base = (disk, debugfs commands) plus the staging
+    tree) and an empty results/. Returns (disk, results, console); raises RuntimeError."""
     os.makedirs(adir, exist_ok=True)
     results = os.path.join(adir, "results")
     os.makedirs(results, exist_ok=True)
     disk = os.path.join(adir, "disk.raw")
-    console = os.path.join(adir, "console.log")
-    t0 = time.monotonic()
     try:
         make_disk(base[0], staging_root, disk, os.path.join(adir, "debugfs.log"), base[1])
-    except (RuntimeError, subprocess.CalledProcessError) as e:
-        return "infra", f"disk preparation failed: {e}", time.monotonic() - t0
-    cmd = qemu_cmd(sc, image, disk, results, console)
+    except subprocess.CalledProcessError as e:
+        raise RuntimeError(str(e)) from e
+    return disk, results, os.path.join(adir, "console.log")
+
+
+def start_qemu(spec, image, adir, disk, results, console):
+    """QEMU on the prepared disk (command in adir/qemu.cmd, output in adir/qemu.log).
+    Returns (process, its log file)."""
+    cmd = qemu_cmd(spec, image, disk, results, console)
     with open(os.path.join(adir, "qemu.cmd"), "w") as f:
         f.write(shlex.join(cmd) + "\n")
     qlog = open(os.path.join(adir, "qemu.log"), "w")
-    p = subprocess.Popen(cmd, stdout=qlog, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(cmd, stdout=qlog, stderr=subprocess.STDOUT, start_new_session=True), qlog
+
+
+def boot(sc, image, base, staging_root, adir):
+    """One boot. Returns ('ok'|'infra', detail, seconds). base = (disk, debugfs commands)."""
+    t0 = time.monotonic()
+    try:
+        disk, results, console = prepare_disk(base, staging_root, adir)
+    except RuntimeError as e:
+        return "infra", f"disk preparation failed: {e}", time.monotonic() - t0
+    p, qlog = start_qemu(sc, image, adir, disk, results, console)
     deadline = t0 + sc.timeout
     rc = None
     while time.monotonic() < deadline:
@@ -428,21 +445,12 @@ def boot_shared(spec, phases, image, base, staging_root, adir):
     """One shared boot. Bounded per phase: the guest is killed when the running phase has not
     finished within its `timeout` (the first one gets NEUTRAL_BOOT more). Returns
     (names of the phases that reported facts, detail, seconds)."""
-    os.makedirs(adir, exist_ok=True)
-    results = os.path.join(adir, "results")
-    os.makedirs(results, exist_ok=True)
-    disk = os.path.join(adir, "disk.raw")
-    console = os.path.join(adir, "console.log")
     t0 = time.monotonic()
     try:
-        make_disk(base[0], staging_root, disk, os.path.join(adir, "debugfs.log"), base[1])
-    except (RuntimeError, subprocess.CalledProcessError) as e:
+        disk, results, console = prepare_disk(base, staging_root, adir)
+    except RuntimeError as e:
         return [], f"disk preparation failed: {e}", time.monotonic() - t0
-    cmd = qemu_cmd(spec, image, disk, results, console)
-    with open(os.path.join(adir, "qemu.cmd"), "w") as f:
-        f.write(shlex.join(cmd) + "\n")
-    qlog = open(os.path.join(adir, "qemu.log"), "w")
-    p = subprocess.Popen(cmd, stdout=qlog, stderr=subprocess.STDOUT, start_new_session=True)
+    p, qlog = start_qemu(spec, image, adir, disk, results, console)
     done = []
     deadline = t0 + NEUTRAL_BOOT + phases[0].timeout
     rc = None
