@@ -90,8 +90,9 @@ fn switchdev_first(
     info!(pf = %pf, step = "eswitch", error = %first, "switchdev refused with {want} VFs; trying switchdev first, then the VFs");
     super::setup::remove_vfs(s, want)?;
     let h = s.h.clone();
-    s.t.budget
-        .status(&format!("switching eSwitch to switchdev (0 VFs; refused with {want})"));
+    s.t.budget.status(&format!(
+        "switching eSwitch to switchdev (0 VFs; refused with {want})"
+    ));
     s.t.budget
         .during(|| net.set_eswitch_mode(&h, EswitchMode::Switchdev))
         .map_err(|e| StageError::Other {

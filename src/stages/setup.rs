@@ -524,11 +524,17 @@ mod tests {
             n != "0"
         }));
         let r = setup_with(&t.root(), &lag(2), &n("ens3f0"), &mut net, &quick()).unwrap();
-        assert_eq!(*seen.lock().unwrap(), ["2", "0"], "refused with 2 VFs, then set with 0");
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["2", "0"],
+            "refused with 2 VFs, then set with 0"
+        );
         assert_eq!(r.status(), "2 VFs, switchdev, offload on, 2 representors");
         assert!(
-            r.warnings.iter().any(|w| w.contains("refused switchdev while the 2 VFs existed")
-                && w.contains("Failed setting eswitch to offloads")),
+            r.warnings
+                .iter()
+                .any(|w| w.contains("refused switchdev while the 2 VFs existed")
+                    && w.contains("Failed setting eswitch to offloads")),
             "{:?}",
             r.warnings
         );
@@ -567,7 +573,10 @@ mod tests {
         let err = setup_with(&t.root(), &l, &n("ens3f0"), &mut net, &quick()).unwrap_err();
         assert!(err.to_string().contains("devlink eswitch set"), "{err}");
         assert_eq!(
-            net.calls.iter().filter(|c| c.starts_with("set eswitch")).count(),
+            net.calls
+                .iter()
+                .filter(|c| c.starts_with("set eswitch"))
+                .count(),
             1
         );
     }

@@ -274,7 +274,8 @@ fn map_text(d: &DebugfsLag) -> String {
         .iter()
         .filter_map(|l| {
             let (p, to) = l.split_once(':')?;
-            (p.trim() != to.trim()).then(|| format!("port {}'s traffic on port {}", p.trim(), to.trim()))
+            (p.trim() != to.trim())
+                .then(|| format!("port {}'s traffic on port {}", p.trim(), to.trim()))
         })
         .collect();
     if d.mapping.iter().all(|l| !l.contains(':')) {
@@ -523,14 +524,22 @@ mod tests {
         t.write(&format!("{d}/port_sel_mode"), "queue_affinity\n");
         t.write(&format!("{d}/mapping"), "1:1\n2:2\n");
         let f = all(&t, &l, &no_kmsg(), |_| {});
-        assert!(get(&f, "lag", "ens3f0").detail.ends_with(", map 1:1 2:2"), "{:?}", get(&f, "lag", "ens3f0"));
+        assert!(
+            get(&f, "lag", "ens3f0").detail.ends_with(", map 1:1 2:2"),
+            "{:?}",
+            get(&f, "lag", "ens3f0")
+        );
 
         t.write(&format!("{d}/mapping"), "1:2\n2:2\n");
         t.write("sys/class/net/ens3f0/operstate", "lowerlayerdown\n");
         let f = all(&t, &l, &no_kmsg(), |_| {});
         let a = get(&f, "lag", "ens3f0");
         assert_eq!(a.outcome, Outcome::Pass);
-        assert!(a.detail.ends_with(", map 1:2 2:2 (port 1's traffic on port 2)"), "{a:?}");
+        assert!(
+            a.detail
+                .ends_with(", map 1:2 2:2 (port 1's traffic on port 2)"),
+            "{a:?}"
+        );
         // a warning, not a failure: the LAG carries the traffic on the other port
         assert_eq!(get(&f, "link", "ens3f0").outcome, Outcome::Warn);
         assert!(!crate::report::degraded(&f));
