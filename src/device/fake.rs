@@ -32,6 +32,9 @@ pub struct FakeNet {
     pub channels_undumped: Vec<u32>,
     /// ifindexes whose driver accepts hw-tc-offload on and keeps it off.
     pub keeps_offload_off: Vec<u32>,
+    /// Asked when switchdev is set: `true` refuses it like firmware that wants switchdev
+    /// before the VFs (EINVAL, "Failed setting eswitch to offloads").
+    pub refuse_switchdev: Option<Box<dyn FnMut() -> bool>>,
 }
 
 impl FakeNet {
@@ -58,6 +61,7 @@ impl FakeNet {
             undumped: vec![],
             channels_undumped: vec![],
             keeps_offload_off: vec![],
+            refuse_switchdev: None,
         };
         for idx in [4, 5].into_iter().chain(50..50 + nreps) {
             f.features.insert(
@@ -104,6 +108,14 @@ impl Net for FakeNet {
     }
     fn set_eswitch_mode(&mut self, h: &Handle, mode: EswitchMode) -> DevResult<()> {
         self.calls.push(format!("set eswitch {h} {mode}"));
+        if mode == EswitchMode::Switchdev && self.refuse_switchdev.as_mut().is_some_and(|f| f()) {
+            self.calls.push("refused".into());
+            return Err(DevError::Kernel {
+                op: format!("devlink dev eswitch set {h} mode switchdev"),
+                errno: 22,
+                extack: Some("mlx5_core: Failed setting eswitch to offloads".into()),
+            });
+        }
         self.mode = mode;
         if let Some(f) = self.on_switchdev.as_mut() {
             f();

@@ -61,6 +61,9 @@ pub struct DebugfsLag {
     pub shared_fdb: Option<bool>,
     /// `members`: PCI addresses of the PFs in the LAG.
     pub members: Vec<String>,
+    /// `mapping`: `port:tx-port` lines (queue affinity) or the tx-enabled port numbers (hash,
+    /// `mapping_show` in lag/debugfs.c): only readable while active.
+    pub mapping: Vec<String>,
 }
 
 /// The debugfs directory for a device.
@@ -104,19 +107,22 @@ pub fn read_debugfs_lag(root: &Root, pci: &str) -> io::Result<Option<DebugfsLag>
             _ => None,
         })
     });
-    let members = opt("members")
-        .map(|m| {
-            m.lines()
-                .map(|l| l.trim().to_string())
-                .filter(|l| !l.is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
+    let lines = |name: &str| -> Vec<String> {
+        opt(name)
+            .map(|m| {
+                m.lines()
+                    .map(|l| l.trim().to_string())
+                    .filter(|l| !l.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
     Ok(Some(DebugfsLag {
         active,
         lag_type: opt("type"),
         port_sel_mode: opt("port_sel_mode"),
         shared_fdb,
-        members,
+        members: lines("members"),
+        mapping: lines("mapping"),
     }))
 }

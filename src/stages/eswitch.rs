@@ -34,9 +34,16 @@ pub(super) fn switchdev(s: &mut Run, net: &mut dyn Net) -> Result<Vec<Represento
         }
         t.budget
             .status(&format!("switching eSwitch to switchdev ({want} VFs)"));
-        t.budget
-            .during(|| net.set_eswitch_mode(h, EswitchMode::Switchdev))
-            .map_err(dev_err(pf, "devlink eswitch set"))?;
+        let set = t
+            .budget
+            .during(|| net.set_eswitch_mode(h, EswitchMode::Switchdev));
+        match set {
+            Ok(()) => {}
+            // Some firmware refuses switchdev once VFs exist (ConnectX-6 Lx 26.42.1000: EINVAL,
+            // "Failed setting eswitch to offloads"): the other order may work.
+            Err(e) if want > 0 && e.is_kernel(&[Errno::EINVAL]) => switchdev_first(s, net, e)?,
+            Err(e) => return Err(dev_err(pf, "devlink eswitch set")(e)),
+        }
         s.r.changed = true;
     }
     if want == 0 {
@@ -68,6 +75,34 @@ pub(super) fn switchdev(s: &mut Run, net: &mut dyn Net) -> Result<Vec<Represento
         .map_err(waited(pf, "representors", HINT_REPS))?;
     info!(pf = %pf, step = "representors", count = found.len(), source = ?src, "found representors");
     Ok(found)
+}
+
+/// switchdev was refused with VFs (EINVAL): remove the VFs (vflag's own, unbound: the guards
+/// refused a bonded PF and VFs in use by VMs), set switchdev, create them again (autoprobe is
+/// still off, so they come up unbound). Said in a warning; if the firmware refuses this order
+/// too, the error names both attempts.
+fn switchdev_first(
+    s: &mut Run,
+    net: &mut dyn Net,
+    first: crate::device::Error,
+) -> Result<(), StageError> {
+    let (pf, want) = (s.pf, s.want);
+    info!(pf = %pf, step = "eswitch", error = %first, "switchdev refused with {want} VFs; trying switchdev first, then the VFs");
+    super::setup::remove_vfs(s, want)?;
+    let h = s.h.clone();
+    s.t.budget.status(&format!(
+        "switching eSwitch to switchdev (0 VFs; refused with {want})"
+    ));
+    s.t.budget
+        .during(|| net.set_eswitch_mode(&h, EswitchMode::Switchdev))
+        .map_err(|e| StageError::Other {
+            pf: pf.to_string(),
+            msg: format!("devlink eswitch set {h} mode switchdev refused with {want} VFs ({first}) and with none ({e}); the VFs are removed, the PF stays legacy; see dmesg (mlx5 E-Switch lines) and the firmware's release notes"),
+        })?;
+    let vfs = super::setup::create_vfs(s, 0)?;
+    super::setup::unbind_vfs(s, &vfs)?;
+    s.r.warn(format!("the firmware refused switchdev while the {want} VFs existed ({first}); set switchdev first, then created the VFs: this NIC's firmware needs that order (known: ConnectX-6 Lx firmware 26.42.1000)"));
+    Ok(())
 }
 
 /// A change requested from a port, to read back.

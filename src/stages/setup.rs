@@ -254,7 +254,7 @@ fn representor_names(s: &Run) -> Result<(), StageError> {
 
 /// VFs: autoprobe off (recorded first), the count reset to 0 if it is another one, then N;
 /// bounded wait for the `virtfn*` links.
-fn create_vfs(s: &mut Run, numvfs: u32) -> Result<Vec<Vf>, StageError> {
+pub(super) fn create_vfs(s: &mut Run, numvfs: u32) -> Result<Vec<Vf>, StageError> {
     let (pf, dev, t, want) = (s.pf, &s.dev, s.t, s.want);
     let autoprobe = dev
         .autoprobe()
@@ -271,15 +271,7 @@ fn create_vfs(s: &mut Run, numvfs: u32) -> Result<Vec<Vf>, StageError> {
         }
         if numvfs != 0 {
             info!(pf = %pf, step = "vfs", from = numvfs, to = want, "resetting VF count to 0 first");
-            dev.set_numvfs(0).map_err(dev_err(pf, "sriov_numvfs 0"))?;
-            // Removal is synchronous on PCI; the bounded wait covers anything slower.
-            t.budget.status(&format!("removing {numvfs} VFs"));
-            t.budget
-                .wait(&format!("the old VFs of {pf} to go"), t.vfs, || {
-                    let n = dev.vfs()?.len() as u64;
-                    Ok(if n == 0 { Ok(()) } else { Err(u64::MAX - n) })
-                })
-                .map_err(waited(pf, "remove VFs", HINT_VFS))?;
+            remove_vfs(s, numvfs)?;
         }
         if want > 0 {
             info!(pf = %pf, step = "vfs", vfs = want, "creating VFs");
@@ -310,9 +302,23 @@ fn create_vfs(s: &mut Run, numvfs: u32) -> Result<Vec<Vf>, StageError> {
         .map_err(waited(pf, "wait for VFs", HINT_VFS))
 }
 
+/// `sriov_numvfs` 0 and a bounded wait for the `numvfs` VFs to go.
+pub(super) fn remove_vfs(s: &Run, numvfs: u32) -> Result<(), StageError> {
+    let (pf, dev, t) = (s.pf, &s.dev, s.t);
+    dev.set_numvfs(0).map_err(dev_err(pf, "sriov_numvfs 0"))?;
+    // Removal is synchronous on PCI; the bounded wait covers anything slower.
+    t.budget.status(&format!("removing {numvfs} VFs"));
+    t.budget
+        .wait(&format!("the old VFs of {pf} to go"), t.vfs, || {
+            let n = dev.vfs()?.len() as u64;
+            Ok(if n == 0 { Ok(()) } else { Err(u64::MAX - n) })
+        })
+        .map_err(waited(pf, "remove VFs", HINT_VFS))
+}
+
 /// Unbind every bound VF, remembering its driver (saved before each unbind). One bound for
 /// all of them.
-fn unbind_vfs(s: &mut Run, vfs: &[Vf]) -> Result<(), StageError> {
+pub(super) fn unbind_vfs(s: &mut Run, vfs: &[Vf]) -> Result<(), StageError> {
     let (pf, t) = (s.pf, s.t);
     let unbind_by = Instant::now() + t.bind;
     for vf in vfs {
@@ -398,6 +404,13 @@ fn hand_over(mut s: Run) -> Result<Report, StageError> {
 mod tests {
     use super::*;
     use crate::stages::testkit::*;
+
+    fn net_handle() -> Handle {
+        Handle {
+            bus: "pci".into(),
+            dev: "0000:37:00.0".into(),
+        }
+    }
 
     #[test]
     // Long on purpose: every step of one set-up, checked in the order the stage takes them.
@@ -494,6 +507,79 @@ mod tests {
             .warnings
             .iter()
             .any(|w| w.contains("flow_steering_mode=smfs not applied")));
+    }
+
+    /// Firmware that refuses switchdev once VFs exist (ConnectX-6 Lx 26.42.1000): the stage
+    /// removes its VFs, sets switchdev, creates them again unbound, and says so.
+    #[test]
+    fn firmware_that_wants_switchdev_before_vfs_gets_that_order() {
+        let (t, devs) = nic(0, None);
+        let _k = FakeKernel::spawn(t.dir.path(), &devs, "mlx5_core");
+        let mut net = FakeNet::new(2);
+        let numvfs = t.dir.path().join(&devs[0]).join("sriov_numvfs");
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
+        let log = seen.clone();
+        net.refuse_switchdev = Some(Box::new(move || {
+            let n = fs::read_to_string(&numvfs).unwrap().trim().to_string();
+            log.lock().unwrap().push(n.clone());
+            n != "0"
+        }));
+        let r = setup_with(&t.root(), &lag(2), &n("ens3f0"), &mut net, &quick()).unwrap();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["2", "0"],
+            "refused with 2 VFs, then set with 0"
+        );
+        assert_eq!(r.status(), "2 VFs, switchdev, offload on, 2 representors");
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.contains("refused switchdev while the 2 VFs existed")
+                    && w.contains("Failed setting eswitch to offloads")),
+            "{:?}",
+            r.warnings
+        );
+        assert_eq!(t.read(&format!("{}/sriov_numvfs", devs[0])), "2");
+        assert_eq!(t.read(&format!("{}/sriov_drivers_autoprobe", devs[0])), "0");
+        assert_eq!(t.read("sys/bus/pci/drivers/mlx5_core/unbind"), "");
+        assert!(State::load(&t.root(), &n("ens3f0"), &net_handle()).setup_done);
+    }
+
+    /// Refused in both orders: a clear error naming both, the PF legacy, no VFs left half-set.
+    #[test]
+    fn firmware_refusing_switchdev_in_both_orders_is_named() {
+        let (t, devs) = nic(0, None);
+        let _k = FakeKernel::spawn(t.dir.path(), &devs, "mlx5_core");
+        let mut net = FakeNet::new(2);
+        net.refuse_switchdev = Some(Box::new(|| true));
+        let err = setup_with(&t.root(), &lag(2), &n("ens3f0"), &mut net, &quick()).unwrap_err();
+        let e = err.to_string();
+        assert!(
+            e.contains("refused with 2 VFs") && e.contains("and with none"),
+            "{e}"
+        );
+        assert_eq!(net.mode, EswitchMode::Legacy);
+        assert!(!State::load(&t.root(), &n("ens3f0"), &net_handle()).setup_done);
+    }
+
+    /// Any other eswitch error is not retried: the VFs stay.
+    #[test]
+    fn other_eswitch_errors_are_not_retried() {
+        let (t, devs) = nic(0, None);
+        let _k = FakeKernel::spawn(t.dir.path(), &devs, "mlx5_core");
+        let mut net = FakeNet::new(2);
+        let mut l = lag(2);
+        l.vfs = 0;
+        net.refuse_switchdev = Some(Box::new(|| true));
+        let err = setup_with(&t.root(), &l, &n("ens3f0"), &mut net, &quick()).unwrap_err();
+        assert!(err.to_string().contains("devlink eswitch set"), "{err}");
+        assert_eq!(
+            net.calls
+                .iter()
+                .filter(|c| c.starts_with("set eswitch"))
+                .count(),
+            1
+        );
     }
 
     #[test]

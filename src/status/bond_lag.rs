@@ -225,6 +225,7 @@ fn lag_from_debugfs(
     } else {
         format!(", {}", extra.join(", "))
     };
+    let members = format!("{members}{}", map_text(d));
     if !d.active {
         let (why, hint) = match kmsg.as_ref().ok().and_then(|r| log_failure(r, pci)) {
             Some((w, h)) => (format!("; kernel log: {w}"), format!("{h}; {generic_fix}")),
@@ -259,6 +260,33 @@ fn lag_from_debugfs(
                 generic_fix,
             ),
         }
+}
+
+/// `, map 1:2 2:2 (failover: port 1's traffic on port 2)` from debugfs `mapping`: queue
+/// affinity lines `port:tx-port` (a port mapped elsewhere lost carrier or is a bond backup),
+/// or, in hash mode, the ports still sending.
+fn map_text(d: &DebugfsLag) -> String {
+    if d.mapping.is_empty() {
+        return String::new();
+    }
+    let moved: Vec<String> = d
+        .mapping
+        .iter()
+        .filter_map(|l| {
+            let (p, to) = l.split_once(':')?;
+            (p.trim() != to.trim())
+                .then(|| format!("port {}'s traffic on port {}", p.trim(), to.trim()))
+        })
+        .collect();
+    if d.mapping.iter().all(|l| !l.contains(':')) {
+        return format!(", tx ports {}", d.mapping.join(" "));
+    }
+    let note = if moved.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", moved.join(", "))
+    };
+    format!(", map {}{note}", d.mapping.join(" "))
 }
 
 /// `lag` from this boot's kernel log, where debugfs is not there (`debugfs`: why).
@@ -484,6 +512,43 @@ mod tests {
             r.detail.starts_with("a RoCE LAG is active, not VF-LAG"),
             "{r:?}"
         );
+    }
+
+    /// One port losing carrier with the LAG active (mlx5_modify_lag: `mapping` 1:2 2:2): `lag`
+    /// still passes and shows the moved traffic; `link` warns for the port that went down.
+    #[test]
+    fn debugfs_mapping_after_one_port_lost_carrier() {
+        let t = healthy();
+        let l = lag(ConfEswitch::Switchdev);
+        let d = "sys/kernel/debug/mlx5/0000:37:00.0/lag";
+        t.write(&format!("{d}/port_sel_mode"), "queue_affinity\n");
+        t.write(&format!("{d}/mapping"), "1:1\n2:2\n");
+        let f = all(&t, &l, &no_kmsg(), |_| {});
+        assert!(
+            get(&f, "lag", "ens3f0").detail.ends_with(", map 1:1 2:2"),
+            "{:?}",
+            get(&f, "lag", "ens3f0")
+        );
+
+        t.write(&format!("{d}/mapping"), "1:2\n2:2\n");
+        t.write("sys/class/net/ens3f0/operstate", "lowerlayerdown\n");
+        let f = all(&t, &l, &no_kmsg(), |_| {});
+        let a = get(&f, "lag", "ens3f0");
+        assert_eq!(a.outcome, Outcome::Pass);
+        assert!(
+            a.detail
+                .ends_with(", map 1:2 2:2 (port 1's traffic on port 2)"),
+            "{a:?}"
+        );
+        // a warning, not a failure: the LAG carries the traffic on the other port
+        assert_eq!(get(&f, "link", "ens3f0").outcome, Outcome::Warn);
+        assert!(!crate::report::degraded(&f));
+
+        // hash mode lists the ports still sending
+        t.write(&format!("{d}/port_sel_mode"), "hash\n");
+        t.write(&format!("{d}/mapping"), "2\n");
+        let f = all(&t, &l, &no_kmsg(), |_| {});
+        assert!(get(&f, "lag", "ens3f0").detail.ends_with(", tx ports 2"));
     }
 
     #[test]

@@ -63,6 +63,9 @@ teardown() {
         [ -e "$f" ] && [ "$(cat "$f")" != 0 ] && echo 0 > "$f"
     done
     udevadm settle -t 30
+    # netdevsim's options (the ConnectX model's parameters) come from the phase's modprobe.d:
+    # unloaded here, devices.sh loads it again with the next phase's options
+    modprobe -r netdevsim 2>/dev/null || true
     t devices deleted, udev settled
     restore_etc
     t /etc restored
