@@ -124,11 +124,7 @@ fn family(s: &mut String, name: &str, help: &str) {
 ///   NIC reports VF-LAG active), else 0 (a missing PF included);
 /// - `vflag_setup_timestamp_seconds{pf}`: when this boot's early stage finished on that PF
 ///   (absent until it has).
-pub fn prometheus(
-    findings: &[Finding],
-    pfs: &[IfName],
-    setups: &[(IfName, SystemTime)],
-) -> String {
+pub fn prometheus(findings: &[Finding], pfs: &[IfName], setups: &[(IfName, SystemTime)]) -> String {
     let mut s = String::new();
     family(
         &mut s,
@@ -202,7 +198,10 @@ pub fn setup_times<'a>(
     pfs.into_iter()
         .filter(|pf| State::read(root, pf).is_some_and(|s| s.setup_done))
         .filter_map(|pf| {
-            let t = std::fs::metadata(root.state_file(pf)).ok()?.modified().ok()?;
+            let t = std::fs::metadata(root.state_file(pf))
+                .ok()?
+                .modified()
+                .ok()?;
             Some((pf.clone(), t))
         })
         .collect()
@@ -272,7 +271,9 @@ mod tests {
 
     fn samples(p: &str, metric: &str) -> Vec<String> {
         p.lines()
-            .filter(|l| l.starts_with(&format!("{metric}{{")) || l.starts_with(&format!("{metric} ")))
+            .filter(|l| {
+                l.starts_with(&format!("{metric}{{")) || l.starts_with(&format!("{metric} "))
+            })
             .map(str::to_string)
             .collect()
     }
@@ -309,7 +310,10 @@ mod tests {
 
     #[test]
     fn prometheus_lag_active_and_setup_time() {
-        let (a, b) = (IfName::new("ens3f0").unwrap(), IfName::new("ens3f1").unwrap());
+        let (a, b) = (
+            IfName::new("ens3f0").unwrap(),
+            IfName::new("ens3f1").unwrap(),
+        );
         let mut lag = f("lag", Outcome::Pass);
         lag.pf = Some(b.clone());
         let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_765_000_000);
