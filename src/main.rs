@@ -39,6 +39,7 @@ enum Command {
     /// before its set-up.
     Check {
         /// PFs to check (default: every configured PF).
+        #[arg(value_name = "PF")]
         pfs: Vec<String>,
         /// JSON output, version 1 (see vflag(8), JSON OUTPUT).
         #[arg(long)]
@@ -48,6 +49,7 @@ enum Command {
     /// Exit status 0: working, 1: degraded, 3: vflag could not find out.
     Status {
         /// PFs to report on (default: every configured PF).
+        #[arg(value_name = "PF")]
         pfs: Vec<String>,
         /// JSON output, version 1 (see vflag(8), JSON OUTPUT).
         #[arg(long, conflicts_with = "prometheus")]
@@ -69,23 +71,38 @@ enum Command {
     /// Early stage for one PF (run by vflag@<pf>.service before network-pre.target): create the
     /// VFs and keep them unbound, switchdev, hw-tc-offload, channels. Safe to run again.
     #[command(hide = true)]
-    Setup { pf: String },
+    Setup {
+        /// The PF (the unit's instance).
+        pf: String,
+    },
     /// End of a failed early stage (ExecStopPost= of vflag@<pf>.service): hand the PF to the
     /// network stack if the set-up did not get to do it.
     #[command(hide = true)]
-    SetupEnd { pf: String },
+    SetupEnd {
+        /// The PF (the unit's instance).
+        pf: String,
+    },
     /// Late stage for one PF (run by vflag-rebind@<pf>.service after network-online.target):
     /// check the bond is valid for VF-LAG, then bind the VFs back to their driver.
     #[command(hide = true)]
-    Rebind { pf: String },
+    Rebind {
+        /// The PF (the unit's instance).
+        pf: String,
+    },
     /// Print udev properties for a net device (IMPORT{program} in 81-vflag.rules).
     #[command(hide = true)]
-    UdevImport { ifname: String },
+    UdevImport {
+        /// The network interface udev handles.
+        ifname: String,
+    },
     /// Print VFLAG_NAME=<name> for a net device that must keep (or get) a vflag name: a PF
     /// re-created by the eswitch change, or a representor (IMPORT{program} in
     /// 79-vflag-names.rules).
     #[command(hide = true)]
-    UdevName { ifname: String },
+    UdevName {
+        /// The network interface udev handles.
+        ifname: String,
+    },
 }
 
 #[derive(Subcommand)]
