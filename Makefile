@@ -46,7 +46,7 @@ install: $(if $(filter $(RELEASE),$(INSTALL_BINS)),build) man
 	install -Dm755 $(INSTALL_BINS)/vflag $(DESTDIR)$(BINDIR)/vflag
 	install -Dm755 $(INSTALL_BINS)/vflag-generator $(DESTDIR)$(GENERATORDIR)/vflag-generator
 	install -d $(DESTDIR)$(UNITDIR)
-	for u in units/*.service units/*.path; do \
+	for u in units/*.service units/*.path units/*.timer; do \
 		sed 's|/usr/bin/vflag|$(BINDIR)/vflag|g' $$u > $(DESTDIR)$(UNITDIR)/$$(basename $$u); \
 		chmod 644 $(DESTDIR)$(UNITDIR)/$$(basename $$u); \
 	done
@@ -66,7 +66,7 @@ install: $(if $(filter $(RELEASE),$(INSTALL_BINS)),build) man
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/vflag $(DESTDIR)$(GENERATORDIR)/vflag-generator
-	for u in units/*.service units/*.path; do rm -f $(DESTDIR)$(UNITDIR)/$$(basename $$u); done
+	for u in units/*.service units/*.path units/*.timer; do rm -f $(DESTDIR)$(UNITDIR)/$$(basename $$u); done
 	rm -f $(DESTDIR)$(NETWORKDIR)/00-vflag-hold.network
 	for r in udev-rules/*.rules; do rm -f $(DESTDIR)$(UDEVDIR)/rules.d/$$(basename $$r); done
 	for m in $(MANPAGES); do p=$$(basename $$m .gz); rm -f $(DESTDIR)$(MANDIR)/man$${p##*.}/$$p.gz; done

@@ -29,6 +29,8 @@ pub enum EswitchMode {
 #[serde(rename_all = "kebab-case")]
 pub enum NetworkStack {
     Auto,
+    // As spelled in vflag.conf (`network = NetworkManager`), also in `vflag plan --json`.
+    #[serde(rename = "NetworkManager")]
     NetworkManager,
     SystemdNetworkd,
     NetworkScripts,
@@ -55,16 +57,52 @@ pub struct Lag {
     /// Units the late (rebind) stage must finish before, e.g. `docker.service`.
     pub before: Vec<String>,
     /// How long boot waits for a PF's net device to appear.
+    #[serde(serialize_with = "seconds")]
     pub device_timeout: Duration,
     /// How long the late stage waits for the bond / LAG activation before giving up.
+    #[serde(serialize_with = "seconds")]
     pub lag_timeout: Duration,
     /// Longest a stage may extend its unit's start timeout to while slow work progresses.
+    #[serde(serialize_with = "seconds")]
     pub setup_timeout_max: Duration,
     /// Optional devlink params set in legacy mode before switchdev (mlx5).
     pub flow_steering_mode: Option<String>,
     pub lag_port_select_mode: Option<String>,
     /// Give VF representors short names `<pf>r<vf>` (off: the distribution's naming).
     pub representor_names: bool,
+}
+
+impl EswitchMode {
+    /// As spelled in vflag.conf.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EswitchMode::Switchdev => "switchdev",
+            EswitchMode::Legacy => "legacy",
+        }
+    }
+}
+
+impl NetworkStack {
+    /// As spelled in vflag.conf.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkStack::Auto => "auto",
+            NetworkStack::NetworkManager => "NetworkManager",
+            NetworkStack::SystemdNetworkd => "systemd-networkd",
+            NetworkStack::NetworkScripts => "network-scripts",
+            NetworkStack::None => "none",
+        }
+    }
+}
+
+/// Durations in `vflag plan --json` are seconds (a number), as the timeouts are written in
+/// vflag.conf, not serde's `{"secs", "nanos"}`.
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    if d.subsec_nanos() == 0 {
+        s.serialize_u64(d.as_secs())
+    } else {
+        s.serialize_f64(d.as_secs_f64())
+    }
 }
 
 impl Lag {

@@ -27,49 +27,81 @@ struct Cli {
 enum Command {
     /// Show what the configuration asks for, and every problem in it.
     Plan {
-        /// Machine-readable output.
+        /// Machine-readable output (durations in seconds, values spelled as in vflag.conf).
         #[arg(long)]
         json: bool,
         /// Read this file instead of the installed configuration (to try a config first).
         #[arg(long, value_name = "FILE")]
         config: Option<std::path::PathBuf>,
     },
-    /// Early stage for one PF (run by vflag@<pf>.service before network-pre.target): create the
-    /// VFs and keep them unbound, switchdev, hw-tc-offload, channels. Safe to run again.
-    Setup { pf: String },
-    /// End of a failed early stage (ExecStopPost= of vflag@<pf>.service): hand the PF to the
-    /// network stack if the set-up did not get to do it.
-    SetupEnd { pf: String },
-    /// Late stage for one PF (run by vflag-rebind@<pf>.service after network-online.target):
-    /// check the bond is valid for VF-LAG, then bind the VFs back to their driver.
-    Rebind { pf: String },
-    /// Print udev properties for a net device (IMPORT{program} in 81-vflag.rules).
-    UdevImport { ifname: String },
-    /// Print VFLAG_NAME=<name> for a net device that must keep (or get) a vflag name: a PF
-    /// re-created by the eswitch change, or a representor (IMPORT{program} in
-    /// 79-vflag-names.rules).
-    UdevName { ifname: String },
-    /// Is VF-LAG working? Every troubleshooting check of the mlnx-vflag write-up, plus Open
-    /// vSwitch. Exit 1 when VF-LAG is degraded.
-    Status {
+    /// Pre-flight checks (IOMMU, firmware, NIC, other owners of the NIC) for the given PFs, or
+    /// all configured PFs. Exit status 1 when a check fails. vflag@<pf>.service runs this
+    /// before its set-up.
+    Check {
+        /// PFs to check (default: every configured PF).
+        #[arg(value_name = "PF")]
         pfs: Vec<String>,
+        /// JSON output, version 1 (see vflag(8), JSON OUTPUT).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Is VF-LAG working? Every check of the troubleshooting list in vflag(8), plus Open vSwitch.
+    /// Exit status 0: working, 1: degraded, 3: vflag could not find out.
+    Status {
+        /// PFs to report on (default: every configured PF).
+        #[arg(value_name = "PF")]
+        pfs: Vec<String>,
+        /// JSON output, version 1 (see vflag(8), JSON OUTPUT).
         #[arg(long, conflicts_with = "prometheus")]
         json: bool,
         /// Prometheus text format (node_exporter textfile collector).
         #[arg(long)]
         prometheus: bool,
+        /// Replace FILE atomically instead of printing (e.g. a .prom file in the textfile
+        /// collector's directory); exit status 0 whenever FILE was written, degraded or not.
+        #[arg(long, value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
     },
     /// Open vSwitch hardware offload (other_config:hw-offload) through OVSDB.
     OvsOffload {
         #[command(subcommand)]
         action: OvsOffloadAction,
     },
-    /// Pre-flight checks (IOMMU, firmware, NIC) for the given PFs, or all configured PFs.
-    /// Exit status 1 when a check fails. vflag@<pf>.service runs this before its set-up.
-    Check {
-        pfs: Vec<String>,
-        #[arg(long)]
-        json: bool,
+    // Run by the units and udev rules only: hidden from --help, documented in vflag(8).
+    /// Early stage for one PF (run by vflag@<pf>.service before network-pre.target): create the
+    /// VFs and keep them unbound, switchdev, hw-tc-offload, channels. Safe to run again.
+    #[command(hide = true)]
+    Setup {
+        /// The PF (the unit's instance).
+        pf: String,
+    },
+    /// End of a failed early stage (ExecStopPost= of vflag@<pf>.service): hand the PF to the
+    /// network stack if the set-up did not get to do it.
+    #[command(hide = true)]
+    SetupEnd {
+        /// The PF (the unit's instance).
+        pf: String,
+    },
+    /// Late stage for one PF (run by vflag-rebind@<pf>.service after network-online.target):
+    /// check the bond is valid for VF-LAG, then bind the VFs back to their driver.
+    #[command(hide = true)]
+    Rebind {
+        /// The PF (the unit's instance).
+        pf: String,
+    },
+    /// Print udev properties for a net device (IMPORT{program} in 81-vflag.rules).
+    #[command(hide = true)]
+    UdevImport {
+        /// The network interface udev handles.
+        ifname: String,
+    },
+    /// Print VFLAG_NAME=<name> for a net device that must keep (or get) a vflag name: a PF
+    /// re-created by the eswitch change, or a representor (IMPORT{program} in
+    /// 79-vflag-names.rules).
+    #[command(hide = true)]
+    UdevName {
+        /// The network interface udev handles.
+        ifname: String,
     },
 }
 
@@ -114,7 +146,13 @@ fn run(command: Command, root: &Root) -> Result<ExitCode> {
             pfs,
             json,
             prometheus,
-        } => status(root, &pfs, json, prometheus),
+            output,
+        } => Ok(
+            status(root, &pfs, json, prometheus, output.as_deref()).unwrap_or_else(|e| {
+                tracing::error!("{e:#}");
+                ExitCode::from(STATUS_UNKNOWN)
+            }),
+        ),
         Command::OvsOffload {
             action: OvsOffloadAction::Enable { wait },
         } => ovs_offload_enable(root, wait.unwrap_or_default()),
@@ -168,7 +206,11 @@ fn plan(root: &Root, json: bool, file: Option<&std::path::Path>) -> Result<ExitC
 
 fn print_plan(loaded: &Loaded) {
     for d in &loaded.diagnostics {
-        println!("{:?}: {d}", d.level);
+        let level = match d.level {
+            config::Level::Warning => "warning",
+            config::Level::Error => "error",
+        };
+        println!("{level}: {d}");
     }
     if loaded.disabled_by_cmdline {
         println!("vflag is disabled for this boot (vflag=0 on the kernel command line).");
@@ -189,18 +231,20 @@ fn print_plan(loaded: &Loaded) {
         println!("[lag {}] from {}", lag.name, lag.source.display());
         println!("  PFs:          {}", pfs.join(" "));
         println!("  VFs per PF:   {}", lag.vfs);
-        println!("  eSwitch:      {:?}", lag.eswitch);
+        println!("  eSwitch:      {}", lag.eswitch.as_str());
         let ch = |c: Option<u32>| c.map_or("unchanged".to_string(), |n| n.to_string());
         println!(
             "  channels:     PF {}, representor {}",
             ch(lag.pf_channels),
             ch(lag.representor_channels)
         );
-        println!("  network:      {:?}", lag.network_stack);
+        println!("  network:      {}", lag.network_stack.as_str());
         println!("  rebind before {}", lag.before.join(" "));
         println!(
-            "  NIC wait:     {:?}, LAG wait: {:?}, set-up at most: {:?}",
-            lag.device_timeout, lag.lag_timeout, lag.setup_timeout_max
+            "  NIC wait:     {}, LAG wait: {}, set-up at most: {}",
+            span(lag.device_timeout),
+            span(lag.lag_timeout),
+            span(lag.setup_timeout_max)
         );
         if lag.pfs.len() > 2 {
             println!("  pairing:      at boot, each PF is paired with the other listed port of its own NIC (PCI slot, or parent device); a PF without one is refused");
@@ -211,6 +255,14 @@ fn print_plan(loaded: &Loaded) {
                 pf.unit_instance()
             );
         }
+    }
+}
+
+/// A timeout as vflag.conf spells it: `45s`, `1500ms`.
+fn span(d: std::time::Duration) -> String {
+    match d.subsec_millis() {
+        0 => format!("{}s", d.as_secs()),
+        _ => format!("{}ms", d.as_millis()),
     }
 }
 
@@ -289,7 +341,20 @@ fn check(root: &Root, pfs: &[String], json: bool) -> Result<ExitCode> {
     let _ = vflag::budget::Budget::from_env(root, config::DEFAULT_SETUP_TIMEOUT_MAX);
     let loaded = config::load(root);
     if loaded.disabled_by_cmdline {
-        println!("vflag is disabled by vflag=0 on the kernel command line; nothing to check");
+        let why = "vflag is disabled by vflag=0 on the kernel command line; nothing to check";
+        match json {
+            true => print!(
+                "{}",
+                vflag::report::json(&[Finding {
+                    check: "config",
+                    pf: None,
+                    outcome: Outcome::Skip,
+                    detail: why.into(),
+                    hint: None,
+                }])
+            ),
+            false => println!("{why}"),
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let cmdline = Cmdline::read(root);
@@ -334,7 +399,7 @@ fn check(root: &Root, pfs: &[String], json: bool) -> Result<ExitCode> {
         .filter(|f| f.outcome == Outcome::Fail)
         .collect();
     if json {
-        println!("{}", serde_json::to_string_pretty(&findings)?);
+        print!("{}", vflag::report::json(&findings));
     } else {
         print!("{}", vflag::report::table(&findings));
     }
@@ -364,20 +429,41 @@ fn check(root: &Root, pfs: &[String], json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn status(root: &Root, pfs: &[String], json: bool, prometheus: bool) -> Result<ExitCode> {
+/// `vflag status` could not find out (as monitoring plugins' UNKNOWN): not "degraded" (1).
+const STATUS_UNKNOWN: u8 = 3;
+
+fn status(
+    root: &Root,
+    pfs: &[String],
+    json: bool,
+    prometheus: bool,
+    output: Option<&std::path::Path>,
+) -> Result<ExitCode> {
     let loaded = config::load(root);
     let pfs: Vec<IfName> = pfs
         .iter()
         .map(|p| IfName::new(p).with_context(|| format!("refusing instance {p:?}")))
         .collect::<Result<_>>()?;
     let findings = vflag::status::collect(root, &loaded, &pfs);
-    if json {
-        println!("{}", serde_json::to_string_pretty(&findings)?);
+    let text = if json {
+        vflag::report::json(&findings)
     } else if prometheus {
-        print!("{}", vflag::report::prometheus(&findings));
+        let asked: Vec<IfName> = (loaded.plan.pfs().map(|(_, p)| p.clone()))
+            .filter(|p| pfs.is_empty() || pfs.contains(p))
+            .collect();
+        let setups = vflag::report::setup_times(root, &asked);
+        vflag::report::prometheus(&findings, &asked, &setups)
     } else {
-        print!("{}", vflag::report::table(&findings));
+        vflag::report::table(&findings)
+    };
+    if let Some(file) = output {
+        // A monitoring file must be replaced in every state, degraded above all: exit 0 once
+        // written (its content says degraded), non-zero only when it could not be.
+        vflag::report::write_atomic(file, &text)
+            .with_context(|| format!("cannot write {}", file.display()))?;
+        return Ok(ExitCode::SUCCESS);
     }
+    print!("{text}");
     Ok(if vflag::report::degraded(&findings) {
         ExitCode::FAILURE
     } else {

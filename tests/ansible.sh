@@ -140,14 +140,14 @@ vflag_lags:
     device_timeout: 45
 vflag_ovs_hw_offload: true
 EOF
-stub 0 '[{"check":"vfs","pf":"ens3f0","outcome":"pass","detail":"8 VFs"}]'
+stub 0 '{"version":1,"degraded":false,"findings":[{"check":"vfs","pf":"ens3f0","outcome":"pass","detail":"8 VFs","hint":null}]}'
 play a "$work/a.yml" || show_log a
 check "A: play succeeds" test "$(cat "$work/a.rc")" = 0
 check "A: /etc/vflag/vflag.conf written" test -f "$A/etc/vflag/vflag.conf"
 check "A: vflag plan reads it: ens3f0 ens3f1, 8 VFs, 63/18 channels, 45s, docker.service, hw-offload" \
 	plan_is "$A" 'p["sources"] == ["/etc/vflag/vflag.conf"] and p["diagnostics"] == [] and lag["name"] == "bond0"
 	 and lag["pfs"] == ["ens3f0", "ens3f1"] and lag["vfs"] == 8 and lag["pf_channels"] == 63
-	 and lag["representor_channels"] == 18 and lag["device_timeout"]["secs"] == 45
+	 and lag["representor_channels"] == 18 and lag["device_timeout"] == 45
 	 and lag["before"] == ["docker.service"] and lag["eswitch"] == "switchdev" and p["ovs"]["hw_offload"] is True'
 check "A: VFLAG_ROOT=<root> vflag plan exits 0" quiet env VFLAG_ROOT="$A" "$vflag" plan
 mkdir -p "$work/genA"
@@ -174,10 +174,11 @@ check "B: the failure shows vflag's diagnostic" logged b 'is not valid; expected
 check "B: the installed vflag.conf is unchanged" test "$(sha256sum <"$A/etc/vflag/vflag.conf")" = "$sum"
 
 # --- C: degraded host fails the play, or only warns -----------------------------------------
-stub 1 '[{"check":"lag","pf":"ens3f0","outcome":"fail","detail":"ens3f0 is not in a bond","hint":"check the bond"}]'
+stub 1 '{"version":1,"degraded":true,"findings":[{"check":"vfs","pf":"ens3f0","outcome":"pass","detail":"8 VFs","hint":null},{"check":"lag","pf":"ens3f0","outcome":"fail","detail":"ens3f0 is not in a bond","hint":"check the bond"},{"check":"ovs","pf":null,"outcome":"warn","detail":"Open vSwitch not found","hint":"start it"}]}'
 play c1 "$work/a.yml" && show_log c1
 check "C: degraded status fails the play" test "$(cat "$work/c1.rc")" != 0
-check "C: the failure names the host and the failed check" bash -c "grep -q 'VF-LAG is degraded on localhost' '$work/c1.log' && grep -q 'ens3f0 is not in a bond' '$work/c1.log'"
+check "C: the failure names the host and the failed check" bash -c "grep -q 'VF-LAG is degraded on localhost' '$work/c1.log' && grep -q 'lag ens3f0: ens3f0 is not in a bond; fix: check the bond' '$work/c1.log'"
+check "C: ... and only the failed one (not the warning, not the pass)" bash -c "! grep -q -e 'Open vSwitch not found' -e '8 VFs' '$work/c1.log'"
 play c2 "$work/a.yml" -e vflag_status_warn_only=true || show_log c2
 check "C: with vflag_status_warn_only the play succeeds" test "$(cat "$work/c2.rc")" = 0
 check "C: ... and warns" logged c2 "WARNING: VF-LAG is degraded on localhost"
@@ -185,11 +186,24 @@ stub 2 ''
 play c3 "$work/a.yml" -e vflag_status_warn_only=true && show_log c3
 check "C: a vflag without a usable status fails even with warn-only" bash -c \
 	"test \"\$(cat '$work/c3.rc')\" != 0 && grep -q 'did not report a status' '$work/c3.log'"
+stub 3 ''
+play c5 "$work/a.yml" -e vflag_status_warn_only=true && show_log c5
+check "C: exit 3 (vflag could not find out) fails even with warn-only" bash -c \
+	"test \"\$(cat '$work/c5.rc')\" != 0 && grep -q 'did not report a status (exit 3)' '$work/c5.log'"
+stub 0 '{"version":2,"state":"fine"}'
+play c6 "$work/a.yml" -e vflag_status_warn_only=true && show_log c6
+check "C: a JSON version the role does not know fails clearly" bash -c \
+	"test \"\$(cat '$work/c6.rc')\" != 0 && grep -q 'reported version 2; this role reads version 1' '$work/c6.log'"
 stub real
 if "$vflag" status --help >/dev/null 2>&1; then
 	play c4 "$work/a.yml" && show_log c4
 	check "C: real vflag status on a root without the NIC: play fails as degraded" bash -c \
 		"test \"\$(cat '$work/c4.rc')\" != 0 && grep -q 'VF-LAG is degraded on localhost' '$work/c4.log'"
+	check "C: ... naming the real failed checks from the real JSON" bash -c \
+		"grep -q 'present ens3f0: network interface ens3f0 does not exist; fix: ' '$work/c4.log' && grep -q 'present ens3f1: network interface ens3f1 does not exist' '$work/c4.log'"
+	play c7 "$work/a.yml" -e vflag_status_warn_only=true || show_log c7
+	check "C: real vflag status with warn-only: play succeeds and warns with the real failed checks" bash -c \
+		"test \"\$(cat '$work/c7.rc')\" = 0 && grep -q 'WARNING: VF-LAG is degraded on localhost' '$work/c7.log' && grep -q 'present ens3f0: network interface ens3f0 does not exist' '$work/c7.log'"
 else
 	echo "SKIP C: the built vflag has no 'status' command yet: real status not exercised"
 	play c4 "$work/a.yml" && show_log c4
@@ -206,7 +220,7 @@ vflag_install: false
 vflag_sysconfig_migrate: true
 vflag_ovs_hw_offload: true
 EOF
-stub 0 '{"healthy": true}'
+stub 0 '{"version":1,"degraded":false,"findings":[]}'
 play d "$work/d.yml" || show_log d
 check "D: migration play succeeds" test "$(cat "$work/d.rc")" = 0
 check "D: vflag.conf has the values of /etc/sysconfig/sriov (4 VFs, 32/18 channels)" \
@@ -247,6 +261,30 @@ check "F: --check writes no vflag.conf and keeps the mlnx-vflag units" test ! -e
 sed 's/    vfs: 8/    vfs: many/' "$work/f.yml" >"$work/f2.yml"
 play f2 "$work/f2.yml" --check && show_log f2
 check "F: --check still refuses an invalid inventory" bash -c "test \"\$(cat '$work/f2.rc')\" != 0 && grep -q 'is invalid' '$work/f2.log'"
+
+# --- H: Prometheus textfile: the timer enabled, the metrics written where the variable says --
+H=$work/rootH
+seed_root "$H"
+mkdir -p "$H/usr/lib/systemd/system"
+cp units/vflag-prometheus.service units/vflag-prometheus.timer "$H/usr/lib/systemd/system/"
+sed "s|$A|$H|" "$work/a.yml" >"$work/h.yml"
+echo "vflag_textfile_directory: /srv/node-exporter/textfile" >>"$work/h.yml"
+play h "$work/h.yml" || show_log h
+check "H: play succeeds" test "$(cat "$work/h.rc")" = 0
+check "H: vflag-prometheus.timer enabled" test -L "$H/etc/systemd/system/timers.target.wants/vflag-prometheus.timer"
+dropin=$H/etc/systemd/system/vflag-prometheus.service.d/textfile.conf
+check "H: the drop-in points the service at the directory" bash -c \
+	"grep -qx 'Environment=VFLAG_TEXTFILE=/srv/node-exporter/textfile/vflag.prom' '$dropin' && grep -qx 'ReadWritePaths=/srv/node-exporter/textfile' '$dropin'"
+check "H: the directory exists" test -d "$H/srv/node-exporter/textfile"
+# What the timer's service runs, with the drop-in's value (re-rooted): the file is written.
+file=$(sed -n 's/^Environment=VFLAG_TEXTFILE=//p' "$dropin")
+cmd=$(sed -n 's/^ExecStart=//p' "$H/usr/lib/systemd/system/vflag-prometheus.service" | sed "s|\${VFLAG_TEXTFILE}|$H$file|; s|^/usr/bin/vflag|$vflag|")
+VFLAG_ROOT=$H $cmd
+hrc=$?
+check "H: the service's command writes vflag.prom there (exit 0 although degraded)" bash -c \
+	"test $hrc = 0 && grep -q '^vflag_degraded 1$' '$H$file'"
+play h2 "$work/h.yml" || show_log h2
+check "H: second run changed=0" test "$(cat "$work/h2.rc"):$(recap_changed h2)" = "0:0"
 
 # --- G: the package tasks, in check mode on this (Debian) host -------------------------------
 # Needs a .deb (tests/packages.sh builds it) and Debian's python3-apt for the system python.

@@ -161,6 +161,8 @@ fn cli() -> Vec<(String, Vec<String>)> {
         .skip_while(|l| !l.starts_with("Commands:"))
         .skip(1)
         .take_while(|l| l.starts_with("  "))
+        // A deeper indent continues the description above (help wrapped to the terminal).
+        .filter(|l| !l.starts_with("   "))
         .filter_map(|l| l.split_whitespace().next().map(str::to_string))
         .filter(|c| c != "help")
         .collect();
@@ -361,6 +363,9 @@ _vflag; printf '%s\n' "${{COMPREPLY[@]}}""#,
     assert_eq!(complete("vflag status --p"), ["--prometheus"]);
     assert_eq!(complete("vflag pl"), ["plan"]);
     assert_eq!(complete("vflag plan --config Cargo.t"), ["Cargo.toml"]);
+    assert_eq!(complete("vflag status --output Cargo.t"), ["Cargo.toml"]);
+    // As --help: what the units and udev run is not offered.
+    assert_eq!(complete("vflag se"), Vec::<String>::new());
 }
 
 #[test]

@@ -65,6 +65,8 @@ expected() { # $1 = zsh completion dir
 	echo "/usr/lib/systemd/system/vflag-hotplug@.service 644"
 	echo "/usr/lib/systemd/system/vflag-ovs-offload.path 644"
 	echo "/usr/lib/systemd/system/vflag-ovs-offload.service 644"
+	echo "/usr/lib/systemd/system/vflag-prometheus.service 644"
+	echo "/usr/lib/systemd/system/vflag-prometheus.timer 644"
 	echo "/usr/lib/systemd/network/00-vflag-hold.network 644"
 	for r in $rules; do echo "/usr/lib/udev/rules.d/$r 644"; done
 	echo "/usr/share/man/man8/vflag.8.gz 644"
@@ -172,11 +174,11 @@ if command -v systemd-analyze >/dev/null; then
 		>"$work/verify/vflag@ens3f0.service"
 	sed "s|/usr/bin/vflag|$work/deb.root/usr/bin/vflag|g" "$work/deb.root/usr/lib/systemd/system/vflag-rebind@.service" \
 		>"$work/verify/vflag-rebind@ens3f0.service"
-	for u in vflag-ovs-offload.path vflag-ovs-offload.service; do
+	for u in vflag-ovs-offload.path vflag-ovs-offload.service vflag-prometheus.service vflag-prometheus.timer; do
 		sed "s|/usr/bin/vflag|$work/deb.root/usr/bin/vflag|g" "$work/deb.root/usr/lib/systemd/system/$u" >"$work/verify/$u"
 	done
 	out=$(cd "$work/verify" && SYSTEMD_LOG_LEVEL=err systemd-analyze verify --man=no ./vflag@ens3f0.service ./vflag-rebind@ens3f0.service \
-		./vflag-ovs-offload.path ./vflag-ovs-offload.service 2>&1 |
+		./vflag-ovs-offload.path ./vflag-ovs-offload.service ./vflag-prometheus.service ./vflag-prometheus.timer 2>&1 |
 		grep -v -e 'not found' -e 'No such file' -e 'Cannot add dependency' -e 'Failed to open /dev/tty' -e 'Falling back' || true)
 	check "deb: systemd-analyze verify of the packaged units ${out:+($out)}" test -z "$out"
 fi

@@ -24,6 +24,7 @@ fn units_exposure_at_most_5() {
         "vflag-rebind@.service",
         "vflag-hotplug@.service",
         "vflag-ovs-offload.service",
+        "vflag-prometheus.service",
     ] {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("units").join(u);
         std::fs::copy(src, unit_dir.join(u)).unwrap();
@@ -33,6 +34,7 @@ fn units_exposure_at_most_5() {
         "vflag-rebind@ens3f0.service",
         "vflag-hotplug@ens3f0.service",
         "vflag-ovs-offload.service",
+        "vflag-prometheus.service",
     ] {
         let o = Command::new(analyze)
             .args(["security", "--offline=yes", "--threshold=50", "--no-pager"])

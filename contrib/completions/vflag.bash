@@ -21,7 +21,8 @@ _vflag()
         cword=$COMP_CWORD
     fi
 
-    local commands="plan check status setup setup-end rebind ovs-offload udev-import udev-name help"
+    # As `vflag --help`: the commands the units and udev run are not offered (still completed).
+    local commands="plan check status ovs-offload help"
     local global="-v --verbose -h --help -V --version"
 
     # The command is the first word after the options.
@@ -47,7 +48,7 @@ _vflag()
             ;;
         plan) opts="--json --config" ;;
         check) opts="--json" ;;
-        status) opts="--json --prometheus" ;;
+        status) opts="--json --prometheus --output" ;;
         ovs-offload) if ((nargs > 0)); then opts="--wait"; else opts=""; fi ;;
         setup | setup-end | rebind | udev-import | udev-name | help) opts="" ;;
         *) return ;;
@@ -56,7 +57,7 @@ _vflag()
         COMPREPLY=($(compgen -W "$opts -v --verbose -h --help" -- "$cur"))
         return
     fi
-    if [[ $cmd == plan && ${words[cword - 1]} == --config ]]; then
+    if [[ ($cmd == plan && ${words[cword - 1]} == --config) || ($cmd == status && ${words[cword - 1]} == --output) ]]; then
         COMPREPLY=($(compgen -f -- "$cur"))
         return
     fi
