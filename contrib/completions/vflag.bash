@@ -21,7 +21,7 @@ _vflag()
         cword=$COMP_CWORD
     fi
 
-    local commands="plan check status setup setup-end rebind ovs-offload udev-import udev-name help"
+    local commands="plan check status setup setup-end hotplug rebind ovs-offload udev-import udev-name help"
     local global="-v --verbose -h --help -V --version"
 
     # The command is the first word after the options.
@@ -49,7 +49,7 @@ _vflag()
         check) opts="--json" ;;
         status) opts="--json --prometheus" ;;
         ovs-offload) if ((nargs > 0)); then opts="--wait"; else opts=""; fi ;;
-        setup | setup-end | rebind | udev-import | udev-name | help) opts="" ;;
+        setup | setup-end | hotplug | rebind | udev-import | udev-name | help) opts="" ;;
         *) return ;;
     esac
     if [[ $cur == -* ]]; then
@@ -64,7 +64,7 @@ _vflag()
         check | status)
             COMPREPLY=($(compgen -W "$(_vflag_pfs)" -- "$cur"))
             ;;
-        setup | setup-end | rebind)
+        setup | setup-end | hotplug | rebind)
             ((nargs == 0)) && COMPREPLY=($(compgen -W "$(_vflag_pfs)" -- "$cur"))
             ;;
         udev-import | udev-name)
