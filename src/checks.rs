@@ -523,13 +523,21 @@ pub fn report_failures(findings: &[Finding]) -> bool {
         .filter(|f| f.outcome == Outcome::Fail)
         .collect();
     for f in &failed {
-        let pf = f.pf.as_ref().map(|p| format!(" on {p}")).unwrap_or_default();
+        let pf =
+            f.pf.as_ref()
+                .map(|p| format!(" on {p}"))
+                .unwrap_or_default();
         let hint = f
             .hint
             .as_ref()
             .map(|h| format!("; fix: {h}"))
             .unwrap_or_default();
-        tracing::error!(check = f.check, "check {} failed{pf}: {}{hint}", f.check, f.detail);
+        tracing::error!(
+            check = f.check,
+            "check {} failed{pf}: {}{hint}",
+            f.check,
+            f.detail
+        );
     }
     if let Some(f) = failed.first() {
         crate::log::status(&format!("check {} failed: {}", f.check, f.detail));

@@ -39,9 +39,10 @@ pub enum EarlyError {
 /// the pre-flight checks (`vflag check`'s, as a named step), then [`setup`].
 pub fn boot(root: &Root, lag: &Lag, pf: &IfName, budget: &Budget) -> Result<Report, EarlyError> {
     // The wait never eats the unit's own timeout: leave the set-up its margin.
-    let upper = budget
-        .left()
-        .map_or(lag.device_timeout, |l| lag.device_timeout.min(l.saturating_sub(crate::budget::MARGIN)));
+    let upper = budget.left().map_or(lag.device_timeout, |l| {
+        lag.device_timeout
+            .min(l.saturating_sub(crate::budget::MARGIN))
+    });
     match wait_for_pf(root, pf, upper, COLDPLUG_GRACE) {
         Arrival::Present { waited } if waited > POLL => {
             tracing::info!(pf = %pf, step = "wait", "{pf} appeared after {} ms", waited.as_millis())
@@ -55,6 +56,9 @@ pub fn boot(root: &Root, lag: &Lag, pf: &IfName, budget: &Budget) -> Result<Repo
 
 /// The pre-flight checks of `vflag check <pf>`, as the set-up's first step.
 pub fn check(root: &Root, lag: &Lag, pf: &IfName) -> Result<(), EarlyError> {
+    // The process's first line: with the unit's ExecMainStartTimestamp it measures the process
+    // start and sandbox set-up (BENCHMARKS.md).
+    tracing::info!(pf = %pf, step = "check", "pre-flight checks");
     crate::log::status("checking");
     let cmdline = crate::cmdline::Cmdline::read(root);
     let findings = crate::checks::run(root, &cmdline, &[(lag, pf.clone())], None);
@@ -164,9 +168,8 @@ pub fn give_up(root: &Root, pf: &IfName, why: &str) -> Result<(), EarlyError> {
     if hotplug::require_pf(root, pf).is_ok() {
         return Ok(());
     }
-    let msg = format!(
-        "absent: {why}; the boot goes on without it, and it is set up when it appears"
-    );
+    let msg =
+        format!("absent: {why}; the boot goes on without it, and it is set up when it appears");
     crate::log::status(&msg);
     Err(EarlyError::Missing(msg))
 }
@@ -316,7 +319,10 @@ mod tests {
         // Busy and never idle: device-timeout is the upper bound.
         std::fs::write(&queue, "").unwrap();
         let a = wait_for_pf(&root, &pf, Duration::from_millis(400), grace);
-        assert!(matches!(&a, Arrival::Absent { why, .. } if why.contains("device-timeout")), "{a:?}");
+        assert!(
+            matches!(&a, Arrival::Absent { why, .. } if why.contains("device-timeout")),
+            "{a:?}"
+        );
 
         // The netdev exists but udev is still on it (no database entry): not yet; once udev
         // wrote the entry: present.

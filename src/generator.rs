@@ -431,7 +431,8 @@ mod tests {
         );
         assert_eq!(get("Before="), vec!["Before=x%%n.service"]);
         let comments = get("#");
-        assert_eq!(comments.len(), 3);
+        // The early and the late drop-in (no device unit drop-in since issue 20).
+        assert_eq!(comments.len(), 2);
         assert!(
             comments
                 .iter()
