@@ -482,6 +482,40 @@ mod tests {
         );
     }
 
+    /// A configured PF whose NIC never appears must not hold network-pre.target for a fixed
+    /// device-timeout (issue 20): the early unit has no dependency on the PF's device unit (its
+    /// process waits only while udev's coldplug runs), and no device job gets a timeout.
+    #[test]
+    fn no_device_unit_dependency() {
+        let d = tempfile::tempdir().unwrap();
+        let out = generate(
+            vec![lag(
+                "bond0",
+                "/etc/vflag/vflag.conf",
+                &["ens1f0", "ens1f1"],
+                &[],
+            )],
+            d.path(),
+        );
+        assert!(
+            !out.entries
+                .keys()
+                .any(|p| p.to_string_lossy().contains(".device")),
+            "{:?}",
+            out.entries.keys()
+        );
+        for (path, line) in lines(&out) {
+            assert!(
+                !(line.starts_with("Requires=") || line.starts_with("After="))
+                    || !line.contains(".device"),
+                "{path}: {line}"
+            );
+        }
+        assert!(out
+            .entries
+            .contains_key(Path::new("vflag@ens1f0.service.d/50-vflag.conf")));
+    }
+
     #[test]
     fn escape_rules() {
         assert_eq!(escape("a%b", Place::Comment).unwrap(), "a%b");
