@@ -2,7 +2,8 @@
 # boot-split.sh PRESENT_PF... -- ABSENT_PF...   (issue 20; reported, one judgement)
 # From systemd's timestamps (CLOCK_MONOTONIC, µs) and the journal (receipt, short-monotonic):
 #   per present PF: vflag@'s process start + sandbox (ExecMainStartTimestamp -> the process's
-#   first journal line, "pre-flight checks"), its own work (that line -> unit active), the device
+#   first journal line: "waiting for" or "pre-flight checks"), its own work (that line -> unit
+#   active; includes any wait for the PF), the device
 #   unit -> network-pre.target;
 #   per absent PF: how long its unit waited (start -> "absent:"), against udev's coldplug
 #   trigger (systemd-udev-trigger.service active);
@@ -30,7 +31,7 @@ for pf in "${present[@]}"; do
     main=$(show "$u" ExecMainStartTimestampMonotonic)
     active=$(show "$u" ActiveEnterTimestampMonotonic)
     dev=$(show "sys-subsystem-net-devices-$pf.device" ActiveEnterTimestampMonotonic)
-    line=$(first_line "$u" "pre-flight checks")
+    line=$(first_line "$u" "^\\[")
     done_=$(first_line "$u" "set-up complete")
     echo "present $pf: unit-start $(s "$start")s exec-main-start $(s "$main")s first-line $(s "${line:-0}")s set-up-complete $(s "${done_:-0}")s active $(s "$active")s device-active $(s "$dev")s"
     echo "present $pf: process-start+sandbox $(s $(( ${line:-0} - main )))s own-work $(s $(( active - ${line:-0} )))s unit-total $(s $(( active - start )))s device-to-network-pre $(s $(( np - dev )))s"
