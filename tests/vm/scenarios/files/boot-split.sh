@@ -31,7 +31,7 @@ for pf in "${present[@]}"; do
     main=$(show "$u" ExecMainStartTimestampMonotonic)
     active=$(show "$u" ActiveEnterTimestampMonotonic)
     dev=$(show "sys-subsystem-net-devices-$pf.device" ActiveEnterTimestampMonotonic)
-    line=$(first_line "$u" "^\\[")
+    line=$(first_line "$u" "^[[]")
     done_=$(first_line "$u" "set-up complete")
     echo "present $pf: unit-start $(s "$start")s exec-main-start $(s "$main")s first-line $(s "${line:-0}")s set-up-complete $(s "${done_:-0}")s active $(s "$active")s device-active $(s "$dev")s"
     echo "present $pf: process-start+sandbox $(s $(( ${line:-0} - main )))s own-work $(s $(( active - ${line:-0} )))s unit-total $(s $(( active - start )))s device-to-network-pre $(s $(( np - dev )))s"
