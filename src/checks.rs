@@ -1,7 +1,7 @@
 //! Pre-flight checks: kernel command line / IOMMU, and per PF the firmware and NIC facts that
-//! VF-LAG needs. Run by `vflag check` (by hand, before a reboot) and by each
-//! `vflag@<pf>.service` (ExecStartPre=) so that a failing check stops that PF's set-up — and
-//! only that — with the reason and the fix in `systemctl status`.
+//! VF-LAG needs. Run by `vflag check` (by hand, before a reboot) and as the first step of each
+//! `vflag setup` (`vflag@<pf>.service`, one process) so that a failing check stops that PF's
+//! set-up — and only that — with the reason and the fix in `systemctl status`.
 
 use crate::cmdline::Cmdline;
 use crate::config::{EswitchMode, Lag};
