@@ -814,7 +814,8 @@ struct SystemdLog {
 
 struct FakeSystemd {
     log: Arc<Mutex<SystemdLog>>,
-    network_active: bool,
+    /// The one unit GetUnit knows (and reports active), if any.
+    active: Option<&'static str>,
 }
 
 #[derive(zbus::DBusError, Debug)]
@@ -829,11 +830,8 @@ enum SdError {
 impl FakeSystemd {
     #[zbus(name = "GetUnit")]
     fn get_unit(&self, name: String) -> Result<OwnedObjectPath, SdError> {
-        if name == "network.service" && self.network_active {
-            Ok(
-                OwnedObjectPath::try_from("/org/freedesktop/systemd1/unit/network_2eservice")
-                    .unwrap(),
-            )
+        if Some(name.as_str()) == self.active {
+            Ok(OwnedObjectPath::try_from(unit_path(&name)).unwrap())
         } else {
             Err(SdError::NoSuchUnit(format!("Unit {name} not loaded.")))
         }
@@ -932,18 +930,21 @@ fn networkd_detected_and_link_reconfigured_by_ifindex() {
     assert_eq!(calls.lock().unwrap().len(), 1);
 }
 
-fn start_fake_systemd(address: &str, network_active: bool) -> Arc<Mutex<SystemdLog>> {
+/// systemd's object path of a unit (`.` escaped as `_2e`, `-` as `_2d`).
+fn unit_path(unit: &str) -> String {
+    let esc = unit.replace('.', "_2e").replace('-', "_2d");
+    format!("/org/freedesktop/systemd1/unit/{esc}")
+}
+
+fn start_fake_systemd(address: &str, active: Option<&'static str>) -> Arc<Mutex<SystemdLog>> {
     let log = Arc::new(Mutex::new(SystemdLog::default()));
     let l = Arc::clone(&log);
     start_server(address, bus::SYSTEMD_NAME, move |b| {
-        b.serve_at(
-            "/org/freedesktop/systemd1",
-            FakeSystemd {
-                log: l,
-                network_active,
-            },
-        )
-        .serve_at("/org/freedesktop/systemd1/unit/network_2eservice", FakeUnit)
+        let b = b.serve_at("/org/freedesktop/systemd1", FakeSystemd { log: l, active });
+        match active {
+            Some(unit) => b.serve_at(unit_path(unit), FakeUnit),
+            None => b,
+        }
     });
     log
 }
@@ -958,7 +959,7 @@ fn touch(root: &Path, rel: &str) -> PathBuf {
 #[test]
 fn network_scripts_detected_and_ifup_runs_as_transient_unit() {
     let d = Daemon::start();
-    let log = start_fake_systemd(&d.address, true);
+    let log = start_fake_systemd(&d.address, Some("network.service"));
     let bus = d.bus();
     assert_eq!(bus::detect(&bus), Stack::NetworkScripts);
     let (t, root) = sysroot(&[("ens1f0", 7, "02:00:00:00:00:01")]);
@@ -985,21 +986,56 @@ fn network_scripts_detected_and_ifup_runs_as_transient_unit() {
 }
 
 #[test]
-fn ifupdown_template_is_started() {
+fn nothing_active_is_no_stack() {
     let d = Daemon::start();
-    let log = start_fake_systemd(&d.address, false);
+    let _log = start_fake_systemd(&d.address, None);
+    assert_eq!(bus::detect(&d.bus()), Stack::None);
+}
+
+/// Debian ifupdown: `networking.service` active is the ifup-style stack (network-stack = auto).
+#[test]
+fn ifupdown_detected_by_networking_service() {
+    let d = Daemon::start();
+    let _log = start_fake_systemd(&d.address, Some("networking.service"));
     let bus = d.bus();
-    assert_eq!(bus::detect(&bus), Stack::None, "network.service not loaded");
+    assert_eq!(bus::detect(&bus), Stack::NetworkScripts);
+    assert_eq!(
+        bus::choose(NetworkStack::Auto, Some(&bus)),
+        Stack::NetworkScripts
+    );
+}
+
+/// Debian ifupdown: the hand-over is `ifup --force <if>` in vflag's transient unit, not
+/// `ifup@<if>.service` (that runs `ifup --allow=hotplug`, which skips an `auto` port).
+#[test]
+fn ifupdown_ifup_runs_as_transient_unit_not_the_hotplug_template() {
+    let d = Daemon::start();
+    let log = start_fake_systemd(&d.address, Some("networking.service"));
+    let bus = d.bus();
     let (t, root) = sysroot(&[("ens1f0", 7, "02:00:00:00:00:01")]);
     touch(t.path(), "lib/systemd/system/ifup@.service");
+    touch(t.path(), "usr/sbin/ifup");
+    // ifupdown's ifup but no /etc/network/interfaces: not ifupdown.
+    let err = bus::release(&bus, &root, Stack::NetworkScripts, &name("ens1f0")).unwrap_err();
+    assert!(matches!(err, BusError::NoIfup(_)), "{err:?}");
+    touch(t.path(), "etc/network/interfaces");
     let out = bus::release(&bus, &root, Stack::NetworkScripts, &name("ens1f0")).unwrap();
     assert!(
-        matches!(&out, Outcome::UnitStarted { unit, .. } if unit == "ifup@ens1f0.service"),
+        matches!(&out, Outcome::UnitStarted { unit, .. } if unit == "vflag-ifup-ens1f0.service"),
         "{out:?}"
     );
+    let log = log.lock().unwrap();
+    assert!(log.started.is_empty(), "{:?}", log.started);
     assert_eq!(
-        log.lock().unwrap().started,
-        vec![("ifup@ens1f0.service".to_string(), "replace".to_string())]
+        log.transient,
+        vec![(
+            "vflag-ifup-ens1f0.service".to_string(),
+            vec![
+                "/usr/sbin/ifup".to_string(),
+                "--force".to_string(),
+                "ens1f0".to_string()
+            ]
+        )]
     );
 }
 
