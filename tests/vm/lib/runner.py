@@ -189,6 +189,9 @@ def build_staging(sc, package_tree, out, phase=False):
     stack = sc.get("network-stack", "none")
     if stack not in NETSTACKS:
         raise ScenarioError(f"network-stack must be one of {', '.join(NETSTACKS)}")
+    if phase and stack == "ifupdown":
+        # phases.sh neither stops networking.service nor restores /etc/network
+        raise ScenarioError("network-stack = ifupdown cannot share a boot")
     for link, unit in NETSTACKS[stack]:
         st.symlink(f"/etc/systemd/system/{link}", f"{SYSTEMD_UNITS}/{unit}")
     for b in sc.lines("bond"):
