@@ -106,7 +106,10 @@ pub(super) async fn ifup(bus: &Bus, root: &Root, ifname: &IfName) -> Result<Outc
         let Some(prog) = ifup_program(root) else {
             return Err(BusError::NoIfup(ifname.to_string()));
         };
-        (vec![prog.to_string(), ifname.to_string()], "network-scripts")
+        (
+            vec![prog.to_string(), ifname.to_string()],
+            "network-scripts",
+        )
     } else if let Some(prog) = ifupdown_program(root) {
         let argv = vec![prog.to_string(), "--force".into(), ifname.to_string()];
         (argv, "ifupdown")

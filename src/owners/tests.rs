@@ -570,13 +570,27 @@ fn ifupdown_allow_hotplug_of_a_pf_warns() {
     assert_eq!(w.len(), 1, "{f:?}");
     assert_eq!(w[0].outcome, Outcome::Warn);
     assert!(
-        w[0].detail.contains("/etc/network/interfaces.d/bond0 has allow-hotplug ens3f0"),
+        w[0].detail
+            .contains("/etc/network/interfaces.d/bond0 has allow-hotplug ens3f0"),
         "{}",
         w[0].detail
     );
     assert!(found(&for_pf(&root, &pf("ens4f0")), "owner-ifupdown").is_empty());
     // source-directory, relative to /etc/network
-    put(&root_dir, "/etc/network/interfaces", "source-directory more\n", 0o644);
-    put(&root_dir, "/etc/network/more/x", "allow-hotplug ens4f0\n", 0o644);
-    assert_eq!(found(&for_pf(&root, &pf("ens4f0")), "owner-ifupdown").len(), 1);
+    put(
+        &root_dir,
+        "/etc/network/interfaces",
+        "source-directory more\n",
+        0o644,
+    );
+    put(
+        &root_dir,
+        "/etc/network/more/x",
+        "allow-hotplug ens4f0\n",
+        0o644,
+    );
+    assert_eq!(
+        found(&for_pf(&root, &pf("ens4f0")), "owner-ifupdown").len(),
+        1
+    );
 }
