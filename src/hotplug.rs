@@ -66,7 +66,9 @@
 //!
 //! The marker is keyed by ifindex, so no `remove` rule is needed.
 //!
-//! network-scripts (RHEL/Rocky ifcfg) does not act on hot-plug by itself, so nothing holds it;
+//! network-scripts (RHEL/Rocky ifcfg) does not act on hot-plug by itself, so nothing holds it
+//! (neither does Debian ifupdown for `auto` stanzas; an `allow-hotplug` stanza is brought up by
+//! ifupdown's own udev helper at once, unheld: `vflag check` warns about it);
 //! its ifcfg files should say `NM_CONTROLLED=no` if NetworkManager also runs (else configure
 //! `network-stack = networkmanager`), and `ONBOOT=yes` for the ports so `network.service`
 //! enslaves them at boot (ordered after the early stage by the generator).

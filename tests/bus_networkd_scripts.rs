@@ -8,6 +8,7 @@ use bus_fakes::*;
 use std::sync::{Arc, Mutex};
 
 use vflag::bus::{self, BusError, Outcome, Stack};
+use vflag::config::NetworkStack;
 
 #[test]
 fn networkd_detected_and_link_reconfigured_by_ifindex() {
@@ -48,7 +49,7 @@ fn networkd_detected_and_link_reconfigured_by_ifindex() {
 #[test]
 fn network_scripts_detected_and_ifup_runs_as_transient_unit() {
     let d = Daemon::start();
-    let log = start_fake_systemd(&d.address, true);
+    let log = start_fake_systemd(&d.address, Some("network.service"));
     let bus = d.bus();
     assert_eq!(bus::detect(&bus), Stack::NetworkScripts);
     let (t, root) = sysroot(&[("ens1f0", 7, "02:00:00:00:00:01")]);
@@ -75,21 +76,56 @@ fn network_scripts_detected_and_ifup_runs_as_transient_unit() {
 }
 
 #[test]
-fn ifupdown_template_is_started() {
+fn nothing_active_is_no_stack() {
     let d = Daemon::start();
-    let log = start_fake_systemd(&d.address, false);
+    let _log = start_fake_systemd(&d.address, None);
+    assert_eq!(bus::detect(&d.bus()), Stack::None);
+}
+
+/// Debian ifupdown: `networking.service` active is the ifup-style stack (network-stack = auto).
+#[test]
+fn ifupdown_detected_by_networking_service() {
+    let d = Daemon::start();
+    let _log = start_fake_systemd(&d.address, Some("networking.service"));
     let bus = d.bus();
-    assert_eq!(bus::detect(&bus), Stack::None, "network.service not loaded");
+    assert_eq!(bus::detect(&bus), Stack::NetworkScripts);
+    assert_eq!(
+        bus::choose(NetworkStack::Auto, Some(&bus)),
+        Stack::NetworkScripts
+    );
+}
+
+/// Debian ifupdown: the hand-over is `ifup --force <if>` in vflag's transient unit, not
+/// `ifup@<if>.service` (that runs `ifup --allow=hotplug`, which skips an `auto` port).
+#[test]
+fn ifupdown_ifup_runs_as_transient_unit_not_the_hotplug_template() {
+    let d = Daemon::start();
+    let log = start_fake_systemd(&d.address, Some("networking.service"));
+    let bus = d.bus();
     let (t, root) = sysroot(&[("ens1f0", 7, "02:00:00:00:00:01")]);
     touch(t.path(), "lib/systemd/system/ifup@.service");
+    touch(t.path(), "usr/sbin/ifup");
+    // ifupdown's ifup but no /etc/network/interfaces: not ifupdown.
+    let err = bus::release(&bus, &root, Stack::NetworkScripts, &name("ens1f0")).unwrap_err();
+    assert!(matches!(err, BusError::NoIfup(_)), "{err:?}");
+    touch(t.path(), "etc/network/interfaces");
     let out = bus::release(&bus, &root, Stack::NetworkScripts, &name("ens1f0")).unwrap();
     assert!(
-        matches!(&out, Outcome::UnitStarted { unit, .. } if unit == "ifup@ens1f0.service"),
+        matches!(&out, Outcome::UnitStarted { unit, .. } if unit == "vflag-ifup-ens1f0.service"),
         "{out:?}"
     );
+    let log = log.lock().unwrap();
+    assert!(log.started.is_empty(), "{:?}", log.started);
     assert_eq!(
-        log.lock().unwrap().started,
-        vec![("ifup@ens1f0.service".to_string(), "replace".to_string())]
+        log.transient,
+        vec![(
+            "vflag-ifup-ens1f0.service".to_string(),
+            vec![
+                "/usr/sbin/ifup".to_string(),
+                "--force".to_string(),
+                "ens1f0".to_string()
+            ]
+        )]
     );
 }
 

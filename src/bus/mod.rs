@@ -35,6 +35,8 @@ pub const SYSTEMD_NAME: &str = "org.freedesktop.systemd1";
 
 /// The sysv-generated unit of RHEL/Rocky `network-scripts` (`/etc/rc.d/init.d/network`).
 pub const NETWORK_SCRIPTS_UNIT: &str = "network.service";
+/// Debian's ifupdown (`ifup -a` at boot, `/etc/network/interfaces`).
+pub const IFUPDOWN_UNIT: &str = "networking.service";
 
 /// Default bound for one public operation (connect + all its calls).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -258,8 +260,9 @@ pub fn choose(config: NetworkStack, bus: Option<&Bus>) -> Stack {
 }
 
 /// Which stack manages this host: the first of NetworkManager (its name is owned),
-/// systemd-networkd (`org.freedesktop.network1` is owned), network-scripts (`network.service`
-/// is active) — else [`Stack::None`]. Errors while asking count as "not this one".
+/// systemd-networkd (`org.freedesktop.network1` is owned), network-scripts (`network.service`,
+/// or Debian ifupdown's `networking.service`, is active) — else [`Stack::None`]. Errors while
+/// asking count as "not this one".
 pub fn detect(bus: &Bus) -> Stack {
     let found = bus.run("detecting the network stack", async {
         if bus.has_owner(NM_NAME).await.unwrap_or(false) {
@@ -268,7 +271,7 @@ pub fn detect(bus: &Bus) -> Stack {
         if bus.has_owner(NETWORKD_NAME).await.unwrap_or(false) {
             return Ok(Stack::Networkd);
         }
-        if scripts::network_service_active(bus).await.unwrap_or(false) {
+        if scripts::ifup_stack_active(bus).await.unwrap_or(false) {
             return Ok(Stack::NetworkScripts);
         }
         Ok(Stack::None)

@@ -9,12 +9,21 @@
 //!   template. A port's `ifcfg` (`MASTER=bond0`, `SLAVE=yes`) is enslaved by `ifup <port>`.
 //!   vflag runs that as a transient oneshot unit `vflag-ifup-<if>.service`, so it is logged,
 //!   bounded by systemd, and never runs inside vflag's own (or udev's) process.
-//! - Debian ifupdown: `ifup@.service` exists; vflag starts `ifup@<if>.service`.
+//! - Debian ifupdown (+ ifenslave): `networking.service` (`ifup -a`) and `/etc/network/interfaces`;
+//!   a port stanza with `bond-master bond0` is enslaved by `ifup <port>`. vflag runs
+//!   `ifup --force <if>` in the same transient unit. Not `ifup@<if>.service`: that template
+//!   runs `ifup --allow=hotplug`, which skips a port whose stanza is not `allow-hotplug` (then
+//!   the unit fails and the port stays out of the bond), and an `allow-hotplug` port already
+//!   has it started by ifupdown's own udev rule. `--force`: ifupdown's state still lists a port
+//!   that was unplugged without `ifdown` (nothing runs it for a non-hotplug stanza), and a plain
+//!   `ifup` of it again would do nothing ("already configured").
 //!
 //! At boot nothing is needed: `network.service` (or `networking.service`) is ordered after the
 //! early stage by the generator.
 
-use super::{error_name, Bus, BusError, Outcome, NETWORK_SCRIPTS_UNIT, SYSTEMD_NAME};
+use super::{
+    error_name, Bus, BusError, Outcome, IFUPDOWN_UNIT, NETWORK_SCRIPTS_UNIT, SYSTEMD_NAME,
+};
 use crate::names::IfName;
 use crate::paths::Root;
 use zbus::OwnedVariant;
@@ -25,18 +34,28 @@ async fn manager(bus: &Bus) -> Result<zbus_systemd::systemd1::ManagerProxy<'stat
         .map_err(BusError::call("systemd1 Manager proxy"))
 }
 
-/// Is `network.service` active? `NoSuchUnit` (not loaded) counts as no.
-pub(super) async fn network_service_active(bus: &Bus) -> Result<bool, BusError> {
+/// Is `network.service` (network-scripts) or `networking.service` (Debian ifupdown) active?
+pub(super) async fn ifup_stack_active(bus: &Bus) -> Result<bool, BusError> {
     if !bus.has_owner(SYSTEMD_NAME).await? {
         return Ok(false);
     }
+    for unit in [NETWORK_SCRIPTS_UNIT, IFUPDOWN_UNIT] {
+        if unit_active(bus, unit).await? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Is `unit` active? `NoSuchUnit` (not loaded) counts as no.
+async fn unit_active(bus: &Bus, unit: &str) -> Result<bool, BusError> {
     let m = manager(bus).await?;
-    let path = match m.get_unit(NETWORK_SCRIPTS_UNIT.to_string()).await {
+    let path = match m.get_unit(unit.to_string()).await {
         Ok(p) => p,
         Err(e) if error_name(&e) == Some("org.freedesktop.systemd1.NoSuchUnit") => {
             return Ok(false)
         }
-        Err(e) => return Err(BusError::call("GetUnit(network.service)")(e)),
+        Err(e) => return Err(BusError::call(format!("GetUnit({unit})"))(e)),
     };
     let unit = zbus_systemd::systemd1::UnitProxy::builder(bus.connection())
         .path(path)
@@ -62,15 +81,14 @@ pub(crate) fn ifup_program(root: &Root) -> Option<&'static str> {
     .find(|p| root.path(p).exists())
 }
 
-fn has_ifupdown_template(root: &Root) -> bool {
-    [
-        "/etc/systemd/system",
-        "/run/systemd/system",
-        "/usr/lib/systemd/system",
-        "/lib/systemd/system",
-    ]
-    .iter()
-    .any(|d| root.path(format!("{d}/ifup@.service")).exists())
+/// Debian ifupdown: its configuration file and its ifup.
+fn ifupdown_program(root: &Root) -> Option<&'static str> {
+    if !root.path("/etc/network/interfaces").exists() {
+        return None;
+    }
+    ["/usr/sbin/ifup", "/sbin/ifup"]
+        .into_iter()
+        .find(|p| root.path(p).exists())
 }
 
 /// The transient unit name vflag uses to run network-scripts' ifup for `ifname`.
@@ -84,48 +102,41 @@ pub(super) async fn ifup(bus: &Bus, root: &Root, ifname: &IfName) -> Result<Outc
     }
     let m = manager(bus).await?;
     let ifcfg = root.path(format!("/etc/sysconfig/network-scripts/ifcfg-{ifname}"));
-    if ifcfg.exists() {
+    let (argv, what) = if ifcfg.exists() {
         let Some(prog) = ifup_program(root) else {
             return Err(BusError::NoIfup(ifname.to_string()));
         };
-        let unit = transient_unit(ifname);
-        // A failed run of an earlier hot-plug keeps the name taken; clear it (errors ignored:
-        // usually "not loaded").
-        let _ = m.reset_failed_unit(unit.clone()).await;
-        let exec: Vec<(String, Vec<String>, bool)> = vec![(
-            prog.to_string(),
+        (
             vec![prog.to_string(), ifname.to_string()],
-            false,
-        )];
-        let props: Vec<(String, OwnedVariant)> = vec![
-            (
-                "Description".into(),
-                variant(format!("vflag: ifup {ifname} (network-scripts)"))?,
-            ),
-            ("Type".into(), variant("oneshot".to_string())?),
-            ("ExecStart".into(), variant(exec)?),
-        ];
-        let job = m
-            .start_transient_unit(unit.clone(), "replace".into(), props, Vec::new())
-            .await
-            .map_err(BusError::call(format!("StartTransientUnit({unit})")))?;
-        return Ok(Outcome::UnitStarted {
-            unit,
-            job: job.as_str().to_string(),
-        });
-    }
-    if has_ifupdown_template(root) {
-        let unit = format!("ifup@{}.service", ifname.unit_instance());
-        let job = m
-            .start_unit(unit.clone(), "replace".into())
-            .await
-            .map_err(BusError::call(format!("StartUnit({unit})")))?;
-        return Ok(Outcome::UnitStarted {
-            unit,
-            job: job.as_str().to_string(),
-        });
-    }
-    Err(BusError::NoIfup(ifname.to_string()))
+            "network-scripts",
+        )
+    } else if let Some(prog) = ifupdown_program(root) {
+        let argv = vec![prog.to_string(), "--force".into(), ifname.to_string()];
+        (argv, "ifupdown")
+    } else {
+        return Err(BusError::NoIfup(ifname.to_string()));
+    };
+    let unit = transient_unit(ifname);
+    // A failed run of an earlier hot-plug keeps the name taken; clear it (errors ignored:
+    // usually "not loaded").
+    let _ = m.reset_failed_unit(unit.clone()).await;
+    let exec: Vec<(String, Vec<String>, bool)> = vec![(argv[0].clone(), argv, false)];
+    let props: Vec<(String, OwnedVariant)> = vec![
+        (
+            "Description".into(),
+            variant(format!("vflag: ifup {ifname} ({what})"))?,
+        ),
+        ("Type".into(), variant("oneshot".to_string())?),
+        ("ExecStart".into(), variant(exec)?),
+    ];
+    let job = m
+        .start_transient_unit(unit.clone(), "replace".into(), props, Vec::new())
+        .await
+        .map_err(BusError::call(format!("StartTransientUnit({unit})")))?;
+    Ok(Outcome::UnitStarted {
+        unit,
+        job: job.as_str().to_string(),
+    })
 }
 
 fn variant<T>(v: T) -> Result<OwnedVariant, BusError>

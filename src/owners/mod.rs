@@ -20,11 +20,13 @@ use crate::names::IfName;
 use crate::paths::Root;
 use std::path::{Path, PathBuf};
 
+mod ifupdown;
 mod netplan;
 mod networkd;
 mod nm;
 mod udev;
 
+use ifupdown::ifupdown_hotplug;
 use netplan::netplan;
 use networkd::networkd_link;
 use nm::{nm_ifcfg, nm_keyfiles};
@@ -260,6 +262,7 @@ pub fn for_pf(root: &Root, pf: &IfName) -> Vec<Finding> {
     out.extend(nm_ifcfg(root, pf, &ids));
     out.extend(networkd_link(root, pf));
     out.extend(netplan(root, pf, &ids));
+    out.extend(ifupdown_hotplug(root, pf));
     if out.is_empty() {
         out.push(Finding::new(
             "owners",

@@ -540,3 +540,57 @@ fn globs() {
     assert!(word_in("echo 8 > /sys/class/net/ens3f0/device", "ens3f0"));
     assert!(!word_in("ens3f01 ens3f0-x", "ens3f0"));
 }
+
+#[test]
+fn ifupdown_allow_hotplug_of_a_pf_warns() {
+    let root_dir = host_root();
+    let root = Root::new(root_dir.path());
+    // Debian's default file: sources interfaces.d; auto stanzas and another port stay silent.
+    put(
+        &root_dir,
+        "/etc/network/interfaces",
+        "# allow-hotplug ens3f0\nsource /etc/network/interfaces.d/*\nauto lo\niface lo inet loopback\n",
+        0o644,
+    );
+    put(
+        &root_dir,
+        "/etc/network/interfaces.d/bond0",
+        "auto bond0\niface bond0 inet manual\n    bond-slaves none\n\nauto ens3f0\niface ens3f0 inet manual\n    bond-master bond0\nallow-hotplug eth9 ens4f0x\n",
+        0o644,
+    );
+    assert!(found(&for_pf(&root, &pf("ens3f0")), "owner-ifupdown").is_empty());
+    put(
+        &root_dir,
+        "/etc/network/interfaces.d/bond0",
+        "auto bond0\niface bond0 inet manual\n\nallow-hotplug eth9 ens3f0\niface ens3f0 inet manual\n    bond-master bond0\n",
+        0o644,
+    );
+    let f = for_pf(&root, &pf("ens3f0"));
+    let w = found(&f, "owner-ifupdown");
+    assert_eq!(w.len(), 1, "{f:?}");
+    assert_eq!(w[0].outcome, Outcome::Warn);
+    assert!(
+        w[0].detail
+            .contains("/etc/network/interfaces.d/bond0 has allow-hotplug ens3f0"),
+        "{}",
+        w[0].detail
+    );
+    assert!(found(&for_pf(&root, &pf("ens4f0")), "owner-ifupdown").is_empty());
+    // source-directory, relative to /etc/network
+    put(
+        &root_dir,
+        "/etc/network/interfaces",
+        "source-directory more\n",
+        0o644,
+    );
+    put(
+        &root_dir,
+        "/etc/network/more/x",
+        "allow-hotplug ens4f0\n",
+        0o644,
+    );
+    assert_eq!(
+        found(&for_pf(&root, &pf("ens4f0")), "owner-ifupdown").len(),
+        1
+    );
+}

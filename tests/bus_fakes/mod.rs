@@ -417,7 +417,8 @@ pub struct SystemdLog {
 
 pub struct FakeSystemd {
     pub log: Arc<Mutex<SystemdLog>>,
-    pub network_active: bool,
+    /// The one unit GetUnit knows (and reports active), if any.
+    pub active: Option<&'static str>,
 }
 
 #[derive(zbus::DBusError, Debug)]
@@ -432,11 +433,8 @@ pub enum SdError {
 impl FakeSystemd {
     #[zbus(name = "GetUnit")]
     fn get_unit(&self, name: String) -> Result<OwnedObjectPath, SdError> {
-        if name == "network.service" && self.network_active {
-            Ok(
-                OwnedObjectPath::try_from("/org/freedesktop/systemd1/unit/network_2eservice")
-                    .unwrap(),
-            )
+        if Some(name.as_str()) == self.active {
+            Ok(OwnedObjectPath::try_from(unit_path(&name)).unwrap())
         } else {
             Err(SdError::NoSuchUnit(format!("Unit {name} not loaded.")))
         }
@@ -499,18 +497,21 @@ pub fn start_server(
     rx.recv_timeout(T).unwrap();
 }
 
-pub fn start_fake_systemd(address: &str, network_active: bool) -> Arc<Mutex<SystemdLog>> {
+/// systemd's object path of a unit (`.` escaped as `_2e`, `-` as `_2d`).
+pub fn unit_path(unit: &str) -> String {
+    let esc = unit.replace('.', "_2e").replace('-', "_2d");
+    format!("/org/freedesktop/systemd1/unit/{esc}")
+}
+
+pub fn start_fake_systemd(address: &str, active: Option<&'static str>) -> Arc<Mutex<SystemdLog>> {
     let log = Arc::new(Mutex::new(SystemdLog::default()));
     let l = Arc::clone(&log);
     start_server(address, bus::SYSTEMD_NAME, move |b| {
-        b.serve_at(
-            "/org/freedesktop/systemd1",
-            FakeSystemd {
-                log: l,
-                network_active,
-            },
-        )
-        .serve_at("/org/freedesktop/systemd1/unit/network_2eservice", FakeUnit)
+        let b = b.serve_at("/org/freedesktop/systemd1", FakeSystemd { log: l, active });
+        match active {
+            Some(unit) => b.serve_at(unit_path(unit), FakeUnit),
+            None => b,
+        }
     });
     log
 }

@@ -23,8 +23,9 @@ flock -w 1800 9 || { log "could not lock $CACHE/.lock"; exit 1; }
 
 # python3-apt + ansible-core: the package-install boot runs the Ansible role in the guest (its
 # apt module needs python3-apt, which it cannot fetch offline); strace: benchmark profiles.
+# ifupdown + ifenslave: the ifupdown scenarios (networking.service disabled below, no stanzas).
 GUEST_PKGS=(systemd systemd-sysv udev dbus iproute2 ethtool kmod network-manager
-    openvswitch-switch ifupdown busybox pciutils procps initramfs-tools zstd
+    openvswitch-switch ifupdown ifenslave busybox pciutils procps initramfs-tools zstd
     python3-apt ansible-core strace)
 codename=$(vm_codename)
 

@@ -54,6 +54,11 @@ NETSTACKS = {
         ("network-online.target.wants/systemd-networkd-wait-online.service", "systemd-networkd-wait-online.service"),
         ("dbus-org.freedesktop.network1.service", "systemd-networkd.service"),
     ],
+    # Debian ifupdown + ifenslave: networking.service (`ifup -a`), as `systemctl enable` links it
+    "ifupdown": [
+        ("multi-user.target.wants/networking.service", "networking.service"),
+        ("network-online.target.wants/networking.service", "networking.service"),
+    ],
 }
 NETSTACKS["networkd"] = NETSTACKS["systemd-networkd"]
 
@@ -122,8 +127,19 @@ def bond_config(stack, spec, st):
         st.write(f"{d}/30-{name}.network",
                  f"[Match]\nName={name}\n\n[Network]\nAddress={addr}\nLinkLocalAddressing=no\n"
                  "IPv6AcceptRA=no\nConfigureWithoutCarrier=yes\n")
+    elif stack == "ifupdown":
+        # ifenslave's form for ports that may come later: the bond up with no port, each port
+        # its own stanza (bond-master). `hotplug-ports=a,b`: those ports have no `auto` line, so
+        # networking.service leaves them alone at boot (absent then); `ifup <port>` (vflag's
+        # hand-over) enslaves them. Never allow-hotplug (see README: ifupdown).
+        late = set(x for x in opts.get("hotplug-ports", "").split(",") if x)
+        text = (f"auto {name}\niface {name} inet static\n    address {addr}\n    bond-slaves none\n"
+                f"    bond-mode {mode}\n    bond-miimon 100\n")
+        for p in ports:
+            text += ("\n" if p in late else f"\nauto {p}\n") + f"iface {p} inet manual\n    bond-master {name}\n"
+        st.write(f"/etc/network/interfaces.d/{name}", text)
     else:
-        raise ScenarioError(f"bond = ... needs network-stack NetworkManager or networkd, not {stack!r}")
+        raise ScenarioError(f"bond = ... needs network-stack NetworkManager, networkd or ifupdown, not {stack!r}")
 
 
 def build_staging(sc, package_tree, out, phase=False):
@@ -173,6 +189,9 @@ def build_staging(sc, package_tree, out, phase=False):
     stack = sc.get("network-stack", "none")
     if stack not in NETSTACKS:
         raise ScenarioError(f"network-stack must be one of {', '.join(NETSTACKS)}")
+    if phase and stack == "ifupdown":
+        # phases.sh neither stops networking.service nor restores /etc/network
+        raise ScenarioError("network-stack = ifupdown cannot share a boot")
     for link, unit in NETSTACKS[stack]:
         st.symlink(f"/etc/systemd/system/{link}", f"{SYSTEMD_UNITS}/{unit}")
     for b in sc.lines("bond"):

@@ -29,8 +29,10 @@ set -u
 CYCLES=${1:-3}
 MODE=${2:-held}
 N=4
-PFS=(eni10np1 eni11np1)
-IDS=(10 11)
+# another pair (e.g. a second NIC beside one present at boot): HOTPLUG_PFS, HOTPLUG_IDS, HOTPLUG_BOND
+read -r -a PFS <<< "${HOTPLUG_PFS:-eni10np1 eni11np1}"
+read -r -a IDS <<< "${HOTPLUG_IDS:-10 11}"
+BOND=${HOTPLUG_BOND:-bond0}
 BUS=/sys/bus/netdevsim
 LIVE=/results/hotplug-live.log
 fails=0
@@ -102,7 +104,7 @@ vflag_busy() {
 usec() { systemctl show -P "$2" "$1" 2>/dev/null; }
 # kernel enslave time (printk clock, s) of pf since t0, or empty
 enslave_time() {
-    dmesg | sed -n "s/^\[ *\([0-9.]*\)\] bond0: (slave $1): Enslaving.*/\1/p" |
+    dmesg | sed -n "s/^\[ *\([0-9.]*\)\] $BOND: (slave $1): Enslaving.*/\1/p" |
         awk -v s="$2" '$1 + 0 >= s + 0 { print; exit }'
 }
 # journal receipt time (s, CLOCK_MONOTONIC) of the first message of unit matching regex since t0
