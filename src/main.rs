@@ -35,8 +35,8 @@ enum Command {
         config: Option<std::path::PathBuf>,
     },
     /// Pre-flight checks (IOMMU, firmware, NIC, other owners of the NIC) for the given PFs, or
-    /// all configured PFs. Exit status 1 when a check fails. vflag@<pf>.service runs this
-    /// before its set-up.
+    /// all configured PFs. Exit status 1 when a check fails. vflag@<pf>.service runs the same
+    /// checks as its set-up's first step.
     Check {
         /// PFs to check (default: every configured PF).
         #[arg(value_name = "PF")]
@@ -401,6 +401,9 @@ fn check(root: &Root, pfs: &[String], json: bool) -> Result<ExitCode> {
         ExitCode::SUCCESS
     })
 }
+
+/// `vflag status` could not find out (as monitoring plugins' UNKNOWN): not "degraded" (1).
+const STATUS_UNKNOWN: u8 = 3;
 
 fn status(
     root: &Root,
