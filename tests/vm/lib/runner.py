@@ -269,9 +269,7 @@ def qemu_cmd(sc, image, disk, results, console):
     cmdline = ("root=/dev/vda rw console=ttyS0,115200 panic=-1 mitigations=off printk.devkmsg=on "
                + ("" if verbose else "quiet loglevel=4 ")
                # modules udev would load for QEMU's emulated CPU/board that no scenario uses
-               # (and the board's IDE/AHCI controllers: the disk is virtio, libata probing costs ~1 s)
-               + "module_blacklist=kvm,kvm_amd,kvm_intel,ppdev,parport_pc,pcspkr,floppy,"
-               + "ata_piix,ata_generic,pata_acpi,ahci,libata "
+               + "module_blacklist=kvm,kvm_amd,kvm_intel,ppdev,parport_pc,pcspkr,floppy "
                + "systemd.mask=serial-getty@ttyS0.service " + sc.get("cmdline"))
     cmd = ["nice", "-n", os.environ.get("VFLAG_VM_NICE", "0"), "qemu-system-x86_64", "-nodefaults",
            "-name", f"vflag-{sc.name}", "-machine", machine, "-accel", "tcg", "-cpu", "max",

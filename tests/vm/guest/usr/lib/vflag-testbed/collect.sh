@@ -9,17 +9,9 @@ state=$(timeout "$settle" systemctl is-system-running --wait 2>&1); src=$?
 if ! mountpoint -q "$R"; then mount "$R" || { echo "vflag-testbed: /results not mounted"; }; fi
 
 facts() { # facts DIR  (few forks: under TCG every process costs)
-    local D=$1 n units epid
+    local D=$1 n units
     mkdir -p "$D/net"
     uptime_us > "$D/at_us"
-    # ethtool, two forks per netdev (~40 with VFs and representors, ~0.1 s each under TCG), runs
-    # on the other vCPU meanwhile; the journal is still taken last, after it.
-    for n in /sys/class/net/*; do
-        n=${n##*/}; [ "$n" = lo ] && continue
-        ethtool -k "$n" > "$D/net/$n.features" 2>&1
-        ethtool -l "$n" > "$D/net/$n.channels" 2>&1
-    done &
-    epid=$!
     systemctl is-system-running > "$D/system-state" 2>&1
     systemctl list-jobs --no-pager > "$D/jobs.txt" 2>&1
     systemctl --failed --no-pager --plain > "$D/failed.txt" 2>&1
@@ -38,15 +30,16 @@ facts() { # facts DIR  (few forks: under TCG every process costs)
         devlink -j dev eswitch show "$h" 2>&1; echo
     done > "$D/devlink-eswitch.jsonl"
     devlink -j port show > "$D/devlink-port.json" 2>&1
+    for n in /sys/class/net/*; do
+        n=${n##*/}; [ "$n" = lo ] && continue
+        ethtool -k "$n" > "$D/net/$n.features" 2>&1
+        ethtool -l "$n" > "$D/net/$n.channels" 2>&1
+    done
     for pf in $(pfs); do pf_facts "$pf"; done > "$D/pfs.txt"
     for b in /proc/net/bonding/*; do [ -e "$b" ] && cp "$b" "$D/bonding-${b##*/}.txt"; done
-    wait "$epid"
     # a phase of a shared boot: its part of the journal (JCURSOR: where it began)
-    # (both forms at once, one per vCPU)
-    journalctl -b ${JCURSOR:+--after-cursor="$JCURSOR"} -o json --no-pager > "$D/journal.json" 2>/dev/null &
-    epid=$!
+    journalctl -b ${JCURSOR:+--after-cursor="$JCURSOR"} -o json --no-pager > "$D/journal.json" 2>/dev/null
     journalctl -b ${JCURSOR:+--after-cursor="$JCURSOR"} -o short-monotonic --no-pager > "$D/journal.txt" 2>&1
-    wait "$epid"
 }
 
 generator_listing() {
