@@ -205,12 +205,21 @@ pub fn pf(root: &Root, lag: &Lag, pf: &IfName) -> Vec<Finding> {
             "no driver bound to the PF's device".into(),
         ),
     });
+    out.push(sriov(&f, lag, p));
+    if lag.eswitch == EswitchMode::Switchdev {
+        out.push(vf_lag_capable(&f, p));
+    }
+    out
+}
+
+/// Can the firmware give the VFs the config wants?
+fn sriov(f: &PfFacts, lag: &Lag, p: Option<&IfName>) -> Finding {
     let mlx = format!(
         "mlxconfig -d {} set SRIOV_EN=1 NUM_OF_VFS={}, then reboot",
-        pci_name(&f),
+        pci_name(f),
         lag.vfs
     );
-    out.push(match (f.totalvfs, f.has_numvfs) {
+    match (f.totalvfs, f.has_numvfs) {
         (Some(t), _) if t >= lag.vfs => Finding::new(
             "sriov",
             p,
@@ -238,38 +247,39 @@ pub fn pf(root: &Root, lag: &Lag, pf: &IfName) -> Vec<Finding> {
             "SR-IOV is not enabled on this device".into(),
         )
         .hint(mlx),
-    });
-    if lag.eswitch == EswitchMode::Switchdev {
-        out.push(match (f.vendor, f.device_id) {
-            (Some(MELLANOX), Some(id)) => match VF_LAG_DEVICES.iter().find(|(d, _)| *d == id) {
-                Some((_, name)) => Finding::new(
-                    "vf-lag-capable",
-                    p,
-                    Outcome::Pass,
-                    format!("{name} (15b3:{id:04x})"),
-                ),
-                None => Finding::new(
-                    "vf-lag-capable",
-                    p,
-                    Outcome::Warn,
-                    format!("15b3:{id:04x} does not support VF-LAG (ConnectX-5 or later needed)"),
-                ),
-            },
-            (Some(v), Some(id)) => Finding::new(
+    }
+}
+
+/// Is the PF's device one of the NICs that support VF-LAG (switchdev LAGs only)?
+fn vf_lag_capable(f: &PfFacts, p: Option<&IfName>) -> Finding {
+    match (f.vendor, f.device_id) {
+        (Some(MELLANOX), Some(id)) => match VF_LAG_DEVICES.iter().find(|(d, _)| *d == id) {
+            Some((_, name)) => Finding::new(
+                "vf-lag-capable",
+                p,
+                Outcome::Pass,
+                format!("{name} (15b3:{id:04x})"),
+            ),
+            None => Finding::new(
                 "vf-lag-capable",
                 p,
                 Outcome::Warn,
-                format!("{v:04x}:{id:04x} is not a VF-LAG capable NVIDIA/Mellanox NIC"),
+                format!("15b3:{id:04x} does not support VF-LAG (ConnectX-5 or later needed)"),
             ),
-            _ => Finding::new(
-                "vf-lag-capable",
-                p,
-                Outcome::Skip,
-                format!("not a PCI device (bus {})", f.bus.as_deref().unwrap_or("?")),
-            ),
-        });
+        },
+        (Some(v), Some(id)) => Finding::new(
+            "vf-lag-capable",
+            p,
+            Outcome::Warn,
+            format!("{v:04x}:{id:04x} is not a VF-LAG capable NVIDIA/Mellanox NIC"),
+        ),
+        _ => Finding::new(
+            "vf-lag-capable",
+            p,
+            Outcome::Skip,
+            format!("not a PCI device (bus {})", f.bus.as_deref().unwrap_or("?")),
+        ),
     }
-    out
 }
 
 /// The two PFs of a switchdev LAG must be ports of one NIC: same PCI domain:bus:device.
