@@ -75,6 +75,27 @@ fn rebind(l: &Lag, pf: &IfName) -> Result<stages::Report, StageError> {
     stages::rebind_with(&Root::new("/"), l, pf, &mut net, &Timeouts::default())
 }
 
+/// The port of netdevsim device `id`, by the name it keeps: udev renames a new port (the
+/// guest's predictable names), so read the name once udev has processed it (its database entry
+/// `/run/udev/data/n<ifindex>` exists), not the kernel's first `eth<N>`.
+fn port_of(id: u32) -> IfName {
+    let netdir = format!("/sys/bus/netdevsim/devices/netdevsim{id}/net");
+    let port = || {
+        let e = fs::read_dir(&netdir).ok()?.flatten().next()?;
+        Some(e.file_name().to_string_lossy().into_owned())
+    };
+    // The ifindex stays through a rename; the name is read again once udev is done.
+    let ifindex = wait("netdevsim port", || {
+        fs::read_to_string(format!("{netdir}/{}/ifindex", port()?)).ok()
+    });
+    let db = format!("/run/udev/data/n{}", ifindex.trim());
+    wait("udev to process the port", || {
+        Path::new(&db).exists().then_some(())
+    });
+    let name = port().expect("the port is still there");
+    IfName::new(&name).unwrap()
+}
+
 #[test]
 #[ignore = "changes kernel state: runs in the guest, phase device-netdevsim"]
 // Long on purpose: one story told in order, each step building on the state the last one left.
@@ -89,15 +110,7 @@ fn netdevsim_setup_and_rebind_on_a_real_kernel() {
         "netdevsim module not loaded"
     );
     write("/sys/bus/netdevsim/new_device", "17 1 8");
-    let netdir = "/sys/bus/netdevsim/devices/netdevsim17/net";
-    let name = wait("netdevsim17 port", || {
-        fs::read_dir(netdir)
-            .ok()?
-            .flatten()
-            .next()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-    });
-    let pf = IfName::new(&name).unwrap();
+    let pf = port_of(17);
     let root = Root::new("/");
     eprintln!("PF {pf}");
 
@@ -325,15 +338,7 @@ fn netdevsim_two_pfs_in_parallel_then_one_bond() {
     let mut pfs = vec![];
     for id in [21, 22] {
         write("/sys/bus/netdevsim/new_device", &format!("{id} 1 4"));
-        let netdir = format!("/sys/bus/netdevsim/devices/netdevsim{id}/net");
-        let name = wait("port", || {
-            fs::read_dir(&netdir)
-                .ok()?
-                .flatten()
-                .next()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-        });
-        pfs.push(IfName::new(&name).unwrap());
+        pfs.push(port_of(id));
     }
     let mut l = lag(&pfs[0], 3);
     l.pfs = pfs.clone();
