@@ -466,4 +466,75 @@ mod tests {
             r.warnings
         );
     }
+
+    #[test]
+    fn firmware_that_wants_switchdev_before_vfs_gets_that_order() {
+        let (t, devs) = nic(0, None);
+        let _k = FakeKernel::spawn(t.dir.path(), &devs, "mlx5_core");
+        let mut net = FakeNet::new(2);
+        let numvfs = t.dir.path().join(&devs[0]).join("sriov_numvfs");
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
+        let log = seen.clone();
+        net.refuse_switchdev = Some(Box::new(move || {
+            let n = fs::read_to_string(&numvfs).unwrap().trim().to_string();
+            log.lock().unwrap().push(n.clone());
+            n != "0"
+        }));
+        let r = setup_with(&t.root(), &lag(2), &n("ens3f0"), &mut net, &quick()).unwrap();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["2", "0"],
+            "refused with 2 VFs, then set with 0"
+        );
+        assert_eq!(r.status(), "2 VFs, switchdev, offload on, 2 representors");
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.contains("refused switchdev while the 2 VFs existed")
+                    && w.contains("Failed setting eswitch to offloads")),
+            "{:?}",
+            r.warnings
+        );
+        assert_eq!(t.read(&format!("{}/sriov_numvfs", devs[0])), "2");
+        assert_eq!(t.read(&format!("{}/sriov_drivers_autoprobe", devs[0])), "0");
+        assert_eq!(t.read("sys/bus/pci/drivers/mlx5_core/unbind"), "");
+        assert!(State::load(&t.root(), &n("ens3f0"), &net_handle()).setup_done);
+    }
+
+    /// Refused in both orders: a clear error naming both, the PF legacy, no VFs left half-set.
+    #[test]
+    fn firmware_refusing_switchdev_in_both_orders_is_named() {
+        let (t, devs) = nic(0, None);
+        let _k = FakeKernel::spawn(t.dir.path(), &devs, "mlx5_core");
+        let mut net = FakeNet::new(2);
+        net.refuse_switchdev = Some(Box::new(|| true));
+        let err = setup_with(&t.root(), &lag(2), &n("ens3f0"), &mut net, &quick()).unwrap_err();
+        let e = err.to_string();
+        assert!(
+            e.contains("refused with 2 VFs") && e.contains("and with none"),
+            "{e}"
+        );
+        assert_eq!(net.mode, EswitchMode::Legacy);
+        assert!(!State::load(&t.root(), &n("ens3f0"), &net_handle()).setup_done);
+    }
+
+    /// Any other eswitch error is not retried: the VFs stay.
+    #[test]
+    fn other_eswitch_errors_are_not_retried() {
+        let (t, devs) = nic(0, None);
+        let _k = FakeKernel::spawn(t.dir.path(), &devs, "mlx5_core");
+        let mut net = FakeNet::new(2);
+        let mut l = lag(2);
+        l.vfs = 0;
+        net.refuse_switchdev = Some(Box::new(|| true));
+        let err = setup_with(&t.root(), &l, &n("ens3f0"), &mut net, &quick()).unwrap_err();
+        assert!(err.to_string().contains("devlink eswitch set"), "{err}");
+        assert_eq!(
+            net.calls
+                .iter()
+                .filter(|c| c.starts_with("set eswitch"))
+                .count(),
+            1
+        );
+    }
 }

@@ -5,6 +5,7 @@
 
 pub use super::*;
 pub use crate::config::{EswitchMode as ConfEswitch, NetworkStack};
+pub use crate::device::devlink::Handle;
 pub use crate::device::ethtool::Feature;
 pub use crate::device::fake::FakeNet;
 pub use crate::device::sysfs::testtree::Tree;
@@ -179,4 +180,12 @@ pub fn state_for_rebind(t: &Tree, drivers: &[Option<&str>]) {
         port: None,
     };
     st.save(&t.root(), &n("ens3f0")).unwrap();
+}
+
+/// The PCI handle of the fake NIC's first port (the state file's key).
+pub fn net_handle() -> Handle {
+    Handle {
+        bus: "pci".into(),
+        dev: "0000:37:00.0".into(),
+    }
 }
