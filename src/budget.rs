@@ -4,10 +4,10 @@
 //! systemd tells a service nothing about its start timeout, so each unit passes the same number
 //! twice: `TimeoutStartSec=N` and `Environment=VFLAG_DEADLINE_SEC=N` (the packaged units and
 //! the generator's drop-ins write both). The clock starts with the unit's first vflag process
-//! (`ExecStartPre=vflag check` where there is one): it records its `INVOCATION_ID` and
+//! (since issue 20 the units start one, `vflag setup`/`rebind`/`hotplug`): it records its `INVOCATION_ID` and
 //! CLOCK_MONOTONIC start in `/run/vflag/deadline-<unit>` (the unit from the process's cgroup:
 //! one file per unit, overwritten by its next start, so restarts leave nothing behind), and the
-//! later processes of the same start (`ExecStart=`, `ExecStartPost=`) count from there. Every wait is bounded by
+//! later processes of the same start, if any, count from there. Every wait is bounded by
 //! min(its own cap, time left − [`MARGIN`]); the margin leaves time for the failure to be
 //! reported and for `ExecStopPost=` to hand the PF over.
 //!

@@ -1,7 +1,7 @@
 //! Pre-flight checks: kernel command line / IOMMU, and per PF the firmware and NIC facts that
-//! VF-LAG needs. Run by `vflag check` (by hand, before a reboot) and by each
-//! `vflag@<pf>.service` (ExecStartPre=) so that a failing check stops that PF's set-up — and
-//! only that — with the reason and the fix in `systemctl status`.
+//! VF-LAG needs. Run by `vflag check` (by hand, before a reboot) and as the first step of each
+//! `vflag setup` (`vflag@<pf>.service`, one process) so that a failing check stops that PF's
+//! set-up — and only that — with the reason and the fix in `systemctl status`.
 
 use crate::cmdline::Cmdline;
 use crate::config::{EswitchMode, Lag};
@@ -488,6 +488,71 @@ pub fn for_pf(root: &Root, cmdline: &Cmdline, lag: &Lag, pf_name: &IfName) -> Ve
     // udev rules, units): a second owner stops the set-up (nothing changed).
     out.extend(crate::owners::for_pf(root, pf_name));
     out
+}
+
+/// Every check for `targets` (what `vflag check` runs, and the set-up's first step): a
+/// multi-NIC `SRIOV_PFS` PF is checked with the other port of its own NIC; host-wide findings
+/// are reported once. `mlxconfig`: also ask that tool (by hand only).
+pub fn run(
+    root: &Root,
+    cmdline: &Cmdline,
+    targets: &[(&Lag, IfName)],
+    mlxconfig: Option<&std::path::Path>,
+) -> Vec<Finding> {
+    let mut findings: Vec<Finding> = Vec::new();
+    let mut paired: Vec<(Lag, IfName)> = Vec::new();
+    for (lag, pf) in targets {
+        match crate::pairing::resolve(root, lag, pf, std::time::Duration::ZERO) {
+            Ok(l) => paired.push((l, pf.clone())),
+            Err(e) => {
+                // Still run its own checks (present, firmware...): they may say why.
+                findings.push(unpaired(pf, &e));
+                paired.push(((*lag).clone(), pf.clone()));
+            }
+        }
+    }
+    for (lag, pf) in &paired {
+        let mut found = for_pf(root, cmdline, lag, pf);
+        if let Some(tool) = mlxconfig {
+            found.extend(self::mlxconfig(root, pf, lag, tool));
+        }
+        for f in found {
+            if !findings.contains(&f) {
+                findings.push(f);
+            }
+        }
+    }
+    findings
+}
+
+/// Journal lines for failed checks (one each, with the fix) and the first one as the unit's
+/// STATUS=. `true` when a check failed.
+pub fn report_failures(findings: &[Finding]) -> bool {
+    let failed: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.outcome == Outcome::Fail)
+        .collect();
+    for f in &failed {
+        let pf =
+            f.pf.as_ref()
+                .map(|p| format!(" on {p}"))
+                .unwrap_or_default();
+        let hint = f
+            .hint
+            .as_ref()
+            .map(|h| format!("; fix: {h}"))
+            .unwrap_or_default();
+        tracing::error!(
+            check = f.check,
+            "check {} failed{pf}: {}{hint}",
+            f.check,
+            f.detail
+        );
+    }
+    if let Some(f) = failed.first() {
+        crate::log::status(&format!("check {} failed: {}", f.check, f.detail));
+    }
+    !failed.is_empty()
 }
 
 fn pci_name(f: &PfFacts) -> String {

@@ -4,20 +4,182 @@
 //! up → release it, on success and on failure alike: a PF left held is a bond that never comes
 //! up.
 
+use crate::budget::Budget;
+use crate::checks::Outcome;
 use crate::config::Lag;
 use crate::hotplug;
 use crate::names::IfName;
 use crate::paths::Root;
 use crate::stages::{self, Report, StageError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// udevd keeps this file while its event queue is not empty (`udevadm settle` waits on it).
+pub const UDEV_QUEUE: &str = "/run/udev/queue";
+/// How long a configured PF is still expected once udev's coldplug queue has drained. The PCI
+/// functions of a NIC exist before userspace starts; their netdevs appear while udev works
+/// through the coldplug events (mlx5_core's probe, firmware wait included, runs inside the
+/// modprobe of the PCI device's event, so the queue is not empty before the netdev's own event
+/// is queued). The grace covers what that does not: events udevd has not read yet when the unit
+/// starts, a driver that registers its netdev after its probe returned. A NIC that comes later
+/// is a hot-plug (held and set up when it appears).
+pub const COLDPLUG_GRACE: Duration = Duration::from_secs(3);
+const POLL: Duration = Duration::from_millis(50);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EarlyError {
     /// The PF's net device is not there; nothing was asked or changed.
     #[error("{0}")]
     Missing(String),
+    /// A pre-flight check failed (each failure is in the journal); nothing was changed.
+    #[error("{0}")]
+    Check(String),
     #[error(transparent)]
     Stage(#[from] StageError),
+}
+
+/// What the unit runs, in one process: wait for the PF (as long as it can be expected at boot),
+/// the pre-flight checks (`vflag check`'s, as a named step), then [`setup`].
+pub fn boot(root: &Root, lag: &Lag, pf: &IfName, budget: &Budget) -> Result<Report, EarlyError> {
+    // The wait never eats the unit's own timeout: leave the set-up its margin.
+    let upper = budget.left().map_or(lag.device_timeout, |l| {
+        lag.device_timeout
+            .min(l.saturating_sub(crate::budget::MARGIN))
+    });
+    match wait_for_pf(root, pf, upper, COLDPLUG_GRACE) {
+        Arrival::Present { waited } if waited > POLL => {
+            tracing::info!(pf = %pf, step = "wait", "{pf} appeared after {} ms", waited.as_millis())
+        }
+        Arrival::Present { .. } => {}
+        Arrival::Absent { why, .. } => give_up(root, pf, &why)?,
+    }
+    check(root, lag, pf)?;
+    setup(root, lag, pf)
+}
+
+/// The pre-flight checks of `vflag check <pf>`, as the set-up's first step.
+pub fn check(root: &Root, lag: &Lag, pf: &IfName) -> Result<(), EarlyError> {
+    // The process's first line: with the unit's ExecMainStartTimestamp it measures the process
+    // start and sandbox set-up (BENCHMARKS.md).
+    tracing::info!(pf = %pf, step = "check", "pre-flight checks");
+    crate::log::status("checking");
+    let cmdline = crate::cmdline::Cmdline::read(root);
+    let findings = crate::checks::run(root, &cmdline, &[(lag, pf.clone())], None);
+    let count = |o| findings.iter().filter(|f| f.outcome == o).count();
+    if crate::checks::report_failures(&findings) {
+        let f = findings
+            .iter()
+            .find(|f| f.outcome == Outcome::Fail)
+            .expect("a failure was reported");
+        return Err(EarlyError::Check(format!(
+            "check {} failed: {} (nothing was changed)",
+            f.check, f.detail
+        )));
+    }
+    for f in findings.iter().filter(|f| f.outcome == Outcome::Warn) {
+        tracing::warn!(pf = %pf, step = "check", check = f.check, "{}", f.detail);
+    }
+    tracing::info!(
+        pf = %pf,
+        step = "check",
+        "checks passed ({} pass, {} warn, {} skip)",
+        count(Outcome::Pass),
+        count(Outcome::Warn),
+        count(Outcome::Skip)
+    );
+    Ok(())
+}
+
+/// How the wait for a configured PF ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arrival {
+    /// The netdev is there and udev has finished with it (or udev is idle).
+    Present { waited: Duration },
+    /// Not there when udev's coldplug had drained for `grace`, or at `upper` (device-timeout).
+    Absent { waited: Duration, why: String },
+}
+
+/// Wait for `pf` only as long as it can still be expected at boot: until udev's queue has been
+/// empty once (coldplug and its driver probes done), then `grace` more; never longer than `upper` (the LAG's
+/// device-timeout, an operator's bound). The unit is ordered after systemd-udev-trigger.service,
+/// so every coldplug event has been sent when this starts.
+pub fn wait_for_pf(root: &Root, pf: &IfName, upper: Duration, grace: Duration) -> Arrival {
+    let start = Instant::now();
+    let queue = root.path(UDEV_QUEUE);
+    let mut idle_since: Option<Instant> = None;
+    let mut said = false;
+    loop {
+        let busy = queue.exists();
+        if present(root, pf, busy) {
+            return Arrival::Present {
+                waited: start.elapsed(),
+            };
+        }
+        let now = Instant::now();
+        // Coldplug has finished the first time the queue is seen empty (every coldplug event
+        // was sent before this unit started; a NIC's probe runs inside its udev event). Events
+        // after that (the present PFs' own VFs and representors, other services) do not
+        // extend the wait: in the guest they kept the queue busy 12 s longer (BENCHMARKS.md).
+        if !busy && idle_since.is_none() {
+            idle_since = Some(now);
+        }
+        let waited = start.elapsed();
+        if idle_since.is_some_and(|t| now.duration_since(t) >= grace) {
+            return Arrival::Absent {
+                waited,
+                why: format!(
+                    "{pf} did not appear while udev probed the machine (coldplug finished, +{} s)",
+                    grace.as_secs_f32()
+                ),
+            };
+        }
+        if waited >= upper {
+            return Arrival::Absent {
+                waited,
+                why: format!(
+                    "{pf} did not appear within device-timeout ({} s)",
+                    upper.as_secs_f32()
+                ),
+            };
+        }
+        if !said {
+            said = true;
+            tracing::info!(pf = %pf, step = "wait", "waiting for {pf} (udev coldplug)");
+            crate::log::status(&format!("waiting for {pf} (udev coldplug)"));
+        }
+        std::thread::sleep(POLL.min(upper.saturating_sub(waited)));
+    }
+}
+
+/// The netdev exists and udev is done with it: its database entry exists (the naming and hold
+/// rules ran), or udev has nothing queued, or there is no udev database at all.
+fn present(root: &Root, pf: &IfName, udev_busy: bool) -> bool {
+    let Ok(Some(ifindex)) = crate::device::sysfs::netdev_ifindex(root, pf.as_str()) else {
+        return hotplug::require_pf(root, pf).is_ok() && !udev_busy;
+    };
+    !udev_busy
+        || !root.path(hotplug::UDEV_DB_DIR).is_dir()
+        || root
+            .path(format!("{}/n{ifindex}", hotplug::UDEV_DB_DIR))
+            .exists()
+}
+
+/// A PF that was not there at boot: from now on it is a hot-plug. Arm the protocol (udev-import
+/// then holds the PF when it appears and wants this unit, failed by then, and its late stage
+/// again: set up, handed over, VFs bound back), then look once more, so a PF that came in
+/// between is set up here. `Ok(())`: it came after all. (One that comes after this last look
+/// and before the unit has failed is handed over unconfigured by `ExecStopPost=vflag
+/// setup-end`: degraded, never held.)
+pub fn give_up(root: &Root, pf: &IfName, why: &str) -> Result<(), EarlyError> {
+    if let Err(e) = hotplug::arm(root) {
+        tracing::warn!(pf = %pf, step = "wait", "cannot create {}: {e}; if {pf} appears later it may be bonded before its set-up", root.hotplug_dir().display());
+    }
+    if hotplug::require_pf(root, pf).is_ok() {
+        return Ok(());
+    }
+    let msg =
+        format!("absent: {why}; the boot goes on without it, and it is set up when it appears");
+    crate::log::status(&msg);
+    Err(EarlyError::Missing(msg))
 }
 
 /// The early stage for `pf`, held from the network stack while it runs.
@@ -126,5 +288,96 @@ mod tests {
         .unwrap();
         assert_eq!(r.pf, "ens3f0");
         assert!(hotplug::finished(&root, &pf, Some(7)));
+    }
+
+    fn netdev(root: &std::path::Path, name: &str, ifindex: u32) {
+        let net = root.join(format!("sys/class/net/{name}"));
+        std::fs::create_dir_all(&net).unwrap();
+        std::fs::write(net.join("ifindex"), format!("{ifindex}\n")).unwrap();
+    }
+
+    /// While udev has events queued the PF is still expected; once the queue has been empty for
+    /// the grace it is absent — long before device-timeout (old units: the device job's
+    /// full timeout). A netdev udev has not finished with (no database entry) is not yet there.
+    #[test]
+    fn a_missing_pf_is_waited_for_only_while_coldplug_runs_plus_grace() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        let pf = IfName::new("ens3f0").unwrap();
+        std::fs::create_dir_all(dir.path().join("run/udev/data")).unwrap();
+        let queue = dir.path().join("run/udev/queue");
+        std::fs::write(&queue, "").unwrap();
+        let upper = Duration::from_secs(30);
+        let grace = Duration::from_millis(300);
+        // udev busy for 0.6 s, then idle: absent at ~0.6 + 0.3 s, not at 30 s.
+        let q = queue.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(600));
+            std::fs::remove_file(q).unwrap();
+        });
+        let a = wait_for_pf(&root, &pf, upper, grace);
+        t.join().unwrap();
+        let Arrival::Absent { waited, why } = a else {
+            panic!("{a:?}")
+        };
+        assert!(waited >= Duration::from_millis(850), "{waited:?}");
+        assert!(waited < Duration::from_secs(10), "{waited:?}");
+        assert!(why.contains("coldplug"), "{why}");
+
+        // Idle once, then busy again (the present PFs' own VFs and representors): coldplug
+        // has finished all the same, the wait ends at the first idle + grace.
+        let q = queue.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            std::fs::write(q, "").unwrap();
+        });
+        let a = wait_for_pf(&root, &pf, upper, grace);
+        t.join().unwrap();
+        assert!(
+            matches!(&a, Arrival::Absent { waited, .. } if *waited < Duration::from_secs(2)),
+            "{a:?}"
+        );
+        assert!(queue.exists());
+
+        // Busy and never idle: device-timeout is the upper bound.
+        std::fs::write(&queue, "").unwrap();
+        let a = wait_for_pf(&root, &pf, Duration::from_millis(400), grace);
+        assert!(
+            matches!(&a, Arrival::Absent { why, .. } if why.contains("device-timeout")),
+            "{a:?}"
+        );
+
+        // The netdev exists but udev is still on it (no database entry): not yet; once udev
+        // wrote the entry: present.
+        netdev(dir.path(), "ens3f0", 7);
+        let db = dir.path().join("run/udev/data/n7");
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            std::fs::write(db, "E:ID_NET_NAME=ens3f0\n").unwrap();
+        });
+        let a = wait_for_pf(&root, &pf, upper, grace);
+        t.join().unwrap();
+        assert!(
+            matches!(a, Arrival::Present { waited } if waited >= Duration::from_millis(250)),
+            "{a:?}"
+        );
+    }
+
+    /// Giving up arms the protocol, so that the PF's arrival is held and its set-up wanted; a PF
+    /// that came in the meantime is set up after all.
+    #[test]
+    fn giving_up_makes_the_pf_a_held_hot_plug() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        let pf = IfName::new("ens3f0").unwrap();
+        let e = give_up(&root, &pf, "gone").unwrap_err();
+        assert!(e.to_string().contains("absent: gone"), "{e}");
+        assert_eq!(
+            hotplug::state(&root, &pf, Some(9)),
+            hotplug::PfState::Pending,
+            "an arrival must be held and its set-up wanted"
+        );
+        netdev(dir.path(), "ens3f0", 9);
+        assert!(give_up(&root, &pf, "gone").is_ok());
     }
 }

@@ -66,7 +66,7 @@ pub fn units(loaded: &Loaded, root: &Root) -> Output {
             }
         };
         for pf in &lag.pfs {
-            early(&mut out, lag, &texts, pf);
+            early(&mut out, &texts, pf);
             rebind(&mut out, lag, &texts, pf);
         }
     }
@@ -142,33 +142,17 @@ impl Texts {
     }
 }
 
-fn early(out: &mut Output, lag: &Lag, texts: &Texts, pf: &IfName) {
+fn early(out: &mut Output, texts: &Texts, pf: &IfName) {
     let unit = pf.early_unit();
-    // IfName allows no control characters or spaces and unit_instance() escapes the rest, so
-    // the device unit name is always a valid word.
-    let device = pf.device_unit();
+    // No dependency on the PF's device unit: `vflag setup` waits for the PF itself, only as
+    // long as it can be expected at boot (udev coldplug + a grace, at most device-timeout), so
+    // a missing NIC does not hold network-pre.target for a fixed timeout. The checks that need
+    // the device (present, SR-IOV, firmware, IOMMU for PCI PFs) run in that process.
     let mut s = texts.header.clone();
-    // Requires=, not BindsTo=: the PF's netdev may vanish and return during the mode change.
-    let _ = write!(
-        s,
-        "[Unit]\nSourcePath={}\nRequires={device}\nAfter={device}\n",
-        texts.source
-    );
+    let _ = writeln!(s, "[Unit]\nSourcePath={}", texts.source);
     out.entries.insert(
         PathBuf::from(format!("{unit}.d/50-vflag.conf")),
         Entry::File(s),
-    );
-    // Bound the wait for a NIC that never appears, so network-pre.target is not held for
-    // systemd's default 90 s (the seed's units did that).
-    let mut t = texts.header.clone();
-    let _ = write!(
-        t,
-        "[Unit]\nJobRunningTimeoutSec={}ms\n",
-        lag.device_timeout.as_millis()
-    );
-    out.entries.insert(
-        PathBuf::from(format!("{device}.d/50-vflag.conf")),
-        Entry::File(t),
     );
     // network-pre.target is passive: nothing starts it unless a unit that must run before it
     // pulls it in. So the boot target pulls in this unit, and the template's
@@ -447,7 +431,8 @@ mod tests {
         );
         assert_eq!(get("Before="), vec!["Before=x%%n.service"]);
         let comments = get("#");
-        assert_eq!(comments.len(), 3);
+        // The early and the late drop-in (no device unit drop-in since issue 20).
+        assert_eq!(comments.len(), 2);
         assert!(
             comments
                 .iter()
@@ -495,6 +480,40 @@ mod tests {
             "{:?}",
             out.log
         );
+    }
+
+    /// A configured PF whose NIC never appears must not hold network-pre.target for a fixed
+    /// device-timeout (issue 20): the early unit has no dependency on the PF's device unit (its
+    /// process waits only while udev's coldplug runs), and no device job gets a timeout.
+    #[test]
+    fn no_device_unit_dependency() {
+        let d = tempfile::tempdir().unwrap();
+        let out = generate(
+            vec![lag(
+                "bond0",
+                "/etc/vflag/vflag.conf",
+                &["ens1f0", "ens1f1"],
+                &[],
+            )],
+            d.path(),
+        );
+        assert!(
+            !out.entries
+                .keys()
+                .any(|p| p.to_string_lossy().contains(".device")),
+            "{:?}",
+            out.entries.keys()
+        );
+        for (path, line) in lines(&out) {
+            assert!(
+                !(line.starts_with("Requires=") || line.starts_with("After="))
+                    || !line.contains(".device"),
+                "{path}: {line}"
+            );
+        }
+        assert!(out
+            .entries
+            .contains_key(Path::new("vflag@ens1f0.service.d/50-vflag.conf")));
     }
 
     #[test]

@@ -35,8 +35,8 @@ enum Command {
         config: Option<std::path::PathBuf>,
     },
     /// Pre-flight checks (IOMMU, firmware, NIC, other owners of the NIC) for the given PFs, or
-    /// all configured PFs. Exit status 1 when a check fails. vflag@<pf>.service runs this
-    /// before its set-up.
+    /// all configured PFs. Exit status 1 when a check fails. vflag@<pf>.service runs the same
+    /// checks as its set-up's first step.
     Check {
         /// PFs to check (default: every configured PF).
         #[arg(value_name = "PF")]
@@ -79,6 +79,13 @@ enum Command {
     /// network stack if the set-up did not get to do it.
     #[command(hide = true)]
     SetupEnd {
+        /// The PF (the unit's instance).
+        pf: String,
+    },
+    /// Hot-plug set-up of one PF (vflag-hotplug@<pf>.service): the early stage, then the late
+    /// stage, in one process.
+    #[command(hide = true)]
+    Hotplug {
         /// The PF (the unit's instance).
         pf: String,
     },
@@ -170,6 +177,10 @@ fn run(command: Command, root: &Root) -> Result<ExitCode> {
         }
         Command::Setup { pf } => setup(root, &pf),
         Command::SetupEnd { pf } => setup_end(root, &pf),
+        Command::Hotplug { pf } => match setup(root, &pf)? {
+            c if c == ExitCode::SUCCESS => rebind(root, &pf),
+            c => Ok(c),
+        },
         Command::Rebind { pf } => rebind(root, &pf),
         Command::UdevImport { ifname } => {
             // udev ignores a failing program's output: print what applies, always exit 0.
@@ -282,12 +293,14 @@ fn load_unless_disabled(root: &Root) -> Option<Loaded> {
 }
 
 fn setup(root: &Root, instance: &str) -> Result<ExitCode> {
+    // The unit's only process: its deadline counts from here.
+    let budget = vflag::budget::Budget::from_env(root, config::DEFAULT_SETUP_TIMEOUT_MAX);
     let Some(loaded) = load_unless_disabled(root) else {
         return Ok(ExitCode::SUCCESS);
     };
     let (lag, pf) = configured_pf(&loaded, instance)?;
-    // Hold → set-up → release (a missing PF: a clear error, nothing asked or changed).
-    vflag::early::setup(root, lag, &pf)?;
+    // Wait for the PF (bounded) → checks → hold → set-up → release.
+    vflag::early::boot(root, lag, &pf, &budget)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -365,68 +378,28 @@ fn check(root: &Root, pfs: &[String], json: bool) -> Result<ExitCode> {
             .map(|p| configured_pf(&loaded, p))
             .collect::<Result<_>>()?
     };
-    let mut findings: Vec<Finding> = Vec::new();
-    // A multi-NIC SRIOV_PFS: each PF is checked with the other port of its own NIC.
-    let mut paired: Vec<(Lag, IfName)> = Vec::new();
-    for (lag, pf) in targets {
-        match vflag::pairing::resolve(root, lag, &pf, std::time::Duration::ZERO) {
-            Ok(l) => paired.push((l, pf)),
-            Err(e) => {
-                // Still run its own checks (present, firmware...): they may say why.
-                findings.push(checks::unpaired(&pf, &e));
-                paired.push((lag.clone(), pf));
-            }
-        }
-    }
-    for (lag, pf) in &paired {
-        let mut found = checks::for_pf(root, &cmdline, lag, pf);
-        // By hand (not in a boot unit, whose sandbox cannot open the device for it), also ask
-        // Mellanox's mlxconfig where it is installed.
-        if root.is_real() && std::env::var_os("INVOCATION_ID").is_none() {
-            if let Some(tool) = find_in_path("mlxconfig") {
-                found.extend(checks::mlxconfig(root, pf, lag, &tool));
-            }
-        }
-        for f in found {
-            // Host-wide findings are the same for every PF: report them once.
-            if !findings.contains(&f) {
-                findings.push(f);
-            }
-        }
-    }
-    let failed: Vec<&Finding> = findings
-        .iter()
-        .filter(|f| f.outcome == Outcome::Fail)
-        .collect();
+    // By hand (not in a boot unit, whose sandbox cannot open the device for it), also ask
+    // Mellanox's mlxconfig where it is installed.
+    let mlxconfig = (root.is_real() && std::env::var_os("INVOCATION_ID").is_none())
+        .then(|| find_in_path("mlxconfig"))
+        .flatten();
+    let findings = checks::run(root, &cmdline, &targets, mlxconfig.as_deref());
     if json {
         print!("{}", vflag::report::json(&findings));
     } else {
         print!("{}", vflag::report::table(&findings));
     }
     // Under systemd the journal gets one line per failure; by hand the table says it all.
-    let under_systemd = std::env::var_os("INVOCATION_ID").is_some();
-    for f in failed.iter().filter(|_| under_systemd) {
-        let pf =
-            f.pf.as_ref()
-                .map(|p| format!(" on {p}"))
-                .unwrap_or_default();
-        let hint = f
-            .hint
-            .as_ref()
-            .map(|h| format!("; fix: {h}"))
-            .unwrap_or_default();
-        tracing::error!(
-            check = f.check,
-            "check {} failed{pf}: {}{hint}",
-            f.check,
-            f.detail
-        );
-    }
-    if let Some(f) = failed.first() {
-        vflag::log::status(&format!("check {} failed: {}", f.check, f.detail));
-        return Ok(ExitCode::FAILURE);
-    }
-    Ok(ExitCode::SUCCESS)
+    let failed = if std::env::var_os("INVOCATION_ID").is_some() {
+        checks::report_failures(&findings)
+    } else {
+        findings.iter().any(|f| f.outcome == Outcome::Fail)
+    };
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `vflag status` could not find out (as monitoring plugins' UNKNOWN): not "degraded" (1).

@@ -62,3 +62,37 @@ fn units_exposure_at_most_5() {
         assert!(score <= 5.0, "{unit}: {overall}");
     }
 }
+
+/// One process per unit start on the boot path (issue 20): each start of the set-up, late and
+/// hot-plug units runs `vflag` once when it succeeds (the checks are the set-up's first step,
+/// not an ExecStartPre=; the hot-plug unit's rebind is no ExecStartPost=). `ExecStopPost=`
+/// (the hand-over after a failure) returns at once after a success and is not counted.
+#[test]
+fn boot_units_start_vflag_once() {
+    for u in [
+        "vflag@.service",
+        "vflag-rebind@.service",
+        "vflag-hotplug@.service",
+    ] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("units").join(u);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let on_start: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                [
+                    "ExecCondition=",
+                    "ExecStartPre=",
+                    "ExecStart=",
+                    "ExecStartPost=",
+                ]
+                .iter()
+                .any(|k| l.starts_with(k))
+            })
+            .collect();
+        assert_eq!(on_start.len(), 1, "{u}: {on_start:?}");
+        assert!(
+            on_start[0].starts_with("ExecStart=/usr/bin/vflag "),
+            "{u}: {on_start:?}"
+        );
+    }
+}

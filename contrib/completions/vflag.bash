@@ -50,7 +50,7 @@ _vflag()
         check) opts="--json" ;;
         status) opts="--json --prometheus --output" ;;
         ovs-offload) if ((nargs > 0)); then opts="--wait"; else opts=""; fi ;;
-        setup | setup-end | rebind | udev-import | udev-name | help) opts="" ;;
+        setup | setup-end | hotplug | rebind | udev-import | udev-name | help) opts="" ;;
         *) return ;;
     esac
     if [[ $cur == -* ]]; then
@@ -65,7 +65,7 @@ _vflag()
         check | status)
             COMPREPLY=($(compgen -W "$(_vflag_pfs)" -- "$cur"))
             ;;
-        setup | setup-end | rebind)
+        setup | setup-end | hotplug | rebind)
             ((nargs == 0)) && COMPREPLY=($(compgen -W "$(_vflag_pfs)" -- "$cur"))
             ;;
         udev-import | udev-name)

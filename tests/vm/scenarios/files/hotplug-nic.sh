@@ -153,7 +153,7 @@ plug_once() {
             [ "$(usec "vflag-rebind@$pf.service" ActiveState)" = active ] ||
                 bad "$label $pf: vflag-rebind@$pf.service is $(usec "vflag-rebind@$pf.service" ActiveState) after the first plug"
         else
-            # vflag-hotplug@ binds the VFs back in ExecStartPost (vflag rebind)
+            # vflag-hotplug@ binds the VFs back after its set-up (vflag hotplug: setup, then rebind)
             [ "$MODE" != held ] || [ -n "$(journal_time "$unit" 'bond is valid for VF-LAG' "$t0")" ] ||
                 bad "$label $pf: no late stage (rebind) in $unit"
         fi
