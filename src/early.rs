@@ -151,16 +151,19 @@ pub fn wait_for_pf(root: &Root, pf: &IfName, upper: Duration, grace: Duration) -
 }
 
 /// The netdev exists and udev is done with it: its database entry exists (the naming and hold
-/// rules ran), or udev has nothing queued, or there is no udev database at all.
+/// rules ran) and is not mid-rename, or udev has nothing queued, or there is no udev database.
+/// udev writes the entry with `ID_RENAMING=1` before it renames the netdev, and only the
+/// rename's `move` event drops it: until then that event is still to run its rules (the hold
+/// rule among them) for this PF.
 fn present(root: &Root, pf: &IfName, udev_busy: bool) -> bool {
     let Ok(Some(ifindex)) = crate::device::sysfs::netdev_ifindex(root, pf.as_str()) else {
         return hotplug::require_pf(root, pf).is_ok() && !udev_busy;
     };
-    !udev_busy
-        || !root.path(hotplug::UDEV_DB_DIR).is_dir()
-        || root
-            .path(format!("{}/n{ifindex}", hotplug::UDEV_DB_DIR))
-            .exists()
+    if !udev_busy || !root.path(hotplug::UDEV_DB_DIR).is_dir() {
+        return true;
+    }
+    std::fs::read_to_string(root.path(format!("{}/n{ifindex}", hotplug::UDEV_DB_DIR)))
+        .is_ok_and(|db| !db.lines().any(|l| l.trim_end() == "E:ID_RENAMING=1"))
 }
 
 /// A PF that was not there at boot: from now on it is a hot-plug. Arm the protocol (udev-import
@@ -356,6 +359,31 @@ mod tests {
             std::fs::write(db, "E:ID_NET_NAME=ens3f0\n").unwrap();
         });
         let a = wait_for_pf(&root, &pf, upper, grace);
+        t.join().unwrap();
+        assert!(
+            matches!(a, Arrival::Present { waited } if waited >= Duration::from_millis(250)),
+            "{a:?}"
+        );
+    }
+
+    /// udev writes the PF's database entry with ID_RENAMING=1 before it renames the netdev;
+    /// the rename's `move` event (the hold rule runs in it) is still to come. The PF is taken
+    /// only once that event has rewritten the entry (or udev is idle), never before.
+    #[test]
+    fn a_pf_mid_rename_is_not_taken_before_udev_has_finished_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        let pf = IfName::new("ens3f0").unwrap();
+        netdev(dir.path(), "ens3f0", 7);
+        let db = dir.path().join("run/udev/data/n7");
+        std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+        std::fs::write(&db, "E:ID_NET_NAME=ens3f0\nE:ID_RENAMING=1\n").unwrap();
+        std::fs::write(dir.path().join("run/udev/queue"), "").unwrap();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            std::fs::write(db, "E:ID_NET_NAME=ens3f0\n").unwrap();
+        });
+        let a = wait_for_pf(&root, &pf, Duration::from_secs(5), Duration::from_secs(3));
         t.join().unwrap();
         assert!(
             matches!(a, Arrival::Present { waited } if waited >= Duration::from_millis(250)),

@@ -55,9 +55,11 @@
 //!    the same when `$SERVICE_RESULT` is not `success` (and nothing on a clean stop at
 //!    shutdown).
 //!    - [`finish`] writes the marker `/run/vflag/hotplug/<pf>` (content: the ifindex), then,
-//!      if the udev database still shows vflag's hold for that ifindex, asks udev to re-run the
-//!      rules (`change` written to `/sys/class/net/<pf>/uevent`) and waits, bounded, until the
-//!      database no longer shows `VFLAG_HOLD`. The hold lives in the udev database, so clearing
+//!      if the udev database still shows vflag's hold for that ifindex, or udev still has
+//!      events queued (one of them may have read "pending" before the marker and write its
+//!      hold later), asks udev to re-run the rules (`change` written to
+//!      `/sys/class/net/<pf>/uevent`: udev runs it after the device's events in flight) and
+//!      waits, bounded, until the database no longer shows `VFLAG_HOLD`. The hold lives in the udev database, so clearing
 //!      it there is what guarantees that a stack which starts (or restarts) later sees the
 //!      device as its own; this is why the early stage must not end before it.
 //!    - `bus::release` then hands the port over explicitly: NetworkManager `Managed=true`
@@ -417,22 +419,48 @@ pub fn finish(root: &Root, pf: &IfName, wait: Duration) -> std::io::Result<Finis
         ));
     };
 
-    if !held_in_udev_db(root, ifindex) {
+    // An event udev is still working on may have read "pending" before the marker and write
+    // its hold into the database after the check below (seen at boot: the rename's `move`
+    // event of a PF the set-up took as soon as its database entry existed). While udev has
+    // events queued, a `change` written after the marker settles it: udev runs the device's
+    // events in order, and that one reads the marker (no hold) and rewrites the entry last.
+    let held = held_in_udev_db(root, ifindex);
+    if !held && !root.path(crate::early::UDEV_QUEUE).exists() {
         return Ok(Finish::NotHeld);
     }
+    let before = db_stamp(root, ifindex);
     let started = Instant::now();
     sysfs::netdev_change_uevent(root, pf.as_str())?;
     loop {
-        if !held_in_udev_db(root, ifindex) {
-            return Ok(Finish::Released {
-                after: started.elapsed(),
+        // Not held, and (when it did not look held) rewritten since the `change`: an event
+        // still in flight would have shown its hold, or been followed by the `change`.
+        if !held_in_udev_db(root, ifindex) && (held || db_stamp(root, ifindex) != before) {
+            return Ok(if held {
+                Finish::Released {
+                    after: started.elapsed(),
+                }
+            } else {
+                Finish::NotHeld
             });
         }
-        if started.elapsed() >= wait {
-            return Ok(Finish::StillHeld);
+        // Not seen held: the `change` clears any late hold whenever udev gets to it, so the
+        // stage waits for it only briefly.
+        if started.elapsed() >= if held { wait } else { wait.min(SETTLE_WAIT) } {
+            return Ok(if held_in_udev_db(root, ifindex) {
+                Finish::StillHeld
+            } else {
+                Finish::NotHeld
+            });
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// When udev last wrote the database entry of this ifindex (it writes a new file each time).
+fn db_stamp(root: &Root, ifindex: u32) -> Option<(u64, std::time::SystemTime, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(root.path(format!("{UDEV_DB_DIR}/n{ifindex}"))).ok()?;
+    Some((m.ino(), m.modified().ok()?, m.len()))
 }
 
 /// Does udev's database entry for this ifindex carry vflag's hold?
@@ -442,6 +470,9 @@ pub fn held_in_udev_db(root: &Root, ifindex: u32) -> bool {
         .map(|s| s.lines().any(|l| l.trim_end() == "E:VFLAG_HOLD=1"))
         .unwrap_or(false)
 }
+
+/// How long [`finish`] waits, while udev is busy, for its `change` when no hold was seen.
+pub const SETTLE_WAIT: Duration = Duration::from_secs(2);
 
 /// How long [`stage_end`] waits for udev to clear the hold.
 pub const UDEV_WAIT: Duration = Duration::from_secs(10);

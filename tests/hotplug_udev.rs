@@ -510,6 +510,55 @@ fn finish_clears_the_hold_from_the_udev_database() {
     );
 }
 
+/// The boot race seen in the guest (fault-networkd-no-ovs): an event udev is still running
+/// (the rename's `move`, the set-up having started as soon as the PF's database entry existed)
+/// took its decision while the PF was pending and writes its hold into the database after
+/// finish() looked. finish() must still leave the PF unheld: while udev is busy it asks for a
+/// `change` after the marker, which udev runs after the event in flight.
+#[test]
+fn finish_clears_a_hold_written_by_an_event_still_in_flight() {
+    let h = pf_host();
+    h.write("/run/udev/data/n12", "I:1234\nE:VFLAG_PF=1\nG:systemd\n"); // the add event: no hold
+    h.write("/run/udev/queue", ""); // udev is busy
+    let ev = UdevEvent {
+        name: "ens1f0".into(),
+        devpath: None,
+        ifindex: Some(12),
+    };
+    let late = hotplug::udev_import_event(&h.root, &h.plan, &ev); // decided before the marker
+    assert_eq!(get(&late, "VFLAG_HOLD"), Some("1"));
+    let text: String = late.iter().map(|(k, v)| format!("E:{k}={v}\n")).collect();
+    let (db, tmp) = (h.path("/run/udev/data/n12"), h.path("/run/udev/data/.n12"));
+    let inflight = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(150));
+        std::fs::write(&tmp, format!("I:1234\n{text}G:systemd\n")).unwrap();
+        std::fs::rename(&tmp, &db).unwrap();
+    });
+    let udevd = fake_udevd(&h, Duration::from_millis(300));
+    let r = hotplug::finish(&h.root, &name("ens1f0"), Duration::from_secs(3)).unwrap();
+    inflight.join().unwrap();
+    assert!(
+        udevd.join().unwrap(),
+        "no change was asked after the marker"
+    );
+    assert!(
+        !hotplug::held_in_udev_db(&h.root, 12),
+        "the PF is left held"
+    );
+    assert_eq!(r, Finish::NotHeld);
+}
+
+/// With udev idle and no hold in the database nothing is asked of udev (no cost at boot).
+#[test]
+fn finish_asks_nothing_of_an_idle_udev() {
+    let h = pf_host();
+    h.write("/run/udev/data/n12", "I:1234\nE:VFLAG_PF=1\n");
+    let r = hotplug::finish(&h.root, &name("ens1f0"), Duration::from_secs(1)).unwrap();
+    assert_eq!(r, Finish::NotHeld);
+    let uevent = h.path("/sys/devices/pci0000:00/0000:01:00.0/net/ens1f0/uevent");
+    assert_eq!(std::fs::read_to_string(uevent).unwrap(), "");
+}
+
 #[test]
 fn finish_is_bounded_when_udev_does_not_answer() {
     let h = pf_host();
