@@ -140,7 +140,7 @@ check "deb: nothing under /lib (merged-/usr paths only)" bash -c "! grep -Eq ' /
 check "deb: no conffiles" test ! -s "$work/deb.control/conffiles"
 check "deb: Package: vflag" grep -q '^ Package: vflag$' "$work/deb.info"
 check "deb: Depends names libc6" grep -Eq '^ Depends:.*libc6' "$work/deb.info"
-for s in postinst postrm; do
+for s in postinst prerm postrm; do
 	if [ -x "$work/deb.control/$s" ]; then
 		ok "deb: $s present and executable"
 		check "deb: $s is valid sh" sh -n "$work/deb.control/$s"
@@ -155,6 +155,20 @@ done
 [ -x "$work/deb.control/postrm" ] && for a in remove purge upgrade; do
 	script_checks "deb postrm" "$work/deb.control/postrm" $a
 done
+# An operator-enabled vflag-prometheus.timer must not outlive the package as a dangling link.
+timer_off_checks() { # $1 label, $2 script, $3 removal arg, $4 upgrade arg
+	local out
+	out=$(run_script "$2" running "$3")
+	check "$1 $3: exits 0 although systemctl fails" test "$(head -n1 <<<"$out")" = 0
+	check "$1 $3: stops and disables vflag-prometheus.timer" \
+		grep -qx "systemctl disable --now vflag-prometheus.timer" <<<"$out"
+	out=$(run_script "$2" chroot "$3")
+	check "$1 $3 in a chroot: exits 0, disables the timer offline" \
+		test "$out" = "$(printf '0\nsystemctl --no-reload disable vflag-prometheus.timer')"
+	out=$(run_script "$2" running "$4")
+	check "$1 $4: leaves the timer alone" test "$out" = 0
+}
+[ -x "$work/deb.control/prerm" ] && timer_off_checks "deb prerm" "$work/deb.control/prerm" remove upgrade
 # The packaged binaries, run from the unpacked tree.
 v=$("$work/deb.root/usr/bin/vflag" --version 2>&1)
 check "deb: /usr/bin/vflag --version runs ($v)" grep -q "^vflag " <<<"$v"
@@ -215,6 +229,9 @@ awk '/^postuninstall scriptlet/{f=1; next} /^[a-z]+ scriptlet/{f=0} f' "$work/rp
 script_checks "rpm %post" "$work/rpm.post" 1
 script_checks "rpm %post" "$work/rpm.post" 2
 script_checks "rpm %postun" "$work/rpm.postun" 0
+awk '/^preuninstall scriptlet/{f=1; next} /^[a-z]+ scriptlet/{f=0} f' "$work/rpm.scripts" >"$work/rpm.preun"
+check "rpm: preuninstall scriptlet present" test -s "$work/rpm.preun"
+timer_off_checks "rpm %preun" "$work/rpm.preun" 0 1
 check "rpm: requires systemd" grep -q '^systemd' "$work/rpm.requires"
 pc=$(rpm -qp --qf '%{PAYLOADCOMPRESSOR}' "$rpmf" 2>/dev/null)
 check "rpm: gzip payload, readable by every EL 8 rpm ($pc)" test "$pc" = gzip
