@@ -88,9 +88,12 @@ fn port_of(id: u32) -> IfName {
     let ifindex = wait("netdevsim port", || {
         fs::read_to_string(format!("{netdir}/{}/ifindex", port()?)).ok()
     });
+    // udev writes the db entry with ID_RENAMING=1 *before* it renames the port (the name read
+    // then is still eth<N>); the entry without it is written once the rename is done.
     let db = format!("/run/udev/data/n{}", ifindex.trim());
     wait("udev to process the port", || {
-        Path::new(&db).exists().then_some(())
+        let entry = fs::read_to_string(&db).ok()?;
+        (!entry.lines().any(|l| l == "E:ID_RENAMING=1")).then_some(())
     });
     let name = port().expect("the port is still there");
     IfName::new(&name).unwrap()
