@@ -1,5 +1,6 @@
 #!/bin/bash
-# Build (or reuse) the cached guest image for the VM test bed.
+# Build (or reuse) the cached guest image for the VM test bed: build-image.sh [CODENAME]
+# (default: the host's release; `trixie` on a bookworm host gives the Debian 13 image).
 #
 #   Debian <codename> (minbase) + systemd/udev/dbus/iproute2/ethtool/kmod/NetworkManager/
 #   systemd-networkd/openvswitch/ifupdown/busybox/ansible-core, the 6.12 kernel from <codename>-security
@@ -9,9 +10,11 @@
 # root=/dev/vda), vmlinuz, initrd.img, kernel-release, manifest.
 # Cache: ${VFLAG_VM_CACHE:-/var/cache/vflag-testbed}/<key>, key = sha256 of the package list, the
 # kernel source version + ABI and this script and its helpers. Rebuilt when missing. If the archive
-# cannot be reached, the last image built on this machine (<cache>/current) is reused.
+# cannot be reached, the last image of that release built on this machine (<cache>/current-<codename>)
+# is reused.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+[ $# -eq 0 ] || export VFLAG_VM_CODENAME=$1
 . "$here/lib/apt-sources.sh"
 . "$here/lib/private-apt.sh"
 
@@ -28,15 +31,17 @@ GUEST_PKGS=(systemd systemd-sysv udev dbus iproute2 ethtool kmod network-manager
     openvswitch-switch ifupdown ifenslave busybox pciutils procps initramfs-tools zstd
     python3-apt ansible-core strace)
 codename=$(vm_codename)
+# One `current` link per release: a run of one release never repoints the other's.
+current="$CACHE/current-$codename"
 
-apt_dir="$CACHE/apt"
+apt_dir="$CACHE/apt-$codename"
 vm_private_apt_init "$apt_dir"
-if ! "${VM_APT[@]}" update >"$CACHE/apt-update.log" 2>&1; then
-    if [ -e "$CACHE/current/rootfs.raw" ]; then
-        log "archive unreachable (see $CACHE/apt-update.log); reusing $(readlink -f "$CACHE/current")"
-        readlink -f "$CACHE/current"; exit 0
+if ! "${VM_APT[@]}" update >"$CACHE/apt-update-$codename.log" 2>&1; then
+    if [ -e "$current/rootfs.raw" ]; then
+        log "archive unreachable (see $CACHE/apt-update-$codename.log); reusing $(readlink -f "$current")"
+        readlink -f "$current"; exit 0
     fi
-    log "archive unreachable and no cached image: see $CACHE/apt-update.log"; exit 1
+    log "archive unreachable and no cached $codename image: see $CACHE/apt-update-$codename.log"; exit 1
 fi
 
 # Kernel: newest linux-source-6.12 in the archive; ABI from the matching headers package name.
@@ -53,15 +58,15 @@ key=$( { printf '%s\n' "${GUEST_PKGS[@]}" "$codename" "$SV" "$ABI";
        sha256sum | cut -c1-16)
 out="$CACHE/$key"
 if [ -e "$out/rootfs.raw" ] && [ -e "$out/vmlinuz" ] && [ -e "$out/initrd.img" ]; then
-    log "reusing $out (kernel $KV)"
-    ln -sfn "$key" "$CACHE/current"
+    log "reusing $out ($codename, kernel $KV)"
+    ln -sfn "$key" "$current"
     echo "$out"; exit 0
 fi
 
 t0=$(date +%s)
 work=$(mktemp -d "$CACHE/build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-log "building image $key: kernel $KV ($SV) in $work"
+log "building image $key: $codename, kernel $KV ($SV) in $work"
 
 # 1. kernel, headers, kbuild, source -> netdevsim.ko (cached per kernel source version and
 # ConnectX model sources: tests/vm/cxmodel is compiled into it, off unless cx_model=1).
@@ -81,12 +86,28 @@ if [ ! -s "$ko_cache" ]; then
         linux-source-6.12/drivers/net/netdevsim
     patch -d "$work/nsim" -p1 -s < "$here/cxmodel/netdevsim-cx.patch" && cp "$here/cxmodel/cx.c" "$work/nsim/" ||
         { log "cxmodel: patch does not apply to linux-source-6.12 $SV"; exit 1; }
+    # The kernel's own compiler (gcc-<N>, .kernelvariables). When the host lacks it (a trixie
+    # kernel, gcc-14, on a bookworm host: gcc-12 rejects its flags), build in a minimal chroot of
+    # the guest's release holding it; the sources sit at the same absolute path inside.
+    cc=$(sed -n 's/^CC *=.*\(gcc-[0-9][0-9]*\).*/\1/p' "$hdr/.kernelvariables" | head -1)
+    in_cc=()
+    if [ -n "$cc" ] && ! command -v "$cc" >/dev/null; then
+        mmdebstrap --variant=minbase --mode=root --format=directory \
+            --aptopt='APT::Install-Recommends "false"' --include="$cc,make,libc6-dev,libelf1t64" \
+            "$codename" "$work/cc" "deb $(vm_main_uri) $codename main" >"$work/cc.log" 2>&1 ||
+            { tail -30 "$work/cc.log" >&2; log "no $cc build chroot for $codename"; exit 1; }
+        mkdir -p "$work/cc$work"
+        mv "$work/x" "$work/nsim" "$work/cc$work/"
+        ln -s "cc$work/x" "$work/x"; ln -s "cc$work/nsim" "$work/nsim"
+        in_cc=(chroot "$work/cc")
+        log "netdevsim: $cc from a $codename chroot ($(( $(date +%s) - t0 )) s)"
+    fi
     # Debian builds with gcc-<N> and no pahole here: BTF for modules off.
-    make -s -C "$hdr" M="$work/nsim" CONFIG_NETDEVSIM=m CONFIG_DEBUG_INFO_BTF_MODULES= modules \
+    "${in_cc[@]}" make -s -C "$hdr" M="$work/nsim" CONFIG_NETDEVSIM=m CONFIG_DEBUG_INFO_BTF_MODULES= modules \
         >"$work/nsim-build.log" 2>&1 || { tail -30 "$work/nsim-build.log" >&2; exit 1; }
     strip --strip-debug "$work/nsim/netdevsim.ko"
     cp "$work/nsim/netdevsim.ko" "$ko_cache.tmp" && mv "$ko_cache.tmp" "$ko_cache"
-    rm -rf "$work/debs" "$work/x" "$work/nsim"
+    rm -rf "$work/debs" "$work/x" "$work/nsim" "$work/cc"
     log "netdevsim built ($(( $(date +%s) - t0 )) s)"
 fi
 
@@ -114,13 +135,16 @@ mke2fs -q -t ext4 -L vflagroot -E root_owner=0:0 -d "$work/root" "$work/out/root
   echo "packages=${GUEST_PKGS[*]}"; echo "built=$(date -u +%FT%TZ)"; } > "$work/out/manifest"
 rm -rf "$work/root"
 rm -rf "$out"; mv "$work/out" "$out"
-ln -sfn "$key" "$CACHE/current"
+ln -sfn "$key" "$current"
 # Keep only the newest four images (several image variants may be in use at once). Only real
-# image directories (16 hex digits) count: never the `current` link (rm through it would empty
-# the image it points to) nor another build's work directory.
+# image directories (16 hex digits) count: never a `current-*` link (rm through it would empty
+# the image it points to) nor another build's work directory; and never the image a
+# `current-<codename>` link names (another release's image is no older variant of this one).
+keep=" $out "
+for l in "$CACHE"/current "$CACHE"/current-*; do [ -L "$l" ] && keep="$keep$CACHE/$(readlink "$l") "; done
 find "$CACHE" -mindepth 1 -maxdepth 1 -type d -regextype posix-extended -regex '.*/[0-9a-f]{16}' \
     -printf '%T@ %p\n' | sort -rn | cut -d' ' -f2- | tail -n +5 | while read -r old; do
-    [ "$old" = "$out" ] || rm -rf "$old"
+    case "$keep" in *" $old "*) ;; *) rm -rf "$old" ;; esac
 done
 log "image $out ready in $(( $(date +%s) - t0 )) s"
 echo "$out"

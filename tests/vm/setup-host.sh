@@ -38,8 +38,8 @@ fi
 [ "$(id -u)" = 0 ] || { log "must run as root to install: ${missing[*]} qemu"; exit 1; }
 export DEBIAN_FRONTEND=noninteractive
 
-codename=$(vm_codename)
-main_uri=$(vm_main_uri)
+codename=$(vm_host_codename)
+main_uri=$(vm_archive_uri "$codename")
 [ -n "$main_uri" ] || { log "no apt source for suite $codename found on this host"; exit 1; }
 
 # A source-parts directory = the host's own sources + backports of the main archive.

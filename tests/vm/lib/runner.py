@@ -1,7 +1,12 @@
 #!/usr/bin/env python3
 """Run VM test bed scenarios: one fresh disk per boot, vflag installed into it, facts back over 9p.
 
-Usage: runner.py --image DIR --package-tree DIR [--work DIR] SCENARIO_FILE...
+Usage: runner.py --image [NAME=]DIR... --package-tree DIR [--work DIR] SCENARIO_FILE...
+
+--image names the guest image of each release the scenarios use (`image =` in a scenario,
+default bookworm; a bare DIR is bookworm). Each image used gets its own package-install boot
+(reported as package-install for bookworm, package-install-<image> for the others), whose disk
+is the base of that image's scenarios.
 
 vflag gets into the guest as its users install it: the package-install scenario boots the bare
 image with the .deb and the Ansible role (--package-tree, put on every `base = image` disk) and
@@ -29,7 +34,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import checks  # noqa: E402
-from scenario import ScenarioError, parse  # noqa: E402
+from scenario import DEFAULT_IMAGE, IMAGES, ScenarioError, parse  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VMDIR = os.path.dirname(HERE)
@@ -334,7 +339,7 @@ def boot(sc, image, base, staging_root, adir):
     qlog.close()
     if not os.path.exists(os.path.join(results, "DONE")):
         return "infra", f"guest exited (qemu rc {rc}) without reporting facts", took
-    if os.environ.get("VFLAG_VM_KEEP_DISK") != "1" and sc.name != "package-install":
+    if os.environ.get("VFLAG_VM_KEEP_DISK") != "1" and not sc.name.startswith("package-install"):
         os.unlink(disk)
     return "ok", f"qemu rc {rc}", took
 
@@ -431,6 +436,7 @@ class BootSpec:
                 raise ScenarioError(f"share-boot {name}: its phases differ in {k}: {' / '.join(vals)}")
             self.kv[k] = vals[0] if vals else ""
         self.base = self.kv.get("base") or "package"
+        self.image = self.kv.get("image") or DEFAULT_IMAGE
         if self.base == "image":
             raise ScenarioError(f"share-boot {name}: base = image cannot share a boot")
 
@@ -565,9 +571,19 @@ def derived_bases(install, adir):
     return {"rollout": (disk, rm), "package": (disk, rm + ['rm "/etc/vflag/vflag.conf"'])}
 
 
-def install_inputs(a):
+def install_scenario(image):
+    """The package-install boot of an image: package-install (bookworm), package-install-<image>."""
+    sc = parse(INSTALL)
+    if image != DEFAULT_IMAGE:
+        sc.name = f"package-install-{image}"
+        sc.kv["image"] = image
+    return sc
+
+
+def install_inputs(a, sc, image_dir):
     """What the package-install disk depends on: the package tree, the image, the scenario."""
-    h = hashlib.sha256(os.path.realpath(a.image).encode())
+    h = hashlib.sha256(os.path.realpath(image_dir).encode())
+    h.update(sc.name.encode())
     for path in [INSTALL] + sorted(os.path.join(d, f) for d, _, fs in os.walk(a.package_tree) for f in fs):
         h.update(path.encode())
         if path.endswith(".deb"):
@@ -583,13 +599,13 @@ def install_inputs(a):
     return h.hexdigest()
 
 
-def reusable_install(a):
+def reusable_install(a, sc, image_dir):
     """The last package-install boot directory, when it passed on the same inputs (developer
     runs only: VFLAG_VM_REUSE_INSTALL=1; CI always installs)."""
-    adir = os.path.join(a.work, "package-install", "boot1")
+    adir = os.path.join(a.work, sc.name, "boot1")
     try:
-        with open(os.path.join(a.work, "package-install", "inputs.sha256")) as f:
-            same = f.read().strip() == install_inputs(a)
+        with open(os.path.join(a.work, sc.name, "inputs.sha256")) as f:
+            same = f.read().strip() == install_inputs(a, sc, image_dir)
     except FileNotFoundError:
         return None
     return adir if same and os.path.exists(os.path.join(adir, "disk.raw")) else None
@@ -597,7 +613,8 @@ def reusable_install(a):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--image", required=True)
+    ap.add_argument("--image", required=True, action="append",
+                    help="[NAME=]DIR: the image of release NAME (default bookworm); repeatable")
     ap.add_argument("--package-tree", required=True,
                     help="files for `base = image` disks: the .deb and the Ansible role")
     ap.add_argument("--work", default=os.environ.get("VFLAG_VM_WORK", "/var/tmp/vflag-vm"))
@@ -606,6 +623,7 @@ def main():
     ap.add_argument("scenarios", nargs="+")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
+    images = dict(i.split("=", 1) if "=" in i else (DEFAULT_IMAGE, i) for i in a.image)
     outcomes = []
     todo = []
     for path in a.scenarios:
@@ -613,14 +631,26 @@ def main():
             sc = parse(path)
             if sc.base not in BASES:
                 raise ScenarioError(f"base must be one of {', '.join(BASES)}")
+            if sc.image not in IMAGES:
+                raise ScenarioError(f"image must be one of {', '.join(IMAGES)}")
+            if sc.image not in images and not a.recheck:
+                raise ScenarioError(f"no --image {sc.image}=DIR (tests/vm/run builds the images its scenarios name)")
             todo.append(sc)
         except (ScenarioError, OSError) as e:
             log(f"FAIL {os.path.basename(path)}: bad scenario file: {e}")
             outcomes.append((os.path.basename(path), "FAIL", 0))
-    # The install boot first when anything builds on it (once, even if also asked for by name).
-    if not a.recheck and any(sc.base != "image" for sc in todo):
-        todo = [parse(INSTALL)] + [sc for sc in todo if sc.name != "package-install"]
-    bases = {"image": (os.path.join(a.image, "rootfs.raw"), [])}
+    # Each image's install boot first when anything builds on it (once, even if also asked for
+    # by name).
+    if not a.recheck:
+        used = []
+        for sc in todo:
+            if sc.base != "image" and sc.image not in used:
+                used.append(sc.image)
+        installs = [install_scenario(i) for i in sorted(used, key=lambda i: IMAGES.index(i))]
+        names = {sc.name for sc in installs}
+        todo = installs + [sc for sc in todo if sc.name not in names]
+    # base disks per image: {"image": ..., "package": ..., "rollout": ..., "why": ...}
+    bases = {i: {"image": (os.path.join(d, "rootfs.raw"), [])} for i, d in images.items()}
     # Phases of a shared boot run together, where the first of them is in the list.
     jobs, groups = [], {}
     for sc in todo:
@@ -631,15 +661,18 @@ def main():
             groups[sc.share_boot].append(sc)
         else:
             jobs.append(("boot", sc.name, sc))
-    reuse = reusable_install(a) if os.environ.get("VFLAG_VM_REUSE_INSTALL") == "1" and not a.recheck else None
     for kind, name, job in jobs:
-        if kind == "boot" and job.name == "package-install" and reuse:
-            log(f"=== package-install: reusing {reuse} (VFLAG_VM_REUSE_INSTALL=1: same package tree and image)")
-            bases.update(derived_bases(job, reuse))
-            continue
+        if kind == "boot" and job.name.startswith("package-install") and not a.recheck \
+                and os.environ.get("VFLAG_VM_REUSE_INSTALL") == "1":
+            reuse = reusable_install(a, job, images[job.image])
+            if reuse:
+                log(f"=== {job.name}: reusing {reuse} (VFLAG_VM_REUSE_INSTALL=1: same package tree and image)")
+                bases[job.image].update(derived_bases(job, reuse))
+                continue
         if kind == "shared":
             t0 = time.monotonic()
-            outcomes += run_shared(name, job, a.image, bases, a.package_tree, a.work)
+            img = job[0].image
+            outcomes += run_shared(name, job, images.get(img), bases.get(img, {}), a.package_tree, a.work)
             log(f"  shared boot {name}: {time.monotonic() - t0:.0f}s for {len(job)} phases")
             continue
         sc = job
@@ -648,20 +681,21 @@ def main():
             if a.recheck:
                 (res, took), adir = recheck(sc, a.work), None
             else:
-                res, took, adir = run_scenario(sc, a.image, bases, a.package_tree, a.work)
+                res, took, adir = run_scenario(sc, images[sc.image], bases[sc.image], a.package_tree, a.work)
         except ScenarioError as e:
             log(f"FAIL {sc.name}: bad scenario: {e}")
             res, took, adir = "FAIL", 0, None
-        if sc.name == "package-install" and adir:
+        if sc.name.startswith("package-install") and adir:
+            ib = bases[sc.image]
             if res == "PASS":
                 try:
-                    bases.update(derived_bases(sc, adir))
-                    with open(os.path.join(a.work, "package-install", "inputs.sha256"), "w") as f:
-                        f.write(install_inputs(a) + "\n")
+                    ib.update(derived_bases(sc, adir))
+                    with open(os.path.join(a.work, sc.name, "inputs.sha256"), "w") as f:
+                        f.write(install_inputs(a, sc, images[sc.image]) + "\n")
                 except RuntimeError as e:
-                    bases["why"] = str(e)
+                    ib["why"] = str(e)
             else:
-                bases["why"] = f"package-install {res} (facts in {adir})"
+                ib["why"] = f"{sc.name} {res} (facts in {adir})"
         outcomes.append((sc.name, res, took))
     log("=== summary")
     shared = {sc.name: sc.share_boot for sc in todo if sc.share_boot}

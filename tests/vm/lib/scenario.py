@@ -14,6 +14,10 @@ import os
 import shlex
 
 
+DEFAULT_IMAGE = "bookworm"
+IMAGES = ("bookworm", "trixie")
+
+
 class ScenarioError(Exception):
     pass
 
@@ -85,10 +89,10 @@ class Scenario:
     KNOWN = {
         "description", "machine", "memory", "smp", "timeout", "settle", "qemu", "cmdline",
         "network-stack", "enable", "pfs", "devices", "bond", "include", "units", "docker-standin",
-        "tags", "action-timeout", "base", "share-boot",
+        "tags", "action-timeout", "base", "share-boot", "image",
     }
     # What a shared boot's phases must agree on (the boot itself); the rest is per phase.
-    BOOT_KEYS = ("machine", "memory", "smp", "qemu", "cmdline", "base")
+    BOOT_KEYS = ("machine", "memory", "smp", "qemu", "cmdline", "base", "image")
 
     def __init__(self, path, sections):
         self.path = path
@@ -149,6 +153,12 @@ class Scenario:
         """The disk it boots: image (bare), package (vflag installed by the package-install
         boot, without the role's vflag.conf) or rollout (that disk as the role left it)."""
         return self.get("base", "package")
+
+    @property
+    def image(self):
+        """The guest image (Debian release) it boots: bookworm (default) or trixie. Each image
+        gets its own package-install boot (README "Images")."""
+        return self.get("image", DEFAULT_IMAGE)
 
     @property
     def share_boot(self):

@@ -25,6 +25,9 @@
 # its unit failed (VF-LAG reported degraded), the bond has both ports. Never a unit left
 # activating. Output: one SAMPLE line per change, per-plug timings, a summary; exit 1 on a
 # violation.
+# HOTPLUG_HOLD_BY (held mode), e.g. "mb=vflag" (ID_NET_MANAGED_BY=vflag) or "nmu=1"
+# (NM_UNMANAGED=1): which udev property held the PF. Every PF of every plug must show a sample
+# with the hold and that field before its set-up finished.
 set -u
 CYCLES=${1:-3}
 MODE=${2:-held}
@@ -47,7 +50,7 @@ mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
 
 # ---- sampler ---------------------------------------------------------------------------
 pf_state() { # pf id -> "idx=.. master=.. numvfs=.. reps=.. hold=.."
-    local pf=$1 id=$2 n=/sys/class/net/$1 idx="-" m="-" nv="-" reps=0 hold=0 r p l
+    local pf=$1 id=$2 n=/sys/class/net/$1 idx="-" m="-" nv="-" reps=0 hold=0 mb=- nmu=0 r p l
     if [ -d "$n" ]; then
         read -r idx 2>/dev/null < "$n/ifindex"
         [ -e "$n/master" ] && m=bond
@@ -57,10 +60,16 @@ pf_state() { # pf id -> "idx=.. master=.. numvfs=.. reps=.. hold=.."
             [[ $p == pf*vf* ]] && reps=$((reps + 1))
         done
         if [ -r "/run/udev/data/n$idx" ]; then
-            while read -r l; do [ "$l" = E:VFLAG_HOLD=1 ] && hold=1; done < "/run/udev/data/n$idx"
+            while read -r l; do
+                case $l in
+                E:VFLAG_HOLD=1) hold=1 ;;
+                E:ID_NET_MANAGED_BY=*) mb=${l#E:ID_NET_MANAGED_BY=} ;;
+                E:NM_UNMANAGED=1) nmu=1 ;;
+                esac
+            done < "/run/udev/data/n$idx"
         fi
     fi
-    echo "idx=$idx master=$m numvfs=$nv reps=$reps hold=$hold"
+    echo "idx=$idx master=$m numvfs=$nv reps=$reps hold=$hold mb=$mb nmu=$nmu"
 }
 sampler() { # writes "SAMPLE t pf state" on every change until killed
     local -A last=() ; local i s t
@@ -171,7 +180,14 @@ plug_once() {
         early=$(awk -v s="$t0" -v e="${ts:-999999}" -v pf="$pf" -v n="$N" '$1 == "SAMPLE" && $2 + 0 >= s + 0 && $2 + 0 <= e + 0 && $3 == pf && / master=bond / {
                     split($0, a, "numvfs="); split(a[2], b, " "); split($0, c, "reps="); split(c[2], d, " ");
                     if (b[1] != n || d[1] != n) { print $2 " " $0; exit } }' "$SAMPLES")
-        say "  $pf: $outcome unit=$unit $active/$res eswitch=${es:-?} $st setup-done=${ts:-none} refused=${tr:-none} enslaved=${te:-none}${early:+ (master while unconfigured at ${early%% *})}"
+        # which udev property held it: a sample of this plug, before the set-up's end, with the
+        # hold and HOTPLUG_HOLD_BY
+        local heldby=""
+        if [ -n "${HOTPLUG_HOLD_BY:-}" ]; then
+            heldby=$(awk -v s="$t0" -v e="${ts:-999999}" -v pf="$pf" -v want=" $HOTPLUG_HOLD_BY " '$1 == "SAMPLE" && $2 + 0 >= s + 0 && $2 + 0 <= e + 0 && $3 == pf && / hold=1 / && index($0 " ", want) { print $2; exit }' "$SAMPLES")
+            [ "$MODE" != held ] || [ -n "$heldby" ] || bad "$label $pf: no sample shows the hold with $HOTPLUG_HOLD_BY before the set-up finished"
+        fi
+        say "  $pf: $outcome${heldby:+ held-by=$HOTPLUG_HOLD_BY at $heldby} unit=$unit $active/$res eswitch=${es:-?} $st setup-done=${ts:-none} refused=${tr:-none} enslaved=${te:-none}${early:+ (master while unconfigured at ${early%% *})}"
         sumt[$outcome]=$(( ${sumt[$outcome]:-0} + 1 ))
         case "$MODE:$outcome" in
         held:configured-first|unheld:configured-first)
