@@ -41,7 +41,7 @@ mod line;
 mod ovs;
 mod read;
 
-pub use classify::parse_events;
+pub use classify::{mlx5_format_devices, parse_events};
 pub use fold::fold_events;
 pub use line::{parse_line, LogLine};
 pub use ovs::{parse_ovs_offload_error, read_ovs_offload_errors, OffloadError};
@@ -207,6 +207,9 @@ pub struct DeviceLag {
 pub struct LagReport {
     pub devices: BTreeMap<String, DeviceLag>,
     pub unattributed: Vec<LagEvent>,
+    /// Devices that logged mlx5-format eSwitch or LAG lines ([`mlx5_format_devices`]).
+    #[serde(skip)]
+    pub mlx5_format: std::collections::BTreeSet<String>,
 }
 
 impl LagReport {
@@ -230,5 +233,8 @@ fn nic_of(pci: &str) -> Option<&str> {
 
 /// Parse lines (any supported format, mixed) into a per-device LAG report.
 pub fn parse_lag<S: AsRef<str>>(lines: &[S]) -> LagReport {
-    fold_events(parse_events(lines))
+    LagReport {
+        mlx5_format: mlx5_format_devices(lines),
+        ..fold_events(parse_events(lines))
+    }
 }
