@@ -24,6 +24,11 @@
 //! firmware command that may still fail. The debugfs `lag/type` file ("switchdev" vs "roce")
 //! tells the two apart; [`read_debugfs_lag`] reads it.
 //!
+//! Lines are keyed by the device `dev_printk` names in its `<driver> <device>: ` prefix: the PCI
+//! address for `mlx5_core`, and any other driver's device name too (the test bed's ConnectX
+//! model logs mlx5's lines as `netdevsim netdevsim10: lag map: ...`); [`LagReport::mlx5_format`]
+//! lists the devices that logged mlx5's eSwitch or LAG lines at all.
+//!
 //! Input lines may come from `/dev/kmsg` (`prio,seq,usec,flags;message`, dictionary continuation
 //! lines start with a space, non-printable bytes escaped as `\xNN`), from `dmesg`
 //! (`[   44.064025] mlx5_core ...`), or from `journalctl -k` (`Nov 25 ... kernel: mlx5_core ...`).
