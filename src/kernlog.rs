@@ -24,6 +24,11 @@
 //! firmware command that may still fail. The debugfs `lag/type` file ("switchdev" vs "roce")
 //! tells the two apart; [`read_debugfs_lag`] reads it.
 //!
+//! Lines are keyed by the device `dev_printk` names in its `<driver> <device>: ` prefix: the PCI
+//! address for `mlx5_core`, and any other driver's device name too (the test bed's ConnectX
+//! model logs mlx5's lines as `netdevsim netdevsim10: lag map: ...`); [`LagReport::mlx5_format`]
+//! lists the devices that logged mlx5's eSwitch or LAG lines at all.
+//!
 //! Input lines may come from `/dev/kmsg` (`prio,seq,usec,flags;message`, dictionary continuation
 //! lines start with a space, non-printable bytes escaped as `\xNN`), from `dmesg`
 //! (`[   44.064025] mlx5_core ...`), or from `journalctl -k` (`Nov 25 ... kernel: mlx5_core ...`).
@@ -41,7 +46,7 @@ mod line;
 mod ovs;
 mod read;
 
-pub use classify::parse_events;
+pub use classify::{mlx5_format_devices, parse_events};
 pub use fold::fold_events;
 pub use line::{parse_line, LogLine};
 pub use ovs::{parse_ovs_offload_error, read_ovs_offload_errors, OffloadError};
@@ -207,6 +212,9 @@ pub struct DeviceLag {
 pub struct LagReport {
     pub devices: BTreeMap<String, DeviceLag>,
     pub unattributed: Vec<LagEvent>,
+    /// Devices that logged mlx5-format eSwitch or LAG lines ([`mlx5_format_devices`]).
+    #[serde(skip)]
+    pub mlx5_format: std::collections::BTreeSet<String>,
 }
 
 impl LagReport {
@@ -230,5 +238,8 @@ fn nic_of(pci: &str) -> Option<&str> {
 
 /// Parse lines (any supported format, mixed) into a per-device LAG report.
 pub fn parse_lag<S: AsRef<str>>(lines: &[S]) -> LagReport {
-    fold_events(parse_events(lines))
+    LagReport {
+        mlx5_format: mlx5_format_devices(lines),
+        ..fold_events(parse_events(lines))
+    }
 }

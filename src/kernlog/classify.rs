@@ -75,12 +75,13 @@ enum Piece {
 }
 
 /// What one line's text means: the extack refusals wherever they appear, everything else only
-/// in an mlx5 line.
-fn classify(text: &str, mlx5: bool) -> Option<Piece> {
+/// in a line a driver logged on a device (`dev_printk`'s `<driver> <device>: ` prefix; mlx5 logs
+/// its LAG lines with `mlx5_core_info/err` on the PCI device).
+fn classify(text: &str, on_device: bool) -> Option<Piece> {
     if let Some(reason) = extack_refusal(text) {
         return Some(Piece::Event(LagEventKind::Failure { reason }));
     }
-    if !mlx5 {
+    if !on_device {
         return None;
     }
     let text = strip_err_prefix(text);
@@ -205,9 +206,25 @@ fn failure_line(text: &str) -> Option<Piece> {
     None
 }
 
-/// Turn log lines into LAG events, grouping the multi-line `lag map:` form.
-pub fn parse_events<S: AsRef<str>>(lines: &[S]) -> Vec<LagEvent> {
-    // Pre-pass: attach kmsg `DEVICE=+pci:...` continuation lines to their record.
+/// Devices that logged lines in mlx5's formats under their own `dev_printk` prefix: a LAG line
+/// (map, `shared_fdb:`, single FDB, a failure) or an eSwitch line (`E-Switch: `, mlx5's
+/// `esw_info`/`esw_warn`, e.g. `E-Switch: Enable: mode(OFFLOADS), nvfs(4), ...` at every
+/// eSwitch mode change). A driver that logs these logs its LAG there too, so its silence about
+/// the LAG means "not yet"; for any other device silence means nothing.
+pub fn mlx5_format_devices<S: AsRef<str>>(lines: &[S]) -> std::collections::BTreeSet<String> {
+    records(lines)
+        .into_iter()
+        .filter(|r| r.driver.is_some())
+        .filter(|r| {
+            r.text.starts_with("E-Switch: ")
+                || (extack_refusal(&r.text).is_none() && classify(&r.text, true).is_some())
+        })
+        .filter_map(|r| r.device)
+        .collect()
+}
+
+/// Lines parsed, kmsg `DEVICE=+pci:...` continuation lines attached to their record.
+fn records<S: AsRef<str>>(lines: &[S]) -> Vec<LogLine> {
     let mut records: Vec<LogLine> = Vec::new();
     for (i, raw) in lines.iter().enumerate() {
         let raw = raw.as_ref();
@@ -225,7 +242,12 @@ pub fn parse_events<S: AsRef<str>>(lines: &[S]) -> Vec<LagEvent> {
             records.push(l);
         }
     }
+    records
+}
 
+/// Turn log lines into LAG events, grouping the multi-line `lag map:` form.
+pub fn parse_events<S: AsRef<str>>(lines: &[S]) -> Vec<LagEvent> {
+    let records = records(lines);
     let mut events = Vec::new();
     // Open multi-line maps per device: (stamp of the header, kind, ports so far).
     type Open = BTreeMap<Option<String>, (Stamp, MapChange, Vec<PortMap>)>;
@@ -247,7 +269,7 @@ pub fn parse_events<S: AsRef<str>>(lines: &[S]) -> Vec<LagEvent> {
         }
     };
     for rec in records {
-        let Some(piece) = classify(&rec.text, rec.mlx5) else {
+        let Some(piece) = classify(&rec.text, rec.driver.is_some()) else {
             continue;
         };
         match piece {

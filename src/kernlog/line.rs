@@ -7,8 +7,14 @@ use super::Stamp;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine {
     pub at: Stamp,
-    /// PCI address from the `mlx5_core <pci>: ` prefix or the kmsg `DEVICE=+pci:` field.
+    /// The device as `dev_printk` names it: the PCI address of a `mlx5_core <pci>: ` prefix
+    /// (anywhere in the line), the `<dev_name>` of a `<driver> <dev_name>: ` prefix at the start
+    /// of the message (any driver and bus, e.g. `netdevsim netdevsim10: `), or the kmsg
+    /// `DEVICE=+pci:` field.
     pub device: Option<String>,
+    /// The driver of that prefix (`mlx5_core`, `netdevsim`, ...): the message came from
+    /// `dev_printk` (dev_info, dev_err, mlx5_core_info, ...) on `device`.
+    pub driver: Option<String>,
     /// Whether the message carried the `mlx5_core <pci>: ` prefix.
     pub mlx5: bool,
     /// The message after the device prefix, unescaped and trimmed.
@@ -103,6 +109,23 @@ fn split_mlx5_prefix(msg: &str) -> Option<(&str, &str)> {
     None
 }
 
+/// `<driver> <dev_name>: text` at the start of `msg`, as `dev_printk` prints it
+/// (`dev_driver_string`, `dev_name`). The driver is one word of `[A-Za-z0-9_.-]`; the device
+/// name has no space and ends with the colon. Returns (driver, device, text).
+fn split_dev_prefix(msg: &str) -> Option<(&str, &str, &str)> {
+    let (driver, rest) = msg.split_once(' ')?;
+    let word = |c: u8| c.is_ascii_alphanumeric() || b"_.-".contains(&c);
+    if driver.is_empty() || !driver.bytes().all(word) {
+        return None;
+    }
+    let (dev, text) = rest.split_once(' ')?;
+    let dev = dev.strip_suffix(':')?;
+    if dev.is_empty() || dev.bytes().any(|c| c.is_ascii_control()) {
+        return None;
+    }
+    Some((driver, dev, text))
+}
+
 /// Parse one log line of any supported format. kmsg dictionary continuation lines (starting
 /// with a space) return `None`; [`parse_lines`] attaches them to their record.
 pub fn parse_line(line: &str, index: usize) -> Option<LogLine> {
@@ -124,15 +147,19 @@ pub fn parse_line(line: &str, index: usize) -> Option<LogLine> {
     } else {
         line.to_string()
     };
-    let (device, mlx5, text) = match split_mlx5_prefix(&msg) {
-        Some((pci, text)) => (Some(pci.to_string()), true, text.trim().to_string()),
-        None => (None, false, msg.trim().to_string()),
+    let (device, driver, mlx5, text) = if let Some((pci, text)) = split_mlx5_prefix(&msg) {
+        (Some(pci), Some("mlx5_core"), true, text)
+    } else if let Some((driver, dev, text)) = split_dev_prefix(&msg) {
+        (Some(dev), Some(driver), false, text)
+    } else {
+        (None, None, false, msg.as_str())
     };
     Some(LogLine {
         at,
-        device,
+        device: device.map(str::to_string),
+        driver: driver.map(str::to_string),
         mlx5,
-        text,
+        text: text.trim().to_string(),
     })
 }
 
@@ -156,6 +183,48 @@ mod tests {
             Some((Some(44_064_025), "x"))
         );
         assert_eq!(split_dmesg("[   44.06] x"), Some((Some(44_060_000), "x")));
+    }
+
+    #[test]
+    fn dev_printk_prefix_of_any_driver() {
+        let l = parse_line(
+            "6,900,12,-;netdevsim netdevsim10: lag map: port 1:1 port 2:1",
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                l.driver.as_deref(),
+                l.device.as_deref(),
+                l.mlx5,
+                l.text.as_str()
+            ),
+            (
+                Some("netdevsim"),
+                Some("netdevsim10"),
+                false,
+                "lag map: port 1:1 port 2:1"
+            )
+        );
+        let l = parse_line(
+            "[ 4.5] mlx5_core 0000:37:00.0: lag map: port 1:1 port 2:1",
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            (l.driver.as_deref(), l.device.as_deref(), l.mlx5),
+            (Some("mlx5_core"), Some("0000:37:00.0"), true)
+        );
+        // Not a dev_printk prefix: a subsystem tag, a netdev_printk prefix, plain text.
+        for m in [
+            "bonding: bond0: Enslaving eni10np1",
+            "netdevsim netdevsim10 eni10np1: renamed from eth0",
+            "random: crng init done",
+            "lag map port 1:1 port 2:1",
+        ] {
+            let l = parse_line(m, 0).unwrap();
+            assert_eq!((l.device, l.driver), (None, None), "{m}");
+        }
     }
 
     #[test]

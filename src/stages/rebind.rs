@@ -119,10 +119,6 @@ fn observe_lag(root: &Root, dev: &Pf, pcis: &[String]) -> LagSeen {
             Err(e) => tracing::debug!(pf = %dev.name, "mlx5 debugfs: {e}"),
         }
     }
-    // Only mlx5 logs LAG lines; for other vendors silence means nothing.
-    if !matches!(dev.pci_ids(), Ok(Some((MLX5_VENDOR, _)))) {
-        return LagSeen::Unobservable;
-    }
     let report = match kernlog::kmsg_lag_report(root) {
         Ok(r) => r,
         Err(e) => {
@@ -130,7 +126,33 @@ fn observe_lag(root: &Root, dev: &Pf, pcis: &[String]) -> LagSeen {
             return LagSeen::Unobservable;
         }
     };
+    // Silence about the LAG means "not yet" only from a driver that logs it: an mlx5 PCI
+    // function, or a device of this LAG that logged mlx5's eSwitch or LAG lines under its own
+    // name (dev_printk). For any other NIC silence means nothing.
+    let mlx5_pci = matches!(dev.pci_ids(), Ok(Some((MLX5_VENDOR, _))));
+    if !mlx5_pci && !pcis.iter().any(|p| report.mlx5_format.contains(p)) {
+        return LagSeen::Unobservable;
+    }
     match pcis.iter().find_map(|p| report.for_pf(p)) {
+        // mlx5 (6.x) logs `shared_fdb:1 mode:..` before CREATE_LAG and the single FDB set-up,
+        // then `Operation mode is single FDB`, `Can't enable single FDB mode` or `Failed to
+        // create LAG`: until one of those, the LAG is being created and may still fail.
+        Some(d)
+            if matches!(
+                d.last_event.kind,
+                kernlog::LagEventKind::SharedFdb {
+                    shared_fdb: true,
+                    ..
+                }
+            ) =>
+        {
+            LagSeen::Pending {
+                authoritative: false,
+                what:
+                    "the kernel log shows the LAG being created (shared_fdb:1), not yet its outcome"
+                        .into(),
+            }
+        }
         Some(d) => match &d.state {
             kernlog::LagState::Active { .. } => LagSeen::Active("active (kernel log)".into()),
             kernlog::LagState::Failed { reason, .. } => {
@@ -708,6 +730,165 @@ mod tests {
         };
         st.save(&t.root(), &n("ens3f1")).unwrap();
         let r = rebind_with(&t.root(), &lag(1), &n("ens3f1"), &mut net, &quick()).unwrap();
+        assert_eq!(r.lag.as_deref(), Some("active (kernel log)"));
+    }
+
+    /// Two netdevsim PFs (the test bed's ConnectX model: no PCI vendor, no debugfs visible)
+    /// with a completed early stage on eni10np1, and the LAG of both.
+    fn netdevsim_pair() -> (Tree, Vec<String>, Lag) {
+        let t = Tree::new();
+        let mut devs = vec![];
+        for (name, id) in [("eni10np1", 10), ("eni11np1", 11)] {
+            let dev = format!("sys/devices/netdevsim{id}");
+            t.write(&format!("{dev}/sriov_numvfs"), "2\n");
+            t.link(&format!("{dev}/subsystem"), "sys/bus/netdevsim");
+            t.netdev(name, id, Some(&dev));
+            devs.push(dev);
+        }
+        t.bond("bond0", "active-backup 1", &["eni10np1", "eni11np1"]);
+        State {
+            device: "netdevsim/netdevsim10".into(),
+            setup_done: true,
+            ..State::default()
+        }
+        .save(&t.root(), &n("eni10np1"))
+        .unwrap();
+        let mut l = lag(1);
+        l.pfs = vec![n("eni10np1"), n("eni11np1")];
+        (t, devs, l)
+    }
+
+    const ESW: &str = "6,700,5000000,-;netdevsim netdevsim10: E-Switch: Enable: mode(OFFLOADS), nvfs(2), necvfs(0), active vports(4)\n";
+
+    /// Without debugfs, a device that logs mlx5's eSwitch/LAG lines under its own dev_printk
+    /// name (any bus, any driver) is waited for from the kernel log, as an mlx5 PCI function is:
+    /// no line yet is "not yet", `shared_fdb:1` without its outcome is "not yet", the single FDB
+    /// line is active, a logged failure is final.
+    #[test]
+    fn rebind_reads_the_lag_from_the_kernel_log_of_a_non_pci_device() {
+        let (t, devs, mut l) = netdevsim_pair();
+        let _k = FakeKernel::spawn(t.dir.path(), &devs, "netdevsim");
+        let mut net = FakeNet::new(1);
+
+        // eSwitch lines only: the LAG is not logged yet; bounded wait, then a warning.
+        t.write("dev/kmsg", ESW);
+        let r = rebind_with(&t.root(), &l, &n("eni10np1"), &mut net, &quick()).unwrap();
+        assert_eq!(r.lag.as_deref(), Some("not seen"));
+        assert!(
+            r.warnings.iter().any(|w| w.contains("no LAG line")),
+            "{:?}",
+            r.warnings
+        );
+
+        // Map and shared_fdb:1 logged, CREATE_LAG's outcome not yet: still waiting.
+        let creating = format!(
+            "{ESW}6,701,6000000,-;netdevsim netdevsim10: lag map: port 1:1 port 2:1\n6,702,6000001,-;netdevsim netdevsim10: shared_fdb:1 mode:queue_affinity\n"
+        );
+        t.write("dev/kmsg", &creating);
+        let r = rebind_with(&t.root(), &l, &n("eni10np1"), &mut net, &quick()).unwrap();
+        assert_eq!(r.lag.as_deref(), Some("not seen"));
+        assert!(
+            r.warnings.iter().any(|w| w.contains("shared_fdb:1")),
+            "{:?}",
+            r.warnings
+        );
+
+        // The outcome arrives while the stage waits: it binds only then.
+        let p = t.p("dev/kmsg");
+        let done = format!(
+            "{creating}6,703,6300000,-;netdevsim netdevsim10: Operation mode is single FDB\n"
+        );
+        let h = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            // replaced whole: a reader never sees a half-written log
+            fs::write(p.with_extension("new"), done).unwrap();
+            fs::rename(p.with_extension("new"), p).unwrap();
+        });
+        l.lag_timeout = Duration::from_secs(5);
+        let start = Instant::now();
+        let r = rebind_with(&t.root(), &l, &n("eni10np1"), &mut net, &quick()).unwrap();
+        h.join().unwrap();
+        assert!(start.elapsed() >= Duration::from_millis(300));
+        assert_eq!(r.lag.as_deref(), Some("active (kernel log)"));
+
+        // CREATE_LAG refused: final at once, nothing bound.
+        t.write(
+            "dev/kmsg",
+            &format!(
+                "{creating}3,703,6300000,-;netdevsim netdevsim10: Failed to create LAG (-5)\n"
+            ),
+        );
+        let start = Instant::now();
+        let e = rebind_with(&t.root(), &l, &n("eni10np1"), &mut net, &quick()).unwrap_err();
+        assert!(e.to_string().contains("firmware refused"), "{e}");
+        assert!(start.elapsed() < Duration::from_secs(3));
+    }
+
+    /// A NIC whose driver never logged mlx5's lines stays unobservable: no wait, whatever other
+    /// devices (an mlx5 card, a netdevsim) log, and a non-mlx5 PCI NIC likewise.
+    #[test]
+    fn the_kernel_log_says_nothing_about_a_nic_that_does_not_log_mlx5_lines() {
+        let (t, devs, l) = netdevsim_pair();
+        let _k = FakeKernel::spawn(t.dir.path(), &devs, "netdevsim");
+        let mut net = FakeNet::new(1);
+        t.write(
+            "dev/kmsg",
+            "6,700,5000000,-;netdevsim netdevsim12: E-Switch: Enable: mode(OFFLOADS), nvfs(2), necvfs(0), active vports(4)\n\
+             6,701,6000000,-;mlx5_core 0000:37:00.0: lag map: port 1:1 port 2:1\n\
+             6,702,6000001,-;netdevsim netdevsim10 eni10np1: renamed from eth0\n",
+        );
+        let start = Instant::now();
+        let r = rebind_with(&t.root(), &l, &n("eni10np1"), &mut net, &quick()).unwrap();
+        assert_eq!(r.lag.as_deref(), Some("not observable"));
+        assert!(start.elapsed() < Duration::from_millis(300));
+
+        let (t, devs) = nic(1, None);
+        for d in &devs {
+            t.write(&format!("{d}/vendor"), "0x8086\n");
+        }
+        t.bond("bond0", "802.3ad 4", &["ens3f0", "ens3f1"]);
+        state_for_rebind(&t, &[None]);
+        t.write(
+            "dev/kmsg",
+            "6,1,1000,-;ice 0000:37:00.0: something about the LAG\n",
+        );
+        let _k = FakeKernel::spawn(t.dir.path(), &devs, "ice");
+        let mut l = lag(1);
+        l.lag_timeout = Duration::from_secs(5);
+        let start = Instant::now();
+        let r = rebind_with(&t.root(), &l, &n("ens3f0"), &mut net, &quick()).unwrap();
+        assert_eq!(r.lag.as_deref(), Some("not observable"));
+        assert!(start.elapsed() < Duration::from_secs(2));
+    }
+
+    /// mlx5 6.x logs the map and `shared_fdb:1` before CREATE_LAG: a refusal can still follow
+    /// (`Failed to create LAG`), so only the outcome line counts (seen on the test bed's model:
+    /// the VFs were bound in that window before).
+    #[test]
+    fn rebind_waits_for_the_outcome_after_shared_fdb_on_mlx5() {
+        let (t, devs) = nic(1, None);
+        t.bond("bond0", "active-backup 1", &["ens3f0", "ens3f1"]);
+        state_for_rebind(&t, &[None]);
+        let _k = FakeKernel::spawn(t.dir.path(), &devs, "mlx5_core");
+        let mut net = FakeNet::new(1);
+        let creating = "6,701,6000000,-;mlx5_core 0000:37:00.0: lag map: port 1:1 port 2:1\n\
+                        6,702,6000001,-;mlx5_core 0000:37:00.0: shared_fdb:1 mode:queue_affinity\n";
+        t.write("dev/kmsg", creating);
+        let r = rebind_with(&t.root(), &lag(1), &n("ens3f0"), &mut net, &quick()).unwrap();
+        assert_eq!(r.lag.as_deref(), Some("not seen"));
+        t.write(
+            "dev/kmsg",
+            &format!("{creating}3,703,6300000,-;mlx5_core 0000:37:00.0: mlx5_create_lag:312:(pid 90): Failed to create LAG (-5)\n"),
+        );
+        let e = rebind_with(&t.root(), &lag(1), &n("ens3f0"), &mut net, &quick()).unwrap_err();
+        assert!(e.to_string().contains("firmware refused"), "{e}");
+        t.write(
+            "dev/kmsg",
+            &format!(
+                "{creating}6,703,6300000,-;mlx5_core 0000:37:00.0: Operation mode is single FDB\n"
+            ),
+        );
+        let r = rebind_with(&t.root(), &lag(1), &n("ens3f0"), &mut net, &quick()).unwrap();
         assert_eq!(r.lag.as_deref(), Some("active (kernel log)"));
     }
 }

@@ -12,6 +12,7 @@
 #include <linux/delay.h>
 #include <linux/module.h>
 #include <linux/netdevice.h>
+#include <linux/rtnetlink.h>
 #include <linux/seq_file.h>
 #include <linux/workqueue.h>
 #include <net/bonding.h>
@@ -43,6 +44,9 @@ MODULE_PARM_DESC(cx_switchdev_ms_per_vf, "eSwitch mode change / VF change in swi
 static bool cx_fw_switchdev_first;
 module_param(cx_fw_switchdev_first, bool, 0644);
 MODULE_PARM_DESC(cx_fw_switchdev_first, "firmware refuses switchdev once VFs exist (ConnectX-6 Lx 26.42.1000)");
+static bool cx_reregister_pf;
+module_param(cx_reregister_pf, bool, 0644);
+MODULE_PARM_DESC(cx_reregister_pf, "eSwitch mode change unregisters and registers the PF netdev again (mlx5 before 6.2, OFED)");
 
 enum cx_mode { CX_LAG_NONE, CX_LAG_ROCE, CX_LAG_SRIOV };
 
@@ -77,6 +81,8 @@ static DEFINE_SPINLOCK(cx_lock);	/* cx_ldevs, pf[].dev/netdev/state, tracker */
 static DEFINE_MUTEX(cx_list_mutex);	/* adding/removing devices */
 static struct workqueue_struct *cx_wq;
 static struct dentry *cx_dbg_root;	/* /sys/kernel/debug/mlx5 */
+
+static void cx_cables_forget(unsigned int id);
 
 static struct device *cx_dev(struct cx_pf *p)
 {
@@ -406,6 +412,8 @@ void nsim_cx_dev_del(struct nsim_dev *d)
 	struct cx_pf *p;
 	bool last;
 
+	if (cx_model)
+		cx_cables_forget(d->nsim_bus_dev->dev.id);
 	mutex_lock(&cx_list_mutex);
 	p = cx_find(d);
 	if (!p)
@@ -492,6 +500,90 @@ static void cx_esw_log(struct cx_pf *p, const char *what, bool switchdev, unsign
 		 what, switchdev ? "OFFLOADS" : "LEGACY", nvfs, nvfs + (switchdev ? 2 : 1));
 }
 
+/* ---- PF re-registration (cx_reregister_pf) ----
+ * A re-registered PF netdev is a new netdevsim, and nsim_destroy cut its cable (peer link); a
+ * real port keeps its cable, so the model plugs it back in. Cables are kept by (device id, port
+ * index) until both ends exist again (the peer may be re-registering at the same time). rtnl.
+ */
+struct cx_cable {
+	bool used;
+	unsigned int id[2], port[2];
+};
+static struct cx_cable cx_cables[16];
+
+static bool cx_end_is(struct netdevsim *ns, unsigned int id, unsigned int port)
+{
+	return ns->nsim_bus_dev->dev.id == id && ns->nsim_dev_port->port_index == port;
+}
+
+void nsim_cx_cable_save(struct netdevsim *ns)
+{
+	struct netdevsim *peer;
+	int i;
+
+	rtnl_lock();
+	peer = rtnl_dereference(ns->peer);
+	for (i = 0; peer && i < ARRAY_SIZE(cx_cables); i++) {
+		if (cx_cables[i].used)
+			continue;
+		cx_cables[i] = (struct cx_cable){ true,
+			{ ns->nsim_bus_dev->dev.id, peer->nsim_bus_dev->dev.id },
+			{ ns->nsim_dev_port->port_index, peer->nsim_dev_port->port_index } };
+		break;
+	}
+	rtnl_unlock();
+}
+
+void nsim_cx_cable_restore(struct netdevsim *ns)
+{
+	struct net_device *d;
+	struct netdevsim *o;
+	int i, me, other;
+
+	rtnl_lock();
+	for (i = 0; i < ARRAY_SIZE(cx_cables); i++) {
+		struct cx_cable *c = &cx_cables[i];
+
+		if (!c->used)
+			continue;
+		me = cx_end_is(ns, c->id[0], c->port[0]) ? 0 :
+		     cx_end_is(ns, c->id[1], c->port[1]) ? 1 : -1;
+		if (me < 0)
+			continue;
+		other = !me;
+		for_each_netdev(dev_net(ns->netdev), d) {
+			if (!netdev_is_nsim(d) || d->reg_state != NETREG_REGISTERED)
+				continue;
+			o = netdev_priv(d);
+			if (o == ns || !cx_end_is(o, c->id[other], c->port[other]))
+				continue;
+			/* both ends exist: plug in (link_device_store), or drop a stale record */
+			if (!rtnl_dereference(o->peer) && !rtnl_dereference(ns->peer)) {
+				rcu_assign_pointer(ns->peer, o);
+				rcu_assign_pointer(o->peer, ns);
+				if (netif_running(ns->netdev) && netif_running(d)) {
+					netif_carrier_on(ns->netdev);
+					netif_carrier_on(d);
+				}
+			}
+			c->used = false;
+			break;
+		}
+	}
+	rtnl_unlock();
+}
+
+static void cx_cables_forget(unsigned int id)
+{
+	int i;
+
+	rtnl_lock();
+	for (i = 0; i < ARRAY_SIZE(cx_cables); i++)
+		if (cx_cables[i].used && (cx_cables[i].id[0] == id || cx_cables[i].id[1] == id))
+			cx_cables[i].used = false;
+	rtnl_unlock();
+}
+
 /* mlx5_devlink_eswitch_mode_set: called only when the mode changes; devlink locked */
 int nsim_cx_esw_mode_set(struct nsim_dev *d, u16 mode, struct netlink_ext_ack *extack,
 			 int (*set)(struct nsim_dev *, u16, struct netlink_ext_ack *))
@@ -517,7 +609,17 @@ int nsim_cx_esw_mode_set(struct nsim_dev *d, u16 mode, struct netlink_ext_ack *e
 	}
 	if (cx_switchdev_ms_per_vf && nvfs)
 		msleep(cx_switchdev_ms_per_vf * nvfs);
+	/* mlx5 before 6.2 (and OFED): the NIC netdev is unregistered and the uplink representor
+	 * registered as a new netdev before the VF representors (esw_offloads_enable), and the
+	 * other way round when going back to legacy; 6.12 keeps the netdev (profile change) */
+	if (to_sw && cx_reregister_pf) {
+		err = nsim_dev_pf_reregister(d);
+		if (err)
+			goto out;
+	}
 	err = set(d, mode, extack);
+	if (!err && !to_sw && cx_reregister_pf)
+		err = nsim_dev_pf_reregister(d);
 	if (!err && (nvfs || to_sw))
 		cx_esw_log(p, "Enable", to_sw, nvfs);
 out:
