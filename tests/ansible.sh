@@ -53,6 +53,9 @@ vflag=$target/debug/vflag
 
 work=$(mktemp -d /var/tmp/vflag-ansible.XXXXXX)
 trap 'rm -rf "$work"' EXIT
+# The role's staging roots (mktemp) land here, where the checks can see them left over or not.
+export TMPDIR=$work/tmp
+mkdir -p "$TMPDIR"
 export ANSIBLE_HOME=$work/ansible-home ANSIBLE_LOCAL_TEMP=$work/ansible-tmp ANSIBLE_NOCOLOR=1 \
 	ANSIBLE_RETRY_FILES_ENABLED=0 ANSIBLE_FORCE_COLOR=0 ANSIBLE_DEPRECATION_WARNINGS=0
 
@@ -124,6 +127,9 @@ check "playbook syntax" "$venv/bin/ansible-playbook" --syntax-check -i localhost
 # --- A: inventory -> vflag.conf, legacy units retired, healthy status ------------------------
 A=$work/rootA
 seed_root "$A"
+# A script of the seed that is only a dangling symlink (its target gone) is removed too.
+mkdir -p "$A/usr/local/sbin"
+ln -s /nonexistent/mlnx-vflag-final "$A/usr/local/sbin/mlnx-vflag-final"
 check "seed root: mlnx-vflag-early/final enabled (systemctl --root)" test -L "$A/etc/systemd/system/multi-user.target.wants/mlnx-vflag-early.service" -a \
 	-L "$A/etc/systemd/system/multi-user.target.wants/mlnx-vflag-final.service"
 cat >"$work/a.yml" <<EOF
@@ -158,6 +164,8 @@ check "A: mlnx-vflag units disabled" test ! -L "$A/etc/systemd/system/multi-user
 	! -L "$A/etc/systemd/system/multi-user.target.wants/mlnx-vflag-final.service"
 check "A: mlnx-vflag unit files and scripts removed" test ! -e "$A/etc/systemd/system/mlnx-vflag-early.service" -a \
 	! -e "$A/usr/local/bin/mlnx-vflag-early" -a ! -e "$A/usr/local/bin/mlnx-vflag-final"
+check "A: the dangling symlink /usr/local/sbin/mlnx-vflag-final removed" test ! -L "$A/usr/local/sbin/mlnx-vflag-final"
+check "A: the validation's staging root is removed" test -z "$(ls -A "$TMPDIR")"
 check "A: /etc/sysconfig/sriov left in place" test -f "$A/etc/sysconfig/sriov"
 check "A: says the change applies at the next boot, and does not check VF-LAG yet" bash -c \
 	"grep -q 'applied at the next boot' '$work/a.log' && ! grep -q 'TASK \\[vflag : vflag status --json\\]' '$work/a.log'"
@@ -172,6 +180,7 @@ play b "$work/b.yml" && show_log b
 check "B: vfs: 0 fails the play" test "$(cat "$work/b.rc")" != 0
 check "B: the failure shows vflag's diagnostic" logged b 'is not valid; expected a whole number'
 check "B: the installed vflag.conf is unchanged" test "$(sha256sum <"$A/etc/vflag/vflag.conf")" = "$sum"
+check "B: the staging root is removed after the refusal too" test -z "$(ls -A "$TMPDIR")"
 
 # --- C: degraded host fails the play, or only warns -----------------------------------------
 stub 1 '{"version":1,"degraded":true,"findings":[{"check":"vfs","pf":"ens3f0","outcome":"pass","detail":"8 VFs","hint":null},{"check":"lag","pf":"ens3f0","outcome":"fail","detail":"ens3f0 is not in a bond","hint":"check the bond"},{"check":"ovs","pf":null,"outcome":"warn","detail":"Open vSwitch not found","hint":"start it"}]}'
