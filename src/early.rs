@@ -218,7 +218,16 @@ pub fn held(
 
 /// At boot no stack runs yet (the unit is ordered before them): nothing to hand over, and the
 /// stack takes the port when it starts. Only a hand-over that was due and failed matters.
-fn log_release(pf: &IfName, end: &hotplug::StageEnd) {
+pub(crate) fn log_release(pf: &IfName, end: &hotplug::StageEnd) {
+    match &end.finish {
+        Ok(hotplug::Finish::StillHeld) => tracing::warn!(
+            pf = %pf,
+            step = "release",
+            "udev has not cleared vflag's hold on {pf} yet (busy); the late stage releases it if it is still held then"
+        ),
+        Err(e) => tracing::warn!(pf = %pf, step = "release", "udev hold not checked: {e}"),
+        Ok(_) => {}
+    }
     match &end.release {
         Ok(crate::bus::Outcome::Skipped(why)) => {
             tracing::debug!(pf = %pf, step = "release", "no hand-over: {why}")

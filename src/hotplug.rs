@@ -552,6 +552,30 @@ pub fn stage_end(root: &Root, lag: &Lag, pf: &IfName, timeout: Duration) -> Stag
     }
 }
 
+/// For the late stage, once the network stack runs: a PF whose early stage finished but whose
+/// udev entry still carries vflag's hold. [`finish`] waits only [`UDEV_WAIT`] for udev to run
+/// its `change`; with udev still busy past that (seen at boot: 2 × 64 VFs' representors under
+/// emulation) the stack started with the PF held and never took it into its bond. Clear the
+/// hold and hand the port over now ([`stage_end`]). `None`: nothing was held, or the early
+/// stage has not finished with this netdev (a hot-plug still being set up keeps its hold).
+pub fn release_stale_hold(
+    root: &Root,
+    lag: &Lag,
+    pf: &IfName,
+    timeout: Duration,
+) -> Option<StageEnd> {
+    let ifindex = sysfs::netdev_ifindex(root, pf.as_str()).ok().flatten()?;
+    if !held_in_udev_db(root, ifindex) || !finished(root, pf, Some(ifindex)) {
+        return None;
+    }
+    tracing::warn!(
+        pf = %pf,
+        step = "release",
+        "{pf} is still held in udev's database after its early stage (udev was busy when it ended); releasing it now"
+    );
+    Some(stage_end(root, lag, pf, timeout))
+}
+
 /// Connect to the system bus and pick the stack; a missing bus is "no stack" for `auto` and an
 /// error for an explicitly configured stack.
 fn with_stack(

@@ -807,3 +807,45 @@ fn systemd_wants_names_the_late_unit_while_the_early_stage_is_due() {
     assert_eq!(pattern, "vflag-rebind@?*.service");
     assert_eq!(value.replace("$env{VFLAG_LATE_UNIT}", late), late);
 }
+
+/// Seen in a 64-VF boot (bench-boot-vflag-64): udev was still busy with the representors'
+/// events when the early stage's UDEV_WAIT ran out, NetworkManager started with the PF held and
+/// never took it into the bond. The late stage finds the stale hold and clears it.
+#[test]
+fn late_stage_releases_a_hold_left_by_the_early_stage() {
+    let h = pf_host();
+    let mut lag = h.plan.lags[0].clone();
+    lag.network_stack = vflag::config::NetworkStack::None;
+    held_db(&h);
+    // The early stage ended with udev busy: marker written, hold still in the database.
+    h.write("/run/vflag/hotplug/ens1f0", "12\n");
+    let udevd = fake_udevd(&h, Duration::from_millis(50));
+    let end = hotplug::release_stale_hold(&h.root, &lag, &name("ens1f0"), Duration::from_secs(1))
+        .expect("a stale hold is released");
+    assert!(udevd.join().unwrap(), "change was written");
+    assert!(
+        matches!(end.finish, Ok(Finish::Released { .. })),
+        "{:?}",
+        end.finish
+    );
+    assert!(!hotplug::held_in_udev_db(&h.root, 12));
+}
+
+/// A hot-plugged PF still being set up (no marker) keeps its hold: the late stage leaves it.
+#[test]
+fn late_stage_leaves_the_hold_of_a_set_up_in_progress() {
+    let h = pf_host();
+    let lag = h.plan.lags[0].clone();
+    held_db(&h);
+    assert!(
+        hotplug::release_stale_hold(&h.root, &lag, &name("ens1f0"), Duration::from_secs(1))
+            .is_none()
+    );
+    assert!(hotplug::held_in_udev_db(&h.root, 12));
+    let uevent = h.path("/sys/devices/pci0000:00/0000:01:00.0/net/ens1f0/uevent");
+    assert_eq!(
+        std::fs::read_to_string(uevent).unwrap(),
+        "",
+        "nothing asked of udev"
+    );
+}

@@ -168,6 +168,11 @@ fn observe_lag(root: &Root, dev: &Pf, pcis: &[String]) -> LagSeen {
 
 /// The late stage for one PF.
 pub fn rebind(root: &Root, lag: &Lag, pf: &IfName) -> Result<Report, StageError> {
+    if let Some(end) =
+        crate::hotplug::release_stale_hold(root, lag, pf, crate::bus::DEFAULT_TIMEOUT)
+    {
+        crate::early::log_release(pf, &end);
+    }
     let mut net = Kernel::open().map_err(dev_err(pf, "open netlink"))?;
     // No extension of its own: the units of `before` are never held back beyond its timeout.
     let t = Timeouts {
