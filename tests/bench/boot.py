@@ -8,9 +8,9 @@ CLOCK_MONOTONIC µs) and the boot's journal (journal.json), writes one line of f
 boots) and the issue's targets. Nothing is timed with sleeps; every number is the difference of
 two timestamps of the same boot.
 
-Journal times: a kernel line's own printk time (_SOURCE_MONOTONIC_TIMESTAMP); a native journal
-line's send time (its receipt, __MONOTONIC_TIMESTAMP, minus the receipt's lag behind the
-sender's _SOURCE_REALTIME_TIMESTAMP); otherwise its receipt.
+Journal times: a native journal line's send time (its receipt, __MONOTONIC_TIMESTAMP, minus the
+receipt's lag behind the sender's _SOURCE_REALTIME_TIMESTAMP); otherwise (kernel lines included:
+the printk clock is not CLOCK_MONOTONIC and drifts from it) its receipt.
 """
 import glob
 import json
@@ -41,9 +41,7 @@ def journal(path):
             if not isinstance(msg, str):
                 continue
             t = int(j["__MONOTONIC_TIMESTAMP"])
-            if "_SOURCE_MONOTONIC_TIMESTAMP" in j:
-                t = int(j["_SOURCE_MONOTONIC_TIMESTAMP"])
-            elif "_SOURCE_REALTIME_TIMESTAMP" in j:
+            if "_SOURCE_REALTIME_TIMESTAMP" in j and j.get("_TRANSPORT") != "kernel":
                 lag = int(j["__REALTIME_TIMESTAMP"]) - int(j["_SOURCE_REALTIME_TIMESTAMP"])
                 if 0 <= lag < 60_000_000:
                     t -= lag
@@ -96,6 +94,8 @@ def facts(variant, rep, res):
     kind = "missing" if variant == "missing" else ("script" if variant.startswith("script") else "vflag")
     present = pfs if kind != "missing" else [p for p in pfs if b.ts(f"vflag@{p}.service", "ActiveEnter")]
     absent = [p for p in pfs if p not in present]
+    f["PFs"] = " ".join(present) + (f" (absent: {' '.join(absent)})" if absent else "")
+    f["_present"], f["_absent"] = present, absent
     dev = {p: b.ts(f"sys-subsystem-net-devices-{p}.device", "ActiveEnter") for p in present}
     named = {p: b.kernel(f" {p}: renamed from ") for p in present}
     if dev and all(dev.values()):
@@ -154,9 +154,9 @@ def facts(variant, rep, res):
         for p in absent:
             u = f"vflag@{p}.service"
             gone = b.line(unit=u, has="absent: ")
-            f[f"absent {p}: unit start -> gave up"] = d(b.ts(u, "Condition"), gone)
-            f[f"absent {p}: udev trigger done -> gave up"] = d(trig, gone)
-            f[f"absent {p}: result"] = b.prop(u, "Result")
+            f[f"vflag@ {p}: unit start -> gave up"] = d(b.ts(u, "Condition"), gone)
+            f[f"vflag@ {p}: udev trigger done -> gave up"] = d(trig, gone)
+            f[f"vflag@ {p}: result"] = b.prop(u, "Result")
     if kind == "script":
         u = "mlnx-vflag-early.service"
         start, fork, active = b.ts(u, "Condition"), b.ts(u, "ExecMainStart"), b.ts(u, "ActiveEnter")
@@ -220,8 +220,22 @@ def main():
         print(f"## {v}: {len(fs)} boot(s) (r{', r'.join(str(f['rep']) for f in fs) or '-'})")
         if not fs:
             continue
-        for k in [k for k in fs[0] if k not in ("variant", "rep", "results")]:
-            vals = [f.get(k) for f in fs]
+        # per-PF facts pooled over the PFs of every boot ("each PF": n = PFs x boots)
+        pooled, order = {}, []
+        for f in fs:
+            for k, x in f.items():
+                if k in ("variant", "rep", "results") or k.startswith("_"):
+                    continue
+                for p in f["_present"]:
+                    k = k.replace(f" {p}:", " each PF:").replace(f" {p} ", " each PF ")
+                for p in f["_absent"]:
+                    k = k.replace(f" {p}:", " each absent PF:")
+                if k not in pooled:
+                    pooled[k] = []
+                    order.append(k)
+                pooled[k].append(x)
+        for k in order:
+            vals = pooled[k]
             if all(isinstance(x, str) for x in vals if x is not None) and any(isinstance(x, str) for x in vals):
                 print(f"  {k:<92} {' / '.join(sorted({str(x) for x in vals}))}")
                 continue
@@ -255,12 +269,10 @@ def main():
               f" (target <= 5 s: {'met' if max(m) <= 5 else ('met by the median, not in every boot' if statistics.median(m) <= 5 else 'NOT met')})")
     for k in ("PID 1 (unit start -> fork)", "fork -> first journal line (sandbox, exec, vflag's start)",
               "process start (unit start -> first journal line)"):
-        xs = [med.get(("vflag-8", f"vflag@ {p}: {k}")) for p in ("eni10np1", "eni11np1")]
-        ys = [med.get(("nosandbox", f"vflag@ {p}: {k}")) for p in ("eni10np1", "eni11np1")]
-        if None not in xs + ys:
-            x, y = sum(xs) / 2, sum(ys) / 2
+        x, y = med.get(("vflag-8", f"vflag@ each PF: {k}")), med.get(("nosandbox", f"vflag@ each PF: {k}"))
+        if x is not None and y is not None:
             print(f"  sandbox, {k}: hardened {x:.3f} s, hardening off {y:.3f} s: difference {x - y:+.3f} s"
-                  " (medians of vflag-8 and nosandbox, mean of the two PFs)")
+                  " (medians over each PF of vflag-8 and nosandbox)")
 
 if __name__ == "__main__":
     main()
