@@ -160,15 +160,18 @@ def facts(variant, rep, res):
     if kind == "script":
         u = "mlnx-vflag-early.service"
         start, fork, active = b.ts(u, "Condition"), b.ts(u, "ExecMainStart"), b.ts(u, "ActiveEnter")
-        first = b.line(unit=u)
-        last_pf = b.line(unit=u, has="Tuning receive channels for PF", last=True)
-        first_rep = b.line(unit=u, has="Tuning receive channels for representor")
+        # the script's logger lines by their tag: journald often cannot attribute a line of a
+        # short-lived logger process to the unit (it has exited before its cgroup is read)
+        tag = "bench-scripted-early"
+        first = b.line(ident=tag)
+        last_pf = b.line(ident=tag, has="Tuning receive channels for PF", last=True)
+        first_rep = b.line(ident=tag, has="Tuning receive channels for representor")
         f["write-up early: last device unit active -> unit start"] = d(max(dev.values()) if dev and all(dev.values()) else None, start)
         f["write-up early: unit start -> fork"] = d(start, fork)
         f["write-up early: fork -> first journal line"] = d(fork, first)
         f["write-up early: unit start -> active"] = d(start, active)
         f["write-up early: last PF line -> first representor line (ethtool -L PF, udevadm settle, ethtool -i scan)"] = d(last_pf, first_rep)
-        f["write-up early: representors found"] = sum(1 for _, uu, _, m in b.j if uu == u and "Tuning receive channels for representor" in m)
+        f["write-up early: representors found"] = sum(1 for _, _, i, m in b.j if i == tag and "Tuning receive channels for representor" in m)
         f["write-up early: unit active -> network-pre"] = d(active, np_)
         r = "mlnx-vflag-final.service"
         f["write-up late: unit start -> active"] = d(b.ts(r, "Condition"), b.ts(r, "ActiveEnter"))
