@@ -97,7 +97,9 @@ class Scenario:
     def __init__(self, path, sections):
         self.path = path
         self.name = os.path.basename(path).rsplit(".", 1)[0]
-        self.dir = os.path.dirname(os.path.abspath(path))
+        # Relative paths (include, source) are read where the file really is: a symlink to a
+        # scenario is a run of it under the link's name (tests/bench/boot: one name per boot).
+        self.dir = os.path.dirname(os.path.realpath(path))
         heads = [s for s in sections if s.kind == "scenario"]
         if len(heads) != 1:
             raise ScenarioError(f"{path}: needs exactly one [scenario] section")
