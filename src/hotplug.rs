@@ -552,12 +552,14 @@ pub fn stage_end(root: &Root, lag: &Lag, pf: &IfName, timeout: Duration) -> Stag
     }
 }
 
-/// For the late stage, once the network stack runs: a PF whose early stage finished but whose
-/// udev entry still carries vflag's hold. [`finish`] waits only [`UDEV_WAIT`] for udev to run
-/// its `change`; with udev still busy past that (seen at boot: 2 × 64 VFs' representors under
-/// emulation) the stack started with the PF held and never took it into its bond. Clear the
-/// hold and hand the port over now ([`stage_end`]). `None`: nothing was held, or the early
-/// stage has not finished with this netdev (a hot-plug still being set up keeps its hold).
+/// For the late stage, once the network stack runs: a PF whose early stage finished but which
+/// is still held in udev's database, or is in no bond. [`finish`] waits only [`UDEV_WAIT`] for
+/// udev to run its `change`; with udev still busy past that (seen at boot with 2 × 64 VFs'
+/// representors under emulation) NetworkManager started while the PF was held and did not take
+/// it into its bond even after udev cleared the hold. Clear the hold and hand the port over
+/// now ([`stage_end`]: over D-Bus, where the stack allows it). `None`: the port is already in a
+/// bond and unheld, or the early stage has not finished with this netdev (a hot-plug still
+/// being set up keeps its hold).
 pub fn release_stale_hold(
     root: &Root,
     lag: &Lag,
@@ -565,13 +567,18 @@ pub fn release_stale_hold(
     timeout: Duration,
 ) -> Option<StageEnd> {
     let ifindex = sysfs::netdev_ifindex(root, pf.as_str()).ok().flatten()?;
-    if !held_in_udev_db(root, ifindex) || !finished(root, pf, Some(ifindex)) {
+    if !finished(root, pf, Some(ifindex)) {
+        return None;
+    }
+    let held = held_in_udev_db(root, ifindex);
+    if !held && bus::master_of(root, pf).is_some() {
         return None;
     }
     tracing::warn!(
         pf = %pf,
         step = "release",
-        "{pf} is still held in udev's database after its early stage (udev was busy when it ended); releasing it now"
+        "{pf} is {} after its early stage; handing it to the network stack now",
+        if held { "still held in udev's database" } else { "in no bond" }
     );
     Some(stage_end(root, lag, pf, timeout))
 }

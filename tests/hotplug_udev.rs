@@ -831,6 +831,35 @@ fn late_stage_releases_a_hold_left_by_the_early_stage() {
     assert!(!hotplug::held_in_udev_db(&h.root, 12));
 }
 
+/// Seen in cx-slow-switchdev-nm (2 × 64 VFs): udev cleared the hold only after
+/// NetworkManager had found the PF, and NetworkManager never took it into the bond. A finished
+/// PF in no bond is handed over; one in its bond is left alone.
+#[test]
+fn late_stage_hands_over_a_finished_pf_in_no_bond() {
+    let h = pf_host();
+    let mut lag = h.plan.lags[0].clone();
+    lag.network_stack = vflag::config::NetworkStack::None;
+    h.write("/run/vflag/hotplug/ens1f0", "12\n");
+    let end = hotplug::release_stale_hold(&h.root, &lag, &name("ens1f0"), Duration::from_secs(1))
+        .expect("a finished PF in no bond is handed over");
+    assert!(
+        matches!(end.finish, Ok(Finish::NotHeld)),
+        "{:?}",
+        end.finish
+    );
+    let bond = h.path("/sys/devices/virtual/net/bond0");
+    std::fs::create_dir_all(&bond).unwrap();
+    std::os::unix::fs::symlink(
+        &bond,
+        h.path("/sys/devices/pci0000:00/0000:01:00.0/net/ens1f0/master"),
+    )
+    .unwrap();
+    assert!(
+        hotplug::release_stale_hold(&h.root, &lag, &name("ens1f0"), Duration::from_secs(1))
+            .is_none()
+    );
+}
+
 /// A hot-plugged PF still being set up (no marker) keeps its hold: the late stage leaves it.
 #[test]
 fn late_stage_leaves_the_hold_of_a_set_up_in_progress() {

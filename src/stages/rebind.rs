@@ -168,10 +168,14 @@ fn observe_lag(root: &Root, dev: &Pf, pcis: &[String]) -> LagSeen {
 
 /// The late stage for one PF.
 pub fn rebind(root: &Root, lag: &Lag, pf: &IfName) -> Result<Report, StageError> {
-    if let Some(end) =
-        crate::hotplug::release_stale_hold(root, lag, pf, crate::bus::DEFAULT_TIMEOUT)
-    {
-        crate::early::log_release(pf, &end);
+    // A port that should be in a bond but is not (or is still held) is handed to the stack.
+    let bonded = lag.eswitch != ConfEswitch::Legacy || lag.pfs.len() > 1;
+    if bonded {
+        if let Some(end) =
+            crate::hotplug::release_stale_hold(root, lag, pf, crate::bus::DEFAULT_TIMEOUT)
+        {
+            crate::early::log_release(pf, &end);
+        }
     }
     let mut net = Kernel::open().map_err(dev_err(pf, "open netlink"))?;
     // No extension of its own: the units of `before` are never held back beyond its timeout.
