@@ -409,6 +409,17 @@ fn pf_host() -> Host {
     h
 }
 
+/// ens1f0 as a port of bond0 (sysfs `master` link).
+fn enslave_to_bond0(h: &Host) {
+    let bond = h.path("/sys/devices/virtual/net/bond0");
+    std::fs::create_dir_all(&bond).unwrap();
+    std::os::unix::fs::symlink(
+        &bond,
+        h.path("/sys/devices/pci0000:00/0000:01:00.0/net/ens1f0/master"),
+    )
+    .unwrap();
+}
+
 #[test]
 fn finish_without_udev_database_only_writes_the_marker() {
     let h = pf_host();
@@ -432,13 +443,7 @@ fn finish_without_udev_database_only_writes_the_marker() {
 fn stage_start_leaves_a_bonded_port_alone() {
     let h = pf_host();
     let lag = h.plan.lags[0].clone();
-    let bond = h.path("/sys/devices/virtual/net/bond0");
-    std::fs::create_dir_all(&bond).unwrap();
-    std::os::unix::fs::symlink(
-        &bond,
-        h.path("/sys/devices/pci0000:00/0000:01:00.0/net/ens1f0/master"),
-    )
-    .unwrap();
+    enslave_to_bond0(&h);
     // No bus is asked (none exists here); the marker is still forgotten.
     h.write("/run/vflag/hotplug/ens1f0", "12\n");
     let start = hotplug::stage_start(&h.root, &lag, &name("ens1f0"), Duration::from_secs(1));
@@ -847,13 +852,7 @@ fn late_stage_hands_over_a_finished_pf_in_no_bond() {
         "{:?}",
         end.finish
     );
-    let bond = h.path("/sys/devices/virtual/net/bond0");
-    std::fs::create_dir_all(&bond).unwrap();
-    std::os::unix::fs::symlink(
-        &bond,
-        h.path("/sys/devices/pci0000:00/0000:01:00.0/net/ens1f0/master"),
-    )
-    .unwrap();
+    enslave_to_bond0(&h);
     assert!(
         hotplug::release_stale_hold(&h.root, &lag, &name("ens1f0"), Duration::from_secs(1))
             .is_none()

@@ -202,30 +202,10 @@ fn rebind_waits_for_mlx5_lag_activation() {
 /// non-PCI device with the LAG files is waited for too (the test bed's ConnectX model).
 #[test]
 fn rebind_waits_for_the_lag_in_debugfs_of_a_non_pci_device() {
-    let t = Tree::new();
-    let mut devs = vec![];
-    for (name, id) in [("eni10np1", 10), ("eni11np1", 11)] {
-        let dev = format!("sys/devices/netdevsim{id}");
-        t.write(&format!("{dev}/sriov_numvfs"), "2\n");
-        t.link(&format!("{dev}/subsystem"), "sys/bus/netdevsim");
-        t.netdev(name, id, Some(&dev));
-        devs.push(dev);
-    }
-    t.bond("bond0", "active-backup 1", &["eni10np1", "eni11np1"]);
-    State {
-        device: "netdevsim/netdevsim10".into(),
-        autoprobe_before: None,
-        vfs: vec![],
-        setup_done: true,
-        port: None,
-    }
-    .save(&t.root(), &n("eni10np1"))
-    .unwrap();
+    let (t, devs, l) = netdevsim_pair();
     t.write("sys/kernel/debug/mlx5/netdevsim11/lag/state", "disabled\n");
     let _k = FakeKernel::spawn(t.dir.path(), &devs, "netdevsim");
     let mut net = FakeNet::new(1);
-    let mut l = lag(1);
-    l.pfs = vec![n("eni10np1"), n("eni11np1")];
     let e = rebind_with(&t.root(), &l, &n("eni10np1"), &mut net, &quick()).unwrap_err();
     assert!(
         e.to_string().contains("did not become active")
