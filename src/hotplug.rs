@@ -58,10 +58,12 @@
 //!      if the udev database still shows vflag's hold for that ifindex, or udev still has
 //!      events queued (one of them may have read "pending" before the marker and write its
 //!      hold later), asks udev to re-run the rules (`change` written to
-//!      `/sys/class/net/<pf>/uevent`: udev runs it after the device's events in flight) and
-//!      waits, bounded, until the database no longer shows `VFLAG_HOLD`. The hold lives in the udev database, so clearing
-//!      it there is what guarantees that a stack which starts (or restarts) later sees the
-//!      device as its own; this is why the early stage must not end before it.
+//!      `/sys/class/net/<pf>/uevent`: udev runs it after the device's events in flight). If
+//!      the database showed the hold, it waits, bounded, until it no longer does: the hold
+//!      lives in the udev database, so clearing it there is what makes a stack that starts (or
+//!      restarts) later see the device as its own. If it showed none, it does not wait for the
+//!      `change` (that cost every boot up to 2 s); a late hold that a stack still sees is handed
+//!      over by the late stage ([`release_stale_hold`]).
 //!    - `bus::release` then hands the port over explicitly: NetworkManager `Managed=true`
 //!      (an explicit D-Bus decision overrides the udev flag, should NM still hold it) and
 //!      activation of the bond-port profile; networkd `ReconfigureLink`; network-scripts ifup.
@@ -428,39 +430,27 @@ pub fn finish(root: &Root, pf: &IfName, wait: Duration) -> std::io::Result<Finis
     if !held && !root.path(crate::early::UDEV_QUEUE).exists() {
         return Ok(Finish::NotHeld);
     }
-    let before = db_stamp(root, ifindex);
-    let started = Instant::now();
     sysfs::netdev_change_uevent(root, pf.as_str())?;
+    // Not seen held: the `change` clears a late hold whenever udev gets to it, and the stage
+    // does not wait for it. Waiting (up to 2 s behind the representors' events) delayed
+    // network-pre.target on every boot (BENCHMARKS.md "Full boot"), to guard a race the
+    // wait for the rename (`early::present`) already closes; should a late hold still reach a
+    // stack that has started, the late stage hands the port over (`release_stale_hold`).
+    if !held {
+        return Ok(Finish::NotHeld);
+    }
+    let started = Instant::now();
     loop {
-        // Not held, and (when it did not look held) rewritten since the `change`: an event
-        // still in flight would have shown its hold, or been followed by the `change`.
-        if !held_in_udev_db(root, ifindex) && (held || db_stamp(root, ifindex) != before) {
-            return Ok(if held {
-                Finish::Released {
-                    after: started.elapsed(),
-                }
-            } else {
-                Finish::NotHeld
+        if !held_in_udev_db(root, ifindex) {
+            return Ok(Finish::Released {
+                after: started.elapsed(),
             });
         }
-        // Not seen held: the `change` clears any late hold whenever udev gets to it, so the
-        // stage waits for it only briefly.
-        if started.elapsed() >= if held { wait } else { wait.min(SETTLE_WAIT) } {
-            return Ok(if held_in_udev_db(root, ifindex) {
-                Finish::StillHeld
-            } else {
-                Finish::NotHeld
-            });
+        if started.elapsed() >= wait {
+            return Ok(Finish::StillHeld);
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// When udev last wrote the database entry of this ifindex (it writes a new file each time).
-fn db_stamp(root: &Root, ifindex: u32) -> Option<(u64, std::time::SystemTime, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(root.path(format!("{UDEV_DB_DIR}/n{ifindex}"))).ok()?;
-    Some((m.ino(), m.modified().ok()?, m.len()))
 }
 
 /// Does udev's database entry for this ifindex carry vflag's hold?
@@ -470,9 +460,6 @@ pub fn held_in_udev_db(root: &Root, ifindex: u32) -> bool {
         .map(|s| s.lines().any(|l| l.trim_end() == "E:VFLAG_HOLD=1"))
         .unwrap_or(false)
 }
-
-/// How long [`finish`] waits, while udev is busy, for its `change` when no hold was seen.
-pub const SETTLE_WAIT: Duration = Duration::from_secs(2);
 
 /// How long [`stage_end`] waits for udev to clear the hold.
 pub const UDEV_WAIT: Duration = Duration::from_secs(10);

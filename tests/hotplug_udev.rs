@@ -553,6 +553,24 @@ fn finish_clears_a_hold_written_by_an_event_still_in_flight() {
     assert_eq!(r, Finish::NotHeld);
 }
 
+/// No hold seen while udev is busy (at boot: the representors' events): the `change` is asked
+/// for and the early stage ends without waiting for udev to run it (it waited up to 2 s, on
+/// every boot, in front of network-pre.target). The database is still the old one when
+/// finish() returns; udev clears any late hold afterwards.
+#[test]
+fn finish_does_not_wait_for_a_busy_udev_when_no_hold_was_seen() {
+    let h = pf_host();
+    let before = "I:1234\nE:VFLAG_PF=1\nG:systemd\n";
+    h.write("/run/udev/data/n12", before);
+    h.write("/run/udev/queue", "");
+    let udevd = fake_udevd(&h, Duration::from_millis(1500));
+    let r = hotplug::finish(&h.root, &name("ens1f0"), Duration::from_secs(3)).unwrap();
+    let db_at_return = std::fs::read_to_string(h.path("/run/udev/data/n12")).unwrap();
+    assert_eq!(r, Finish::NotHeld);
+    assert_eq!(db_at_return, before, "finish() waited for udev to run its change");
+    assert!(udevd.join().unwrap(), "no change was asked after the marker");
+}
+
 /// With udev idle and no hold in the database nothing is asked of udev (no cost at boot).
 #[test]
 fn finish_asks_nothing_of_an_idle_udev() {
