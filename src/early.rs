@@ -225,8 +225,16 @@ pub(crate) fn log_release(pf: &IfName, end: &hotplug::StageEnd) {
             step = "release",
             "udev has not cleared vflag's hold on {pf} yet (busy); the late stage releases it if it is still held then"
         ),
+        // Worth a line: the stage waited for it (at boot: an event udev ran for the PF after
+        // the set-up began, e.g. the rename's `move`, held it; the benchmark reads this).
+        Ok(hotplug::Finish::Released { after }) => tracing::info!(
+            pf = %pf,
+            step = "release",
+            "udev cleared vflag's hold on {pf} after {} ms",
+            after.as_millis()
+        ),
         Err(e) => tracing::warn!(pf = %pf, step = "release", "udev hold not checked: {e}"),
-        Ok(_) => {}
+        Ok(hotplug::Finish::NotHeld) => {}
     }
     match &end.release {
         Ok(crate::bus::Outcome::Skipped(why)) => {
