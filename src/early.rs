@@ -173,7 +173,8 @@ fn present(root: &Root, pf: &IfName, udev_busy: bool) -> bool {
 /// and before the unit has failed is handed over unconfigured by `ExecStopPost=vflag
 /// setup-end`: degraded, never held.)
 pub fn give_up(root: &Root, pf: &IfName, why: &str) -> Result<(), EarlyError> {
-    if let Err(e) = hotplug::arm(root) {
+    let at_boot = hotplug::booting(crate::bus::DEFAULT_TIMEOUT);
+    if let Err(e) = hotplug::mark_absent(root, pf, at_boot) {
         tracing::warn!(pf = %pf, step = "wait", "cannot create {}: {e}; if {pf} appears later it may be bonded before its set-up", root.hotplug_dir().display());
     }
     if hotplug::require_pf(root, pf).is_ok() {
@@ -187,16 +188,19 @@ pub fn give_up(root: &Root, pf: &IfName, why: &str) -> Result<(), EarlyError> {
 
 /// The early stage for `pf`, held from the network stack while it runs.
 pub fn setup(root: &Root, lag: &Lag, pf: &IfName) -> Result<Report, EarlyError> {
-    held(root, lag, pf, crate::bus::DEFAULT_TIMEOUT, || {
+    let at_boot = hotplug::booting(crate::bus::DEFAULT_TIMEOUT);
+    held(root, lag, pf, at_boot, crate::bus::DEFAULT_TIMEOUT, || {
         stages::setup(root, lag, pf)
     })
 }
 
-/// `set_up` between hold and release (`bus_timeout` bounds each D-Bus exchange).
+/// `set_up` between hold and release (`bus_timeout` bounds each D-Bus exchange); `at_boot`:
+/// [`hotplug::booting`].
 pub fn held(
     root: &Root,
     lag: &Lag,
     pf: &IfName,
+    at_boot: bool,
     bus_timeout: Duration,
     set_up: impl FnOnce() -> Result<Report, StageError>,
 ) -> Result<Report, EarlyError> {
@@ -204,8 +208,8 @@ pub fn held(
         crate::log::status(&format!("failed: {why}"));
         return Err(EarlyError::Missing(why));
     }
-    let start = hotplug::stage_start(root, lag, pf, bus_timeout);
-    tracing::debug!(pf = %pf, step = "hold", "{start:?}");
+    let start = hotplug::stage_start(root, lag, pf, at_boot, bus_timeout);
+    tracing::debug!(pf = %pf, step = "hold", at_boot, "{start:?}");
     crate::log::status("setting up");
     let result = set_up();
     let end = hotplug::stage_end(root, lag, pf, bus_timeout);
@@ -276,7 +280,7 @@ mod tests {
         let (lag, pf) = (lag(), IfName::new("ens3f0").unwrap());
         let t = Duration::from_millis(200);
         let mut ran = false;
-        let e = held(&root, &lag, &pf, t, || {
+        let e = held(&root, &lag, &pf, false, t, || {
             ran = true;
             Ok(Report::default())
         })
@@ -288,7 +292,7 @@ mod tests {
         std::fs::create_dir_all(&net).unwrap();
         std::fs::write(net.join("ifindex"), "7\n").unwrap();
         hotplug::finish(&root, &pf, t).unwrap(); // an earlier run finished
-        let e = held(&root, &lag, &pf, t, || {
+        let e = held(&root, &lag, &pf, false, t, || {
             assert!(!hotplug::finished(&root, &pf, Some(7)), "not held");
             Err(StageError::Refused {
                 pf: "ens3f0".into(),
@@ -299,7 +303,7 @@ mod tests {
         assert_eq!(e.to_string(), "ens3f0: test (nothing was changed)");
         assert!(hotplug::finished(&root, &pf, Some(7)), "not released");
 
-        let r = held(&root, &lag, &pf, t, || {
+        let r = held(&root, &lag, &pf, false, t, || {
             Ok(Report {
                 pf: "ens3f0".into(),
                 ..Report::default()

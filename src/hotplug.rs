@@ -31,6 +31,12 @@
 //!    - [`PfState::BeforeProtocol`] (no `/run/vflag/hotplug/` yet: boot coldplug before any
 //!      early stage started and before any late stage ran): no hold — unit ordering protects
 //!      the boot, a hold adds only risk.
+//!    - The boot form: an early stage that begins at boot ([`booting`]: `network-pre.target` not
+//!      active, no stack running) creates the directory with [`BOOT_FLAG`]; while it is there,
+//!      a PF with no marker is still [`PfState::BeforeProtocol`] (the stacks are ordered after
+//!      every early stage, so a hold would only make the stage wait for udev to clear it, in
+//!      front of `network-pre.target`), and only a PF whose stage gave up absent
+//!      ([`mark_absent`]) is [`PfState::Pending`]. The late stage's [`arm`] ends the boot form.
 //!    - [`PfState::Pending`] (the directory exists, no marker for this PF): the early stage is
 //!      running, or its unit is failed/inactive and the wanted `vflag@<pf>.service` will run:
 //!      hold; that run releases it. `VFLAG_LATE_UNIT` names `vflag-rebind@<pf>.service`, which
@@ -45,8 +51,8 @@
 //!      template (one that runs on every start) is installed; `VFLAG_UNIT` then names it.
 //!      Otherwise `VFLAG_READD=1` and no hold: the stack takes the port as it is (bond up, no
 //!      offload) — a degraded LAG, never a dead one.
-//! 2. The early stage, at its start, calls [`begin`] (creates `/run/vflag/hotplug/`, forgets
-//!    this PF's marker) and, if a stack runs, `bus::hold` (explicit NetworkManager
+//! 2. The early stage, at its start, calls [`begin`] (creates `/run/vflag/hotplug/`, at boot in
+//!    its boot form, forgets this PF's marker) and, if a stack runs, `bus::hold` (explicit NetworkManager
 //!    `Managed=false` for a PF that was already managed, e.g. on a manual restart).
 //! 3. The early stage, at its END — on success AND on failure, because a PF left held is a
 //!    bond that never comes up, while a PF enslaved in legacy mode is merely a LAG without
@@ -299,8 +305,14 @@ pub enum PfState {
 /// marker is [`PfState::Pending`] (held, its early stage wanted) rather than
 /// [`PfState::BeforeProtocol`]. Without this, a NIC absent at boot (every configured PF
 /// missing, so no early stage ever called [`begin`]) would be bonded unheld when plugged in.
+/// It also ends the boot form of the protocol ([`BOOT_FLAG`]): from the late stage on, no unit
+/// ordering keeps a stack away from a PF whose early stage has not finished.
 pub fn arm(root: &Root) -> std::io::Result<()> {
-    std::fs::create_dir_all(root.hotplug_dir())
+    std::fs::create_dir_all(root.hotplug_dir())?;
+    match std::fs::remove_file(root.hotplug_dir().join(BOOT_FLAG)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// The PF's [`PfState`].
@@ -309,12 +321,35 @@ pub fn state(root: &Root, pf: &IfName, ifindex: Option<u32>) -> PfState {
         return PfState::BeforeProtocol;
     }
     let Some(content) = read_trim(&marker(root, pf)) else {
-        return PfState::Pending;
+        return if root.hotplug_dir().join(BOOT_FLAG).exists() {
+            PfState::BeforeProtocol
+        } else {
+            PfState::Pending
+        };
     };
+    if content == ABSENT {
+        return PfState::Pending;
+    }
     match (ifindex, content.parse::<u32>().ok()) {
         (Some(now), Some(then)) if now != then => PfState::Readded,
         _ => PfState::Finished,
     }
+}
+
+/// In `/run/vflag/hotplug/` while the boot's early stages run before any network stack can
+/// start ([`bus::before_network`]): a PF with no marker is then not held. Unit ordering keeps
+/// the stacks back, and a hold written by an event of the set-up's own making (the rename's
+/// `move`, run after the set-up began) cost the stage a wait for udev at its end, up to
+/// [`UDEV_WAIT`], in front of `network-pre.target`. Removed by [`arm`] (the late stage).
+pub const BOOT_FLAG: &str = ".boot";
+
+/// The marker of a PF whose early stage gave up because it was absent ([`mark_absent`]).
+const ABSENT: &str = "absent";
+
+/// Is this the boot, with every network stack still ordered behind the early stages? Asks over
+/// D-Bus ([`bus::before_network`]); no bus is "no" (hold as after boot).
+pub fn booting(timeout: Duration) -> bool {
+    Bus::system(timeout).is_ok_and(|b| bus::before_network(&b))
 }
 
 /// Is the template installed and not masked? The first directory (in systemd's order) that has
@@ -382,12 +417,49 @@ pub fn finished(root: &Root, pf: &IfName, ifindex: Option<u32>) -> bool {
 }
 
 /// Start of the early stage: forget that it finished (a restart must hold again on re-add).
-pub fn begin(root: &Root, pf: &IfName) -> std::io::Result<()> {
-    std::fs::create_dir_all(root.hotplug_dir())?;
+/// At boot ([`booting`]) the protocol starts in its boot form ([`BOOT_FLAG`]): no hold for a
+/// PF with no marker until the late stage [`arm`]s it.
+pub fn begin(root: &Root, pf: &IfName, at_boot: bool) -> std::io::Result<()> {
+    open_protocol(root, at_boot)?;
     match std::fs::remove_file(marker(root, pf)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
+}
+
+/// Create `/run/vflag/hotplug/`, at boot with [`BOOT_FLAG`] (only when it is created now: a
+/// directory that exists without the flag was armed, and stays so).
+fn open_protocol(root: &Root, at_boot: bool) -> std::io::Result<()> {
+    let dir = root.hotplug_dir();
+    if at_boot && !dir.is_dir() {
+        std::fs::create_dir_all(root.run_dir())?;
+        // Flag first, then the directory by rename: udev never sees the directory without it.
+        let tmp = root.run_dir().join(".hotplug.new");
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir(&tmp)?;
+        std::fs::write(tmp.join(BOOT_FLAG), "")?;
+        match std::fs::rename(&tmp, &dir) {
+            Ok(()) => return Ok(()),
+            // Another early stage made it meanwhile: use theirs.
+            Err(_) if dir.is_dir() => {
+                let _ = std::fs::remove_dir_all(&tmp);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    std::fs::create_dir_all(dir)
+}
+
+/// The early stage gave up on an absent PF: from now on it is a hot-plug, held when it appears
+/// (also during the boot, unlike a PF with no marker) and set up by its wanted early unit.
+pub fn mark_absent(root: &Root, pf: &IfName, at_boot: bool) -> std::io::Result<()> {
+    if !at_boot {
+        arm(root)?;
+    }
+    open_protocol(root, at_boot)?;
+    let tmp = root.hotplug_dir().join(format!(".{pf}.new"));
+    std::fs::write(&tmp, format!("{ABSENT}\n"))?;
+    std::fs::rename(&tmp, marker(root, pf))
 }
 
 /// What [`finish`] found and did.
@@ -474,8 +546,14 @@ pub struct StageStart {
 
 /// Call at the START of the early stage for `pf`: [`begin`], then `bus::hold` on the stack that
 /// runs (at boot none does yet: skipped). Never fails the stage: log what it returns.
-pub fn stage_start(root: &Root, lag: &Lag, pf: &IfName, timeout: Duration) -> StageStart {
-    let begin = begin(root, pf);
+pub fn stage_start(
+    root: &Root,
+    lag: &Lag,
+    pf: &IfName,
+    at_boot: bool,
+    timeout: Duration,
+) -> StageStart {
+    let begin = begin(root, pf, at_boot);
     // No PF, nothing to hold: the network stack is not asked about a device that is not there.
     if let Err(why) = require_pf(root, pf) {
         return StageStart {
@@ -626,7 +704,7 @@ mod tests {
         .remove(0);
         lag.network_stack = NetworkStack::NetworkManager;
         let pf = IfName::new("ens3f0").unwrap();
-        let start = stage_start(&root, &lag, &pf, Duration::from_millis(200));
+        let start = stage_start(&root, &lag, &pf, false, Duration::from_millis(200));
         match &start.hold {
             Ok(Outcome::Skipped(why)) => {
                 assert!(why.contains("no such network interface"), "{why}")

@@ -143,3 +143,21 @@ fn nm_wins_detection_over_networkd() {
     });
     assert_eq!(bus::detect(&d.bus()), Stack::NetworkManager);
 }
+
+/// The boot form of the hold protocol (hotplug::booting) applies only while network-pre.target
+/// is not active and no stack runs; without systemd on the bus it is "not at boot" (hold).
+#[test]
+fn before_network_only_while_network_pre_is_not_reached_and_no_stack_runs() {
+    let d = Daemon::start();
+    assert!(!bus::before_network(&d.bus()), "no systemd on the bus");
+    let _log = start_fake_systemd(&d.address, None);
+    assert!(bus::before_network(&d.bus()));
+
+    let d = Daemon::start();
+    let _log = start_fake_systemd(&d.address, Some(bus::NETWORK_PRE));
+    assert!(!bus::before_network(&d.bus()), "network-pre.target active");
+
+    let d = Daemon::start();
+    let _log = start_fake_systemd(&d.address, Some("network.service"));
+    assert!(!bus::before_network(&d.bus()), "a stack runs");
+}

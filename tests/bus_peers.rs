@@ -75,7 +75,7 @@ fn system_bus_and_stage_start_end() {
     let pf = name("ens1f0");
 
     let lag = lag_with("auto");
-    let start = vflag::hotplug::stage_start(&root, &lag, &pf, T);
+    let start = vflag::hotplug::stage_start(&root, &lag, &pf, false, T);
     assert!(start.begin.is_ok(), "{start:?}");
     assert_eq!(start.stack, Stack::NetworkManager);
     assert_eq!(start.hold.as_ref().unwrap(), &Outcome::Held);

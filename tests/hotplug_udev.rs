@@ -135,7 +135,7 @@ fn configured_pf_is_tagged_and_held_only_while_an_early_stage_will_release_it() 
     );
 
     // The early stage began (or some early stage did this boot): pending -> held.
-    hotplug::begin(&h.root, &pf).unwrap();
+    hotplug::begin(&h.root, &pf, false).unwrap();
     let p = props(&h, "ens1f0", Some(&dp), Some(12));
     assert_eq!(get(&p, "VFLAG_UNIT"), Some("vflag@ens1f0.service"));
     assert_eq!(
@@ -219,7 +219,7 @@ fn pf_absent_at_boot_is_held_when_plugged_in_after_the_late_stage_ran() {
         Some("vflag-rebind@ens1f0.service")
     );
     // Its early stage then finishes: the next add of the same netdev is not held.
-    hotplug::begin(&h.root, &pf).unwrap();
+    hotplug::begin(&h.root, &pf, false).unwrap();
     h.write("/run/vflag/hotplug/ens1f0", "7\n");
     let p = props(&h, "ens1f0", Some(&dp), Some(7));
     assert_eq!(get(&p, "VFLAG_HOLD"), None);
@@ -323,7 +323,7 @@ fn hold_follows_the_configured_stack() {
             "[lag bond0]\npfs = ens1f0 ens1f1\nvfs = 4\nnetwork-stack = {stack}\n"
         ));
         let dp = h.netdev("0000:01:00.0", "ens1f0", "ens1f0", 5, None);
-        hotplug::begin(&h.root, &name("ens1f0")).unwrap();
+        hotplug::begin(&h.root, &name("ens1f0"), false).unwrap();
         let p = props(&h, "ens1f0", Some(&dp), Some(5));
         assert_eq!(get(&p, "VFLAG_PF"), Some("1"), "{stack}");
         assert_eq!(get(&p, "VFLAG_INSTANCE"), Some("ens1f0"), "{stack}");
@@ -377,7 +377,7 @@ fn vfs_of_configured_pfs_are_kept_from_the_stack() {
 fn a_pf_whose_unit_name_needs_escaping_is_not_held() {
     let h = host("[lag bond0]\npfs = ens-a ens-b\nvfs = 4\n");
     let dp = h.netdev("0000:01:00.0", "ens-a", "ens-a", 5, None);
-    hotplug::begin(&h.root, &name("ens-a")).unwrap();
+    hotplug::begin(&h.root, &name("ens-a"), false).unwrap();
     let p = props(&h, "ens-a", Some(&dp), Some(5));
     assert_eq!(get(&p, "VFLAG_PF"), Some("1"));
     assert_eq!(get(&p, "VFLAG_SKIP"), Some("instance-needs-escaping"));
@@ -405,7 +405,7 @@ fn pf_host() -> Host {
     let h = host(AUTO);
     h.netdev("0000:01:00.0", "ens1f0", "ens1f0", 12, Some("p0"));
     h.write("/sys/devices/pci0000:00/0000:01:00.0/net/ens1f0/uevent", "");
-    hotplug::begin(&h.root, &name("ens1f0")).unwrap();
+    hotplug::begin(&h.root, &name("ens1f0"), false).unwrap();
     h
 }
 
@@ -423,7 +423,7 @@ fn enslave_to_bond0(h: &Host) {
 #[test]
 fn finish_without_udev_database_only_writes_the_marker() {
     let h = pf_host();
-    hotplug::begin(&h.root, &name("ens1f0")).unwrap(); // again, no marker: fine
+    hotplug::begin(&h.root, &name("ens1f0"), false).unwrap(); // again, no marker: fine
     let r = hotplug::finish(&h.root, &name("ens1f0"), Duration::from_secs(1)).unwrap();
     assert_eq!(r, Finish::NotHeld);
     assert_eq!(
@@ -435,7 +435,7 @@ fn finish_without_udev_database_only_writes_the_marker() {
     // Nothing was asked of udev.
     let uevent = h.path("/sys/devices/pci0000:00/0000:01:00.0/net/ens1f0/uevent");
     assert_eq!(std::fs::read_to_string(uevent).unwrap(), "");
-    hotplug::begin(&h.root, &name("ens1f0")).unwrap();
+    hotplug::begin(&h.root, &name("ens1f0"), false).unwrap();
     assert!(!hotplug::finished(&h.root, &name("ens1f0"), Some(12)));
 }
 
@@ -446,7 +446,13 @@ fn stage_start_leaves_a_bonded_port_alone() {
     enslave_to_bond0(&h);
     // No bus is asked (none exists here); the marker is still forgotten.
     h.write("/run/vflag/hotplug/ens1f0", "12\n");
-    let start = hotplug::stage_start(&h.root, &lag, &name("ens1f0"), Duration::from_secs(1));
+    let start = hotplug::stage_start(
+        &h.root,
+        &lag,
+        &name("ens1f0"),
+        false,
+        Duration::from_secs(1),
+    );
     assert!(start.begin.is_ok());
     assert!(
         matches!(&start.hold, Ok(vflag::bus::Outcome::Skipped(why)) if why.contains("bond0")),
@@ -567,8 +573,14 @@ fn finish_does_not_wait_for_a_busy_udev_when_no_hold_was_seen() {
     let r = hotplug::finish(&h.root, &name("ens1f0"), Duration::from_secs(3)).unwrap();
     let db_at_return = std::fs::read_to_string(h.path("/run/udev/data/n12")).unwrap();
     assert_eq!(r, Finish::NotHeld);
-    assert_eq!(db_at_return, before, "finish() waited for udev to run its change");
-    assert!(udevd.join().unwrap(), "no change was asked after the marker");
+    assert_eq!(
+        db_at_return, before,
+        "finish() waited for udev to run its change"
+    );
+    assert!(
+        udevd.join().unwrap(),
+        "no change was asked after the marker"
+    );
 }
 
 /// With udev idle and no hold in the database nothing is asked of udev (no cost at boot).
@@ -893,5 +905,89 @@ fn late_stage_leaves_the_hold_of_a_set_up_in_progress() {
         std::fs::read_to_string(uevent).unwrap(),
         "",
         "nothing asked of udev"
+    );
+}
+
+// --- the boot form of the protocol -------------------------------------------------------------
+
+/// At boot (network-pre.target not reached, no stack running) the early stages begin in the
+/// boot form: an event udev runs for a PF after a set-up began (seen: the rename's `move` of
+/// the other PF) finds no hold to write, so no stage waits for udev at its end in front of
+/// network-pre.target. A PF that gave up absent is still held when it comes; the late stage
+/// ends the boot form and every PF whose early stage has not finished is held again.
+#[test]
+fn at_boot_no_pf_is_held_until_the_late_stage_arms_except_an_absent_one() {
+    let h = host(
+        "[lag bond0]\npfs = ens1f0 ens1f1\nvfs = 4\n\n[lag bond1]\npfs = ens2f0 ens2f1\nvfs = 4\n",
+    );
+    let dp0 = h.netdev("0000:01:00.0", "ens1f0", "ens1f0", 12, Some("p0"));
+    let dp1 = h.netdev("0000:01:00.1", "ens1f1", "ens1f1", 13, Some("p1"));
+    let held = |n: &str, dp: &str, i: u32| {
+        get(&props(&h, n, Some(dp), Some(i)), "VFLAG_HOLD") == Some("1")
+    };
+
+    hotplug::begin(&h.root, &name("ens1f0"), true).unwrap();
+    assert!(!held("ens1f0", &dp0, 12), "the PF being set up");
+    assert!(
+        !held("ens1f1", &dp1, 13),
+        "the other PF, whose stage has not begun"
+    );
+    let p = props(&h, "ens1f1", Some(&dp1), Some(13));
+    assert_eq!(get(&p, "VFLAG_UNIT"), Some("vflag@ens1f1.service"));
+    assert_eq!(get(&p, "NM_UNMANAGED"), None);
+
+    // bond1's NIC is absent: its stage gives up; when it comes it is a hot-plug, held.
+    hotplug::mark_absent(&h.root, &name("ens2f0"), true).unwrap();
+    let dp2 = h.netdev("0000:02:00.0", "ens2f0", "ens2f0", 20, Some("p0"));
+    assert!(
+        held("ens2f0", &dp2, 20),
+        "an absent PF that appears is held"
+    );
+    assert_eq!(
+        get(
+            &props(&h, "ens2f0", Some(&dp2), Some(20)),
+            "VFLAG_LATE_UNIT"
+        ),
+        Some("vflag-rebind@ens2f0.service")
+    );
+    // Another stage beginning at boot does not undo that.
+    hotplug::begin(&h.root, &name("ens1f1"), true).unwrap();
+    assert!(held("ens2f0", &dp2, 20));
+
+    hotplug::finish(&h.root, &name("ens1f0"), Duration::from_millis(10)).unwrap();
+    assert!(!held("ens1f0", &dp0, 12));
+    // The late stage arms: ens1f1's stage has not finished (its unit never got that far).
+    hotplug::arm(&h.root).unwrap();
+    assert!(
+        held("ens1f1", &dp1, 13),
+        "after the late stage a pending PF is held"
+    );
+    assert!(!held("ens1f0", &dp0, 12), "a finished PF is not");
+    assert!(held("ens2f0", &dp2, 20));
+    // A restart after boot holds again, as before.
+    hotplug::begin(&h.root, &name("ens1f0"), false).unwrap();
+    assert!(held("ens1f0", &dp0, 12));
+}
+
+/// A stage that begins after boot finds the protocol armed and never puts it back in the boot
+/// form; one that gives up after boot arms it.
+#[test]
+fn after_boot_the_protocol_stays_armed() {
+    let h = host(AUTO);
+    let dp1 = h.netdev("0000:01:00.1", "ens1f1", "ens1f1", 13, Some("p1"));
+    hotplug::arm(&h.root).unwrap();
+    hotplug::begin(&h.root, &name("ens1f0"), true).unwrap();
+    assert_eq!(
+        get(&props(&h, "ens1f1", Some(&dp1), Some(13)), "VFLAG_HOLD"),
+        Some("1")
+    );
+    let h = host(AUTO);
+    let dp1 = h.netdev("0000:01:00.1", "ens1f1", "ens1f1", 13, Some("p1"));
+    hotplug::begin(&h.root, &name("ens1f0"), true).unwrap();
+    hotplug::mark_absent(&h.root, &name("ens1f0"), false).unwrap();
+    assert_eq!(
+        get(&props(&h, "ens1f1", Some(&dp1), Some(13)), "VFLAG_HOLD"),
+        Some("1"),
+        "a PF given up after boot arms the protocol"
     );
 }

@@ -285,6 +285,30 @@ pub fn detect(bus: &Bus) -> Stack {
     }
 }
 
+/// The unit every network stack is ordered after, and vflag's early units before.
+pub const NETWORK_PRE: &str = "network-pre.target";
+
+/// Is this the boot, before any network stack can act on a port? `network-pre.target` is not
+/// active (the early units are ordered before it and every stack after it, so none can start
+/// before they end) and no stack is running ([`detect`]). Any error asking is "no": the caller
+/// then holds the port as after boot.
+pub fn before_network(bus: &Bus) -> bool {
+    let pre_active = bus.run("asking systemd about network-pre.target", async {
+        if !bus.has_owner(SYSTEMD_NAME).await? {
+            return Err(BusError::NotRunning("systemd"));
+        }
+        scripts::unit_active(bus, NETWORK_PRE).await
+    });
+    match pre_active {
+        Ok(false) => detect(bus) == Stack::None,
+        Ok(true) => false,
+        Err(e) => {
+            tracing::debug!("{e}: taking the network stacks to be running");
+            false
+        }
+    }
+}
+
 /// Keep `stack` away from `ifname` while vflag configures it.
 ///
 /// Only NetworkManager can be told this over D-Bus (`Managed=false`, not persistent, lost when

@@ -48,7 +48,7 @@ pub(super) async fn ifup_stack_active(bus: &Bus) -> Result<bool, BusError> {
 }
 
 /// Is `unit` active? `NoSuchUnit` (not loaded) counts as no.
-async fn unit_active(bus: &Bus, unit: &str) -> Result<bool, BusError> {
+pub(super) async fn unit_active(bus: &Bus, unit: &str) -> Result<bool, BusError> {
     let m = manager(bus).await?;
     let path = match m.get_unit(unit.to_string()).await {
         Ok(p) => p,
