@@ -6,7 +6,10 @@ use std::process::Command;
 #[test]
 fn run_all_builds_the_guest_images_in_the_background() {
     let out = Command::new("bash")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/run-all-test.sh"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/run-all-test.sh"
+        ))
         .output()
         .expect("bash tests/run-all-test.sh");
     assert!(
