@@ -54,7 +54,8 @@ run() {
 	local name=$1
 	shift
 	: >"$t/$name.events"
-	(cd "$t/tree" && env EVENTS="$t/$name.events" CARGO="$t/tree/cargo" "$@" bash tests/run-all.sh) \
+	# not the caller's VFLAG_CI_SERIAL (`VFLAG_CI_SERIAL=1 make test` runs this too)
+	(cd "$t/tree" && env -u VFLAG_CI_SERIAL EVENTS="$t/$name.events" CARGO="$t/tree/cargo" "$@" bash tests/run-all.sh) \
 		>"$t/$name.out" 2>&1
 	echo $? >"$t/$name.rc"
 }
