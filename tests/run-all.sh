@@ -6,8 +6,8 @@
 # The guest images (tests/vm/run --images-only: build-image.sh of each release the suite boots,
 # bookworm and trixie) are built in the background from the end of host-setup (which installs
 # what they need, tests/vm/setup-host.sh) while cargo-test and packages run: a cold build is
-# mostly download, dpkg and I/O (~7 min alone, tests/vm/README.md "What CI time goes to"); with
-# the images cached it takes seconds. The guest step first waits for it (its own row, "(waited)"
+# mostly download, dpkg and I/O (both 459 s alone; tests/vm/README.md "The image builds in the
+# background"); with the images cached it takes seconds. The guest step first waits for it (its own row, "(waited)"
 # for the time the guest step spent waiting) and prints its output; if it failed, the guest step
 # builds the images itself, as it does when nothing built them (and fails if that fails too).
 # It is never killed (an image build stopped inside mmdebstrap can leave mounts in its work tree):
