@@ -3,19 +3,31 @@
 # table at the end (also when a step fails), so every run shows where the CI time goes; the guest
 # step's per-scenario times follow it.
 #
-# Host steps that need no guest (fuzz, ansible) run in the background while the guest step runs,
-# at the lowest CPU and I/O priority (nice 19 in a session of their own, idle I/O class): a TCG guest keeps one host core busy most of the time and
+# The guest images (tests/vm/run --images-only: build-image.sh of each release the suite boots,
+# bookworm and trixie) are built in the background from the end of host-setup (which installs
+# what they need, tests/vm/setup-host.sh) while cargo-test and packages run: a cold build is
+# mostly download, dpkg and I/O (both 459 s alone; tests/vm/README.md "The image builds in the
+# background"); with the images cached it takes seconds. The guest step first waits for it (its own row, "(waited)"
+# for the time the guest step spent waiting) and prints its output; if it failed, the guest step
+# builds the images itself, as it does when nothing built them (and fails if that fails too).
+# It is never killed (an image build stopped inside mmdebstrap can leave mounts in its work tree):
+# after an earlier step fails it is waited for.
+# Host steps that need no guest (fuzz, ansible) run in the background while the guest step runs.
+# Both background jobs run at the lowest CPU and I/O priority (nice 19 in a session of their own,
+# idle I/O class): a TCG guest keeps one host core busy most of the time and
 # the second one only in bursts (boots), so they mostly use the core the guest leaves idle
 # (tests/vm/README.md "What CI time goes to" has the measurement). Their output is printed when
-# they end. VFLAG_CI_SERIAL=1 runs every step in the foreground, one after the other.
+# they end. VFLAG_CI_SERIAL=1 runs every step in the foreground, one after the other (the guest
+# step builds the images).
 # The foreground steps stop at the first failure, as `make` did; the background ones are still
-# waited for and reported. Exit status: the first failing step's.
+# waited for and reported. Exit status: the first failing step's (a failed background image
+# build counts only through the guest step, which builds the images again).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 cargo=${CARGO:-cargo}
 
 steps=(
-	"host-setup|tests/setup-host.sh"
+	"host-setup|tests/setup-host.sh && tests/vm/setup-host.sh"
 	"cargo-test|$cargo test --locked --all-targets"
 	"packages|tests/packages.sh"
 	"guest|tests/vm/run"
@@ -26,13 +38,23 @@ bg_steps=(
 	"fuzz|tests/fuzz.sh"
 	"ansible|tests/ansible.sh"
 )
+# Started when host-setup is done; the guest step waits for it.
+img_steps=(
+	"images|tests/vm/run --images-only"
+)
 
 logs=$(mktemp -d /var/tmp/vflag-ci-steps.XXXXXX)
 table=()
 rc_all=0
 start=$(date +%s)
 bg_pid=
+img_pid=
 summary() {
+	if [ -n "$img_pid" ]; then
+		echo "== waiting for the background image builds (not stopped: see the top of tests/run-all.sh)"
+		wait "$img_pid" 2>/dev/null
+		img_report "from host-setup, waited for after a failed step"
+	fi
 	if [ -n "$bg_pid" ]; then
 		wait "$bg_pid" 2>/dev/null
 		bg_report
@@ -53,12 +75,12 @@ summary() {
 	rm -rf "$logs"
 }
 trap summary EXIT
-# interrupted: the background session too (its own process group, see below)
+# interrupted: the background session of fuzz and ansible too (its own process group, see below)
 trap 'if [ -n "$bg_pid" ]; then kill -- -"$bg_pid" 2>/dev/null; fi; exit 130' INT TERM
 
-# bg_run: the background steps, one after the other; each leaves NAME.{log,rc,secs} in $logs.
+# bg_run STEP...: the steps, one after the other; each leaves NAME.{log,rc,secs} in $logs.
 bg_run() {
-	for step in "${bg_steps[@]}"; do
+	for step in "$@"; do
 		name=${step%%|*}
 		cmd=${step#*|}
 		t0=$(date +%s)
@@ -67,41 +89,81 @@ bg_run() {
 		echo $(($(date +%s) - t0)) >"$logs/$name.secs"
 	done
 }
-bg_report() {
-	for step in "${bg_steps[@]}"; do
+# bg_start VAR STEP...: bg_run in the background, in its own session (a scheduler autogroup) at
+# autogroup nice 19, idle I/O class; VAR gets the session's pid (= its process group).
+# QEMU runs in a session of its own (runner.py), and with autogroups plain `nice` only ranks
+# processes of one session: measured, a nice 19 build beside the guest still took half the CPU,
+# this way ~a third.
+bg_start() {
+	local var=$1
+	shift
+	{ declare -p logs; declare -f bg_run; printf 'bg_run'; printf ' %q' "$@"; echo; } >"$logs/$var.sh"
+	setsid -w bash -c 'echo 19 >/proc/self/autogroup 2>/dev/null
+		exec nice -n 19 ionice -c 3 bash "$0"' "$logs/$var.sh" &
+	printf -v "$var" %s $!
+}
+# bg_report_steps WHEN STEP...: each step's output, and its row; a failure sets the exit status.
+bg_report_steps() {
+	local when=$1 step name rc
+	shift
+	for step in "$@"; do
 		name=${step%%|*}
 		[ -e "$logs/$name.rc" ] || continue
-		echo "== $name: ${step#*|} (ran in the background during the guest step)"
+		echo "== $name: ${step#*|} (ran in the background $when)"
 		cat "$logs/$name.log"
 		rc=$(cat "$logs/$name.rc")
 		if [ "$rc" -ne 0 ]; then
 			table+=("$name|$(cat "$logs/$name.secs")|FAILED (exit $rc; background)")
 			[ "$rc_all" -ne 0 ] || rc_all=$rc
 		else
-			table+=("$name|$(cat "$logs/$name.secs")|ok (background, during guest)")
+			table+=("$name|$(cat "$logs/$name.secs")|ok (background, $when)")
 		fi
 	done
+}
+bg_report() {
+	bg_report_steps "during guest" "${bg_steps[@]}"
 	bg_pid=
+}
+# img_report WHEN: as bg_report_steps, but a failure does not set the exit status: the guest step
+# builds the images again (and fails if it cannot).
+img_report() {
+	local name=${img_steps[0]%%|*} rc
+	if [ ! -e "$logs/$name.rc" ]; then
+		table+=("$name|?|no result (background)")
+	else
+		echo "== $name: ${img_steps[0]#*|} (ran in the background $1)"
+		cat "$logs/$name.log"
+		rc=$(cat "$logs/$name.rc")
+		if [ "$rc" -ne 0 ]; then
+			echo "== $name: FAILED (exit $rc): the guest step builds the images again"
+			table+=("$name|$(cat "$logs/$name.secs")|FAILED (exit $rc; background; the guest step builds them again)")
+		else
+			table+=("$name|$(cat "$logs/$name.secs")|ok (background, $1)")
+		fi
+	fi
+	img_pid=
 }
 
 serial=${VFLAG_CI_SERIAL:-0}
 if [ "$serial" = 1 ]; then
 	steps=("${steps[@]:0:3}" "${bg_steps[@]:0:1}" "${steps[3]}" "${bg_steps[@]:1}")
 	bg_steps=()
+	img_steps=()
 fi
 
 for step in "${steps[@]}"; do
 	name=${step%%|*}
 	cmd=${step#*|}
+	if [ "$name" = guest ] && [ -n "$img_pid" ]; then
+		echo "== waiting for the background image builds"
+		t0=$(date +%s)
+		wait "$img_pid"
+		table+=("(waited)|$(($(date +%s) - t0))|for the image builds before the guest step")
+		img_report "from host-setup to the guest step"
+	fi
 	if [ "$name" = guest ] && [ "${#bg_steps[@]}" -gt 0 ]; then
 		echo "== ${bg_steps[*]%%|*}: started in the background (nice 19, idle I/O class)"
-		{ declare -p bg_steps logs; declare -f bg_run; echo bg_run; } >"$logs/bg.sh"
-		# Its own session (a scheduler autogroup) at autogroup nice 19: QEMU runs in a session of
-		# its own (runner.py), and with autogroups plain `nice` only ranks processes of one session:
-		# measured, a nice 19 build beside the guest still took half the CPU, this way ~a third.
-		setsid -w bash -c 'echo 19 >/proc/self/autogroup 2>/dev/null
-			exec nice -n 19 ionice -c 3 bash "$0"' "$logs/bg.sh" &
-		bg_pid=$!
+		bg_start bg_pid "${bg_steps[@]}"
 	fi
 	echo "== $name: $cmd"
 	t0=$(date +%s)
@@ -119,6 +181,10 @@ for step in "${steps[@]}"; do
 		break
 	fi
 	table+=("$name|$secs|ok")
+	if [ "$name" = host-setup ] && [ "${#img_steps[@]}" -gt 0 ]; then
+		echo "== ${img_steps[*]%%|*}: started in the background (nice 19, idle I/O class)"
+		bg_start img_pid "${img_steps[@]}"
+	fi
 done
 if [ -n "$bg_pid" ]; then
 	echo "== waiting for the background steps"
