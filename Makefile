@@ -93,8 +93,12 @@ target/man/%.gz: man/%.in Cargo.toml
 	sed 's/@VERSION@/$(VERSION)/g' $< > target/man/$*
 	gzip -9nf target/man/$*
 
-# Packages (metadata in Cargo.toml; tools: tests/package-tools.sh). Both use the /usr/lib paths
-# of Debian 12+ and Rocky/RHEL 8/9, whatever this host's pkg-config says.
+# Packages, built with Debian's own tools: dpkg-deb (dpkg) and rpmbuild (Debian's rpm package;
+# tests/package-tools.sh installs it). Both are staged by `make install` above (one list of what
+# goes where) with the /usr/lib paths of Debian 12+ and Rocky/RHEL 8/9, whatever this host's
+# pkg-config says; zsh completions go to Debian's vendor-completions, Rocky's site-functions.
+# Metadata and maintainer scripts: contrib/debian/ (control.in, copyright, postinst, prerm,
+# postrm), contrib/rpm/ (vflag.spec.in, post.sh, preun.sh, postun.sh).
 # The packaged binaries (target/package-bin/) must run on the oldest glibc a package is for:
 # Rocky/RHEL 8 has 2.28 (Debian 11: 2.31, Ubuntu 20.04: 2.31). With cargo-zigbuild (zig
 # supplies the glibc $(GLIBC_FLOOR) symbol versions) they link against that floor, on any build
@@ -102,7 +106,17 @@ target/man/%.gz: man/%.in Cargo.toml
 PKG_ENV     = VFLAG_UNIT_DIR=/usr/lib/systemd/system
 GLIBC_FLOOR ?= 2.28
 PKG_TARGET  = x86_64-unknown-linux-gnu
+# PKG_TARGET's architecture as Debian and rpm name it.
+DEB_ARCH    = amd64
+RPM_ARCH    = x86_64
 TARGET_DIR  = $(shell $(CARGO) metadata --no-deps --format-version 1 2>/dev/null | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+PKG_PATHS   = PREFIX=/usr BINDIR=/usr/bin MANDIR=/usr/share/man SYSCONFDIR=/etc \
+	UNITDIR=/usr/lib/systemd/system GENERATORDIR=/usr/lib/systemd/system-generators \
+	UDEVDIR=/usr/lib/udev NETWORKDIR=/usr/lib/systemd/network \
+	BASHCOMPDIR=/usr/share/bash-completion/completions
+# Reproducible packages: every timestamp is the last commit's (the sources' mtime outside git).
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || stat -c %Y Cargo.toml)
+PKG_STAGE   = target/package-stage
 
 # zig and cargo-zigbuild from PyPI in a venv (tests/package-tools.sh installs them there), or
 # on PATH.
@@ -121,12 +135,52 @@ package-bin:
 		cp $(TARGET_DIR)/release/vflag $(TARGET_DIR)/release/vflag-generator target/package-bin/; \
 	fi
 
-deb: man package-bin
-	$(CARGO) deb --no-build
+# $(call stage,<dir>,<zsh completion dir>): the package's files in <dir>, by `make install` of
+# target/package-bin with the package paths, plus README.md. make install's empty
+# /etc/vflag/vflag.conf.d is not packaged: an installed package ships no file under /etc (any
+# vflag.conf or drop-in would switch off the /etc/sysconfig/sriov path; /etc/vflag is the
+# operator's, never touched by upgrades or removal).
+define stage
+	rm -rf $(1)
+	umask 022 && $(MAKE) --no-print-directory install DESTDIR=$(abspath $(1)) \
+		INSTALL_BINS=target/package-bin $(PKG_PATHS) ZSHCOMPDIR=$(2) >/dev/null
+	rmdir $(1)/etc/vflag/vflag.conf.d $(1)/etc/vflag $(1)/etc
+	install -m644 README.md $(1)/usr/share/doc/vflag/README.md
+endef
 
-# gzip payload: any rpm version reads it (zstd, the default, needs an rpm built with zstd).
+# target/debian/vflag_<version>-1_amd64.deb: control.in with the version and Installed-Size
+# (KiB: each file rounded up, 1 per directory, as dpkg-gencontrol counts), xz like cargo-deb
+# before; dpkg-deb sorts the entries, names them ./..., owner root.
+deb: man package-bin
+	$(call stage,$(PKG_STAGE)/deb,/usr/share/zsh/vendor-completions)
+	install -m644 contrib/debian/copyright $(PKG_STAGE)/deb/usr/share/doc/vflag/copyright
+	install -d -m755 $(PKG_STAGE)/deb/DEBIAN
+	install -m755 contrib/debian/postinst contrib/debian/prerm contrib/debian/postrm $(PKG_STAGE)/deb/DEBIAN/
+	size=$$(cd $(PKG_STAGE)/deb && find . -mindepth 1 -path ./DEBIAN -prune -o -printf '%y %s\n' | \
+		awk '{ n += $$1 == "f" ? int(($$2 + 1023) / 1024) : 1 } END { print n }') && \
+	sed -e 's/@VERSION@/$(VERSION)/' -e 's/@ARCH@/$(DEB_ARCH)/' -e "s/@INSTALLED_SIZE@/$$size/" \
+		contrib/debian/control.in > $(PKG_STAGE)/deb/DEBIAN/control
+	find $(PKG_STAGE)/deb -exec touch -h -d @$(SOURCE_DATE_EPOCH) {} +
+	mkdir -p $(TARGET_DIR)/debian
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) dpkg-deb --root-owner-group -Zxz --build \
+		$(PKG_STAGE)/deb $(TARGET_DIR)/debian/vflag_$(VERSION)-1_$(DEB_ARCH).deb
+
+# target/generate-rpm/vflag-<version>-1.x86_64.rpm (the path cargo-generate-rpm used): the spec
+# from vflag.spec.in, the file list from the stage (man pages and /usr/share/doc are %doc).
+RPM_TOP = $(abspath target/rpmbuild)
 rpm: man package-bin
-	$(CARGO) generate-rpm --payload-compress gzip
+	$(call stage,$(PKG_STAGE)/rpm,/usr/share/zsh/site-functions)
+	find $(PKG_STAGE)/rpm -exec touch -h -d @$(SOURCE_DATE_EPOCH) {} +
+	rm -rf $(RPM_TOP) && mkdir -p $(RPM_TOP) $(TARGET_DIR)/generate-rpm
+	cd $(PKG_STAGE)/rpm && find . -type f | sed 's|^\.||' | LC_ALL=C sort | \
+		sed -E 's@^/usr/share/(doc|man)/@%doc &@' > $(RPM_TOP)/files
+	sed -e 's/@VERSION@/$(VERSION)/g' -e 's|@STAGE@|$(abspath $(PKG_STAGE)/rpm)|g' \
+		-e 's|@FILES@|$(RPM_TOP)/files|g' -e 's|@SCRIPTS@|$(CURDIR)/contrib/rpm|g' \
+		contrib/rpm/vflag.spec.in > $(RPM_TOP)/vflag.spec
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) rpmbuild -bb --quiet --nodeps --target $(RPM_ARCH) \
+		--define '_topdir $(RPM_TOP)' --define '_rpmdir $(TARGET_DIR)/generate-rpm' \
+		--define '_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm' \
+		$(RPM_TOP)/vflag.spec
 
 packages: deb rpm
 

