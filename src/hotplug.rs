@@ -434,7 +434,10 @@ fn open_protocol(root: &Root, at_boot: bool) -> std::io::Result<()> {
     if at_boot && !dir.is_dir() {
         std::fs::create_dir_all(root.run_dir())?;
         // Flag first, then the directory by rename: udev never sees the directory without it.
-        let tmp = root.run_dir().join(".hotplug.new");
+        // Per process: the early stages of both PFs start at boot side by side.
+        let tmp = root
+            .run_dir()
+            .join(format!(".hotplug.new.{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir(&tmp)?;
         std::fs::write(tmp.join(BOOT_FLAG), "")?;
