@@ -105,7 +105,7 @@ pub enum Arrival {
 pub fn wait_for_pf(root: &Root, pf: &IfName, upper: Duration, grace: Duration) -> Arrival {
     let start = Instant::now();
     let queue = root.path(UDEV_QUEUE);
-    let mut idle_since: Option<Instant> = None;
+    let mut idle_since: Option<(Instant, &str)> = None;
     let mut said = false;
     loop {
         let busy = queue.exists();
@@ -116,18 +116,24 @@ pub fn wait_for_pf(root: &Root, pf: &IfName, upper: Duration, grace: Duration) -
         }
         let now = Instant::now();
         // Coldplug has finished the first time the queue is seen empty (every coldplug event
-        // was sent before this unit started; a NIC's probe runs inside its udev event). Events
-        // after that (the present PFs' own VFs and representors, other services) do not
-        // extend the wait: in the guest they kept the queue busy 12 s longer (BENCHMARKS.md).
-        if !busy && idle_since.is_none() {
-            idle_since = Some(now);
+        // was sent before this unit started; a NIC's probe runs inside its udev event), or as
+        // soon as every NIC of the machine is probed and named: the queue may stay busy long
+        // after that with the present PFs' own VFs and representors (14 s in a loaded guest
+        // boot, BENCHMARKS.md), which are no NIC a PF could still come from. Neither is undone
+        // by later events.
+        if idle_since.is_none() {
+            if !busy {
+                idle_since = Some((now, "coldplug finished"));
+            } else if nics_probed(root) {
+                idle_since = Some((now, "every NIC probed and named"));
+            }
         }
         let waited = start.elapsed();
-        if idle_since.is_some_and(|t| now.duration_since(t) >= grace) {
+        if let Some((_, how)) = idle_since.filter(|(t, _)| now.duration_since(*t) >= grace) {
             return Arrival::Absent {
                 waited,
                 why: format!(
-                    "{pf} did not appear while udev probed the machine (coldplug finished, +{} s)",
+                    "{pf} did not appear while udev probed the machine ({how}, +{} s)",
                     grace.as_secs_f32()
                 ),
             };
@@ -150,11 +156,56 @@ pub fn wait_for_pf(root: &Root, pf: &IfName, upper: Duration, grace: Duration) -
     }
 }
 
-/// The netdev exists and udev is done with it: its database entry exists (the naming and hold
-/// rules ran) and is not mid-rename, or udev has nothing queued, or there is no udev database.
-/// udev writes the entry with `ID_RENAMING=1` before it renames the netdev, and only the
-/// rename's `move` event drops it: until then that event is still to run its rules (the hold
-/// rule among them) for this PF.
+/// Every NIC the machine has is probed and named, so a PF not among its ports can no longer
+/// come from coldplug: each network-class PCI function that is not a VF has a driver bound
+/// (the probe, which registers the ports' netdevs, runs inside the modprobe of the device's
+/// coldplug event, and the `driver` link comes when it returned), and each port netdev (backed
+/// by a device; not a VF, not a representor) has udev's database entry and is not mid-rename.
+/// A NIC with no driver keeps this false: then the first empty queue ends the wait, as before.
+/// VFs (created unbound by the present PFs' set-ups) and representors are no NIC.
+fn nics_probed(root: &Root) -> bool {
+    use crate::device::sysfs::{device_of, is_physical_port, list_dir, read_attr};
+    let pci = root.path("/sys/bus/pci/devices");
+    let unprobed_pci = list_dir(&pci).into_iter().any(|f| {
+        let dev = pci.join(f);
+        let network = read_attr(&dev.join("class"))
+            .ok()
+            .flatten()
+            .is_some_and(|c| c.starts_with("0x02"));
+        network && !dev.join("physfn").exists() && !dev.join("driver").exists()
+    });
+    if unprobed_pci {
+        return false;
+    }
+    let db = root.path(hotplug::UDEV_DB_DIR);
+    let net = root.path("/sys/class/net");
+    list_dir(&net).into_iter().all(|name| {
+        let dir = net.join(&name);
+        let Some(dev) = device_of(&dir) else {
+            return true; // bond, bridge, veth, lo: no NIC
+        };
+        let port = read_attr(&dir.join("phys_port_name")).ok().flatten();
+        if dev.join("physfn").exists() || port.is_some_and(|p| !is_physical_port(&p)) {
+            return true;
+        }
+        let Ok(Some(ifindex)) = crate::device::sysfs::netdev_ifindex(root, &name) else {
+            return true; // gone since the listing
+        };
+        udev_done(&db.join(format!("n{ifindex}")))
+    })
+}
+
+/// udev has finished with a netdev: its database entry exists and is not mid-rename. udev
+/// writes the entry with `ID_RENAMING=1` before it renames the netdev, and only the rename's
+/// `move` event drops it: until then that event is still to run its rules (the hold rule among
+/// them).
+fn udev_done(entry: &std::path::Path) -> bool {
+    std::fs::read_to_string(entry)
+        .is_ok_and(|e| !e.lines().any(|l| l.trim_end() == "E:ID_RENAMING=1"))
+}
+
+/// The netdev exists and udev is done with it ([`udev_done`]: the naming and hold rules ran),
+/// or udev has nothing queued, or there is no udev database.
 fn present(root: &Root, pf: &IfName, udev_busy: bool) -> bool {
     let Ok(Some(ifindex)) = crate::device::sysfs::netdev_ifindex(root, pf.as_str()) else {
         return hotplug::require_pf(root, pf).is_ok() && !udev_busy;
@@ -162,8 +213,7 @@ fn present(root: &Root, pf: &IfName, udev_busy: bool) -> bool {
     if !udev_busy || !root.path(hotplug::UDEV_DB_DIR).is_dir() {
         return true;
     }
-    std::fs::read_to_string(root.path(format!("{}/n{ifindex}", hotplug::UDEV_DB_DIR)))
-        .is_ok_and(|db| !db.lines().any(|l| l.trim_end() == "E:ID_RENAMING=1"))
+    udev_done(&root.path(format!("{}/n{ifindex}", hotplug::UDEV_DB_DIR)))
 }
 
 /// A PF that was not there at boot: from now on it is a hot-plug. Arm the protocol (udev-import
@@ -331,6 +381,9 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("run/udev/data")).unwrap();
         let queue = dir.path().join("run/udev/queue");
         std::fs::write(&queue, "").unwrap();
+        // a NIC still in its probe (no driver bound): only the queue can end the wait
+        nic(dir.path(), "0000:81:00.0", "eth9", 9, None);
+        assert!(!nics_probed(&root));
         let upper = Duration::from_secs(30);
         let grace = Duration::from_millis(300);
         // udev busy for 0.6 s, then idle: absent at ~0.6 + 0.3 s, not at 30 s.
@@ -383,6 +436,98 @@ mod tests {
         t.join().unwrap();
         assert!(
             matches!(a, Arrival::Present { waited } if waited >= Duration::from_millis(250)),
+            "{a:?}"
+        );
+    }
+
+    /// A NIC: a PCI function of network class (`driver`: bound), and its port netdev with
+    /// udev's database entry (`entry`: its content, `None`: udev has not got to it).
+    fn nic(root: &std::path::Path, addr: &str, port: &str, ifindex: u32, entry: Option<&str>) {
+        let dev = root.join(format!("sys/bus/pci/devices/{addr}"));
+        std::fs::create_dir_all(&dev).unwrap();
+        std::fs::write(dev.join("class"), "0x020000\n").unwrap();
+        netdev(root, port, ifindex);
+        std::os::unix::fs::symlink(&dev, root.join(format!("sys/class/net/{port}/device")))
+            .unwrap();
+        let db = root.join(format!("run/udev/data/n{ifindex}"));
+        std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+        match entry {
+            Some(e) => std::fs::write(db, e).unwrap(),
+            None => drop(std::fs::remove_file(db)),
+        }
+    }
+
+    /// The queue stays busy with the present PFs' VFs and representors long after coldplug:
+    /// the wait ends once every NIC is probed (driver bound) and its ports named (database
+    /// entry, not mid-rename), plus the grace. VFs (unbound: the set-up keeps them so),
+    /// representors without an entry yet, bonds and other PCI classes do not count.
+    #[test]
+    fn a_missing_pf_is_not_waited_for_past_the_probe_of_every_nic() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let root = Root::new(d);
+        let pf = IfName::new("ens3f0").unwrap();
+        std::fs::create_dir_all(d.join("run/udev/data")).unwrap();
+        std::fs::write(d.join("run/udev/queue"), "").unwrap(); // busy throughout
+        nic(
+            d,
+            "0000:81:00.0",
+            "ens9f0",
+            7,
+            Some("E:ID_NET_NAME=ens9f0\n"),
+        );
+        let nic_dev = d.join("sys/bus/pci/devices/0000:81:00.0");
+        let drivers = d.join("sys/bus/pci/drivers");
+        std::fs::create_dir_all(drivers.join("mlx5_core")).unwrap();
+        std::fs::create_dir_all(drivers.join("ixgbe")).unwrap();
+        std::os::unix::fs::symlink(drivers.join("mlx5_core"), nic_dev.join("driver")).unwrap();
+        // a VF of it, unbound, and its representor (no database entry yet); a bond; a disk
+        // controller with no driver
+        let vf = d.join("sys/bus/pci/devices/0000:81:00.2");
+        std::fs::create_dir_all(&vf).unwrap();
+        std::fs::write(vf.join("class"), "0x020000\n").unwrap();
+        std::os::unix::fs::symlink(&nic_dev, vf.join("physfn")).unwrap();
+        netdev(d, "eth5", 12);
+        std::os::unix::fs::symlink(&nic_dev, d.join("sys/class/net/eth5/device")).unwrap();
+        std::fs::write(d.join("sys/class/net/eth5/phys_port_name"), "pf0vf0\n").unwrap();
+        netdev(d, "bond0", 13);
+        let disk = d.join("sys/bus/pci/devices/0000:00:04.0");
+        std::fs::create_dir_all(&disk).unwrap();
+        std::fs::write(disk.join("class"), "0x010802\n").unwrap();
+        assert!(nics_probed(&root));
+
+        // a second NIC whose probe is still running (no driver link yet): still expected
+        nic(d, "0000:82:00.0", "eth6", 14, None);
+        let probing = d.join("sys/bus/pci/devices/0000:82:00.0");
+        assert!(!nics_probed(&root));
+        std::os::unix::fs::symlink(drivers.join("ixgbe"), probing.join("driver")).unwrap();
+        assert!(!nics_probed(&root), "its port has no database entry yet");
+        std::fs::write(d.join("run/udev/data/n14"), "E:ID_RENAMING=1\n").unwrap();
+        assert!(!nics_probed(&root), "its port is mid-rename");
+
+        // udev names it 0.4 s later: absent at ~0.4 + grace, not at device-timeout
+        let t = std::thread::spawn({
+            let d = d.to_path_buf();
+            move || {
+                std::thread::sleep(Duration::from_millis(400));
+                std::fs::write(d.join("run/udev/data/n14"), "E:ID_NET_NAME=ens10f0\n").unwrap();
+            }
+        });
+        let grace = Duration::from_millis(300);
+        let a = wait_for_pf(&root, &pf, Duration::from_secs(30), grace);
+        t.join().unwrap();
+        let Arrival::Absent { waited, why } = a else {
+            panic!("{a:?}")
+        };
+        assert!(waited >= Duration::from_millis(650), "{waited:?}");
+        assert!(waited < Duration::from_secs(10), "{waited:?}");
+        assert!(why.contains("every NIC probed and named"), "{why}");
+
+        // a NIC that never gets a driver: only the queue or device-timeout ends the wait
+        std::fs::remove_file(probing.join("driver")).unwrap();
+        let a = wait_for_pf(&root, &pf, Duration::from_millis(600), grace);
+        assert!(
+            matches!(&a, Arrival::Absent { why, .. } if why.contains("device-timeout")),
             "{a:?}"
         );
     }
