@@ -538,6 +538,9 @@ pub fn held_in_udev_db(root: &Root, ifindex: u32) -> bool {
 
 /// How long [`stage_end`] waits for udev to clear the hold.
 pub const UDEV_WAIT: Duration = Duration::from_secs(10);
+/// How long a port NetworkManager keeps unmanaged must stay so before the late stage takes it
+/// for a stale hold (NetworkManager shows a device it has just found unmanaged for a moment).
+const STACK_SETTLE: Duration = Duration::from_secs(3);
 
 /// What [`stage_start`] did.
 #[derive(Debug)]
@@ -621,7 +624,8 @@ pub fn stage_end(root: &Root, lag: &Lag, pf: &IfName, timeout: Duration) -> Stag
 }
 
 /// For the late stage, once the network stack runs: a PF whose early stage finished but which
-/// is still held in udev's database, or is in no bond. [`finish`] waits only [`UDEV_WAIT`] for
+/// is still held in udev's database, or is in no bond while the stack leaves it alone
+/// ([`bus::leaves_port`]: NetworkManager keeps it unmanaged). [`finish`] waits only [`UDEV_WAIT`] for
 /// udev to run its `change`; with udev still busy past that (seen at boot with 2 × 64 VFs'
 /// representors under emulation) NetworkManager started while the PF was held and did not take
 /// it into its bond even after udev cleared the hold. Clear the hold and hand the port over
@@ -639,7 +643,7 @@ pub fn release_stale_hold(
         return None;
     }
     let held = held_in_udev_db(root, ifindex);
-    if !held && bus::master_of(root, pf).is_some() {
+    if !held && (bus::master_of(root, pf).is_some() || !stack_leaves_port(lag, pf, timeout)) {
         return None;
     }
     tracing::warn!(
@@ -649,6 +653,30 @@ pub fn release_stale_hold(
         if held { "still held in udev's database" } else { "in no bond" }
     );
     Some(stage_end(root, lag, pf, timeout))
+}
+
+/// An unheld port in no bond is the stack's own business unless the stack leaves it alone
+/// ([`bus::leaves_port`]). Any error asking: hand over, as before.
+fn stack_leaves_port(lag: &Lag, pf: &IfName, timeout: Duration) -> bool {
+    if lag.network_stack == NetworkStack::None {
+        return true;
+    }
+    let Ok(b) = Bus::system(timeout) else {
+        return true;
+    };
+    let stack = bus::choose(lag.network_stack, Some(&b));
+    match bus::leaves_port(&b, stack, pf, STACK_SETTLE) {
+        Ok(leaves) => {
+            if !leaves {
+                tracing::info!(pf = %pf, step = "release", "{pf} is in no bond yet; {stack:?} manages it and enslaves it itself");
+            }
+            leaves
+        }
+        Err(e) => {
+            tracing::warn!(pf = %pf, step = "release", "cannot ask the network stack about {pf}: {e}");
+            true
+        }
+    }
 }
 
 /// Connect to the system bus and pick the stack; a missing bus is "no stack" for `auto` and an

@@ -105,6 +105,25 @@ fn system_bus_and_stage_start_end() {
         "released: Managed=true"
     );
 
+    // The late stage on a finished PF in no bond that NetworkManager manages: left to its own
+    // autoconnect. Activating the port beside it made NetworkManager 1.42 activate the bond
+    // twice and delete it (cx-slow-switchdev-nm, loaded host). Seen failing on the old code.
+    let activations = nm.w.lock().unwrap().activations.len();
+    assert!(vflag::hotplug::release_stale_hold(&root, &lag, &pf, T).is_none());
+    assert_eq!(nm.w.lock().unwrap().activations.len(), activations);
+    // One NetworkManager keeps unmanaged (it took the PF in while held): handed over.
+    {
+        let mut w = nm.w.lock().unwrap();
+        let dev = w.devices.get_mut("ens1f0").unwrap();
+        *dev = (false, 10, "/".into());
+    }
+    let end = vflag::hotplug::release_stale_hold(&root, &lag, &pf, T).expect("handed over");
+    assert!(
+        matches!(end.release, Ok(Outcome::Activated { .. })),
+        "{end:?}"
+    );
+    assert_eq!(nm.w.lock().unwrap().activations.len(), activations + 1);
+
     // Explicit stack that does not run: skipped, not failed.
     let end = vflag::hotplug::stage_end(&root, &lag_with("systemd-networkd"), &pf, T);
     assert!(matches!(end.release, Ok(Outcome::Skipped(_))), "{end:?}");

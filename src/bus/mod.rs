@@ -370,6 +370,27 @@ pub fn release(bus: &Bus, root: &Root, stack: Stack, ifname: &IfName) -> Result<
     }
 }
 
+/// Will the stack leave a port that is in no bond alone, so that only a hand-over
+/// ([`release`]) puts it into its bond? NetworkManager: only while it keeps the device
+/// unmanaged ([`nm::leaves_unmanaged`] over `settle`); a device it manages it enslaves by its own
+/// autoconnect, and activating the port beside that made NetworkManager 1.42 activate the bond
+/// twice and delete it (cx-slow-switchdev-nm on a loaded host: no bond at all). Other stacks
+/// (and none) act only when asked: yes.
+pub fn leaves_port(
+    bus: &Bus,
+    stack: Stack,
+    ifname: &IfName,
+    settle: Duration,
+) -> Result<bool, BusError> {
+    match stack {
+        Stack::NetworkManager => bus.run(
+            "asking NetworkManager whether it manages the port",
+            nm::leaves_unmanaged(bus, ifname, settle),
+        ),
+        Stack::Networkd | Stack::NetworkScripts | Stack::None => Ok(true),
+    }
+}
+
 /// The bond (or other controller) a netdev is enslaved to, from `/sys/class/net/<if>/master`.
 pub fn master_of(root: &Root, ifname: &IfName) -> Option<String> {
     sysfs::netdev_master(root, ifname.as_str())

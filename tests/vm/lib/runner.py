@@ -742,7 +742,8 @@ def main():
             finally:
                 _job_out.buf = None
 
-        pending = list(enumerate(jobs))
+        # the shared boots are the longest jobs: start them first, so no lane idles at the end
+        pending = sorted(enumerate(jobs), key=lambda p: p[1][0] != "shared")
         running = {}
         with ThreadPoolExecutor(max_workers=lanes) as pool:
             while pending or running:
