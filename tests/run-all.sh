@@ -25,9 +25,6 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 cargo=${CARGO:-cargo}
-# Two guests side by side (tests/vm/README.md "Lanes"): one TCG guest leaves about half of the
-# second core idle; VFLAG_VM_LANES=1 boots one at a time.
-export VFLAG_VM_LANES=${VFLAG_VM_LANES:-2}
 
 steps=(
 	"host-setup|tests/setup-host.sh && tests/vm/setup-host.sh"

@@ -30,9 +30,7 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import checks  # noqa: E402
@@ -70,19 +68,8 @@ NETSTACKS = {
 NETSTACKS["networkd"] = NETSTACKS["systemd-networkd"]
 
 
-_job_out = threading.local()
-_print_lock = threading.Lock()
-
-
 def log(msg):
-    """Print a line; inside a job run in a lane (VFLAG_VM_LANES > 1) the job's lines are kept and
-    printed together when it ends, so two guests' lines never interleave."""
-    buf = getattr(_job_out, "buf", None)
-    if buf is not None:
-        buf.append(msg)
-        return
-    with _print_lock:
-        print(msg, flush=True)
+    print(msg, flush=True)
 
 
 class Staging:
@@ -674,21 +661,20 @@ def main():
             groups[sc.share_boot].append(sc)
         else:
             jobs.append(("boot", sc.name, sc))
-    def run_job(kind, name, job):
-        """One boot (or shared boot): its outcomes; an install job also sets its image's bases."""
+    for kind, name, job in jobs:
         if kind == "boot" and job.name.startswith("package-install") and not a.recheck \
                 and os.environ.get("VFLAG_VM_REUSE_INSTALL") == "1":
             reuse = reusable_install(a, job, images[job.image])
             if reuse:
                 log(f"=== {job.name}: reusing {reuse} (VFLAG_VM_REUSE_INSTALL=1: same package tree and image)")
                 bases[job.image].update(derived_bases(job, reuse))
-                return []
+                continue
         if kind == "shared":
             t0 = time.monotonic()
             img = job[0].image
-            res = run_shared(name, job, images.get(img), bases.get(img, {}), a.package_tree, a.work)
+            outcomes += run_shared(name, job, images.get(img), bases.get(img, {}), a.package_tree, a.work)
             log(f"  shared boot {name}: {time.monotonic() - t0:.0f}s for {len(job)} phases")
-            return res
+            continue
         sc = job
         log(f"=== {sc.name}: {sc.get('description').splitlines()[0] if sc.get('description') else ''}")
         try:
@@ -710,64 +696,7 @@ def main():
                     ib["why"] = str(e)
             else:
                 ib["why"] = f"{sc.name} {res} (facts in {adir})"
-        return [(sc.name, res, took)]
-
-    # VFLAG_VM_LANES=N: up to N guests at once (README "Lanes"). A job on a package/rollout
-    # disk waits for its image's install boot; otherwise jobs start in list order.
-    lanes = 1 if a.recheck else max(1, int(os.environ.get("VFLAG_VM_LANES", "1") or 1))
-    installing = {job.image for kind, _, job in jobs if kind == "boot" and job.name.startswith("package-install")}
-
-    def ready(kind, job):
-        first = job[0] if kind == "shared" else job
-        if kind == "boot" and first.name.startswith("package-install"):
-            return True
-        return first.base == "image" or first.image not in installing
-
-    results = {}
-    if lanes == 1:
-        for i, (kind, name, job) in enumerate(jobs):
-            results[i] = run_job(kind, name, job)
-    else:
-        log(f"=== {len(jobs)} boots in {lanes} lanes (VFLAG_VM_LANES)")
-
-        def in_lane(kind, name, job):
-            _job_out.buf = []
-            t0 = time.monotonic()
-            try:
-                return run_job(kind, name, job), _job_out.buf, time.monotonic() - t0
-            except Exception as e:  # a broken job must not take the others down
-                _job_out.buf.append(f"FAIL {name}: runner error: {e!r}")
-                names = [sc.name for sc in job] if kind == "shared" else [name]
-                return [(n, "FAIL", 0) for n in names], _job_out.buf, time.monotonic() - t0
-            finally:
-                _job_out.buf = None
-
-        # the shared boots are the longest jobs: start them first, so no lane idles at the end
-        pending = sorted(enumerate(jobs), key=lambda p: p[1][0] != "shared")
-        running = {}
-        with ThreadPoolExecutor(max_workers=lanes) as pool:
-            while pending or running:
-                for item in [p for p in pending if ready(p[1][0], p[1][2])]:
-                    if len(running) >= lanes:
-                        break
-                    pending.remove(item)
-                    i, (kind, name, job) = item
-                    log(f"=== lane: {name} started")
-                    running[pool.submit(in_lane, kind, name, job)] = item
-                if not running:  # nothing ready and nothing running: cannot happen
-                    raise RuntimeError(f"jobs never ready: {[p[1][1] for p in pending]}")
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    i, (kind, name, job) = running.pop(fut)
-                    res, lines, secs = fut.result()
-                    results[i] = res
-                    for line in lines:
-                        log(line)
-                    log(f"=== lane: {name} ended after {secs:.0f}s")
-                    if kind == "boot" and job.name.startswith("package-install"):
-                        installing.discard(job.image)
-    for i in sorted(results):
-        outcomes += results[i]
+        outcomes.append((sc.name, res, took))
     log("=== summary")
     shared = {sc.name: sc.share_boot for sc in todo if sc.share_boot}
     for name, res, took in outcomes:
