@@ -5,20 +5,22 @@
 #
 # The guest images (tests/vm/run --images-only: build-image.sh of each release the suite boots,
 # bookworm and trixie) are built in the background from the end of host-setup (which installs
-# what they need, tests/vm/setup-host.sh) while cargo-test and packages run: a cold build is
-# mostly download, dpkg and I/O (both 459 s alone; tests/vm/README.md "The image builds in the
-# background"); with the images cached it takes seconds. The guest step first waits for it (its own row, "(waited)"
-# for the time the guest step spent waiting) and prints its output; if it failed, the guest step
-# builds the images itself, as it does when nothing built them (and fails if that fails too).
-# It is never killed (an image build stopped inside mmdebstrap can leave mounts in its work tree):
-# after an earlier step fails it is waited for.
-# Host steps that need no guest (fuzz, ansible) run in the background while the guest step runs.
-# Both background jobs run at the lowest CPU and I/O priority (nice 19 in a session of their own,
-# idle I/O class): a TCG guest keeps one host core busy most of the time and
-# the second one only in bursts (boots), so they mostly use the core the guest leaves idle
-# (tests/vm/README.md "What CI time goes to" has the measurement). Their output is printed when
-# they end. VFLAG_CI_SERIAL=1 runs every step in the foreground, one after the other (the guest
-# step builds the images).
+# what they need, tests/vm/setup-host.sh) while packages runs: a cold build is mostly download,
+# dpkg and I/O (tests/vm/README.md "The image builds in the background"); with the images cached
+# it takes seconds. The guest step first waits for it (its own row, "(waited)" for the time the
+# guest step spent waiting) and prints its output; if it failed, the guest step builds the
+# images itself, as it does when nothing built them (and fails if that fails too). It is never
+# killed (an image build stopped inside mmdebstrap can leave mounts in its work tree): after an
+# earlier step fails it is waited for.
+# Host steps the guest does not need (cargo-test, fuzz, ansible) run in the background while the
+# guest step runs: the guest step needs only the packages step's .deb, so it starts as early as
+# it can. They run at the lowest CPU and I/O priority (nice 19 in a session of their own, idle
+# I/O class): a TCG guest keeps one host core busy most of the time and the second one only in
+# bursts (boots), so they mostly use the core the guest leaves idle (tests/vm/README.md "What CI
+# time goes to" has the measurement). Their output is printed when they end, so a cargo-test
+# failure is reported after the guest step, not before it. VFLAG_CI_SERIAL=1 runs every step in
+# the foreground, one after the other (host-setup, cargo-test, packages, fuzz, guest, ansible;
+# the guest step builds the images).
 # The foreground steps stop at the first failure, as `make` did; the background ones are still
 # waited for and reported. Exit status: the first failing step's (a failed background image
 # build counts only through the guest step, which builds the images again).
@@ -28,13 +30,15 @@ cargo=${CARGO:-cargo}
 
 steps=(
 	"host-setup|tests/setup-host.sh && tests/vm/setup-host.sh"
-	"cargo-test|$cargo test --locked --all-targets"
 	"packages|tests/packages.sh"
 	"guest|tests/vm/run"
 )
-# Started (in the background, one after the other) when the guest step starts; fuzz needs
-# nothing built before it, ansible the packages step's .deb and cargo-test's debug vflag.
+# Started (in the background, one after the other) when the guest step starts: nothing the
+# guest needs comes from them (its one debug test binary is built by tests/vm/run itself, in the
+# background too). cargo-test first: ansible needs its debug vflag (and the packages step's .deb);
+# fuzz needs nothing built before it.
 bg_steps=(
+	"cargo-test|$cargo test --locked --all-targets"
 	"fuzz|tests/fuzz.sh"
 	"ansible|tests/ansible.sh"
 )
@@ -146,7 +150,8 @@ img_report() {
 
 serial=${VFLAG_CI_SERIAL:-0}
 if [ "$serial" = 1 ]; then
-	steps=("${steps[@]:0:3}" "${bg_steps[@]:0:1}" "${steps[3]}" "${bg_steps[@]:1}")
+	# host-setup, cargo-test, packages, fuzz, guest, ansible
+	steps=("${steps[0]}" "${bg_steps[0]}" "${steps[1]}" "${bg_steps[1]}" "${steps[2]}" "${bg_steps[2]}")
 	bg_steps=()
 	img_steps=()
 fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run VM test bed scenarios: one fresh disk per boot, vflag installed into it, facts back over 9p.
 
-Usage: runner.py --image [NAME=]DIR... --package-tree DIR [--work DIR] SCENARIO_FILE...
+Usage: runner.py --image [NAME=]DIR... --package-tree DIR [--host-tests DIR] [--work DIR] SCENARIO_FILE...
 
 --image names the guest image of each release the scenarios use (`image =` in a scenario,
 default bookworm; a bare DIR is bookworm). Each image used gets its own package-install boot
@@ -43,6 +43,11 @@ BASES = ("image", "package", "rollout")
 # Files of the install boot that stay on the derived disks (the role and package, for re-runs).
 KEEP_FROM_INSTALL = "/root/vflag-rollout/"
 SYSTEMD_UNITS = "/usr/lib/systemd/system"
+# Where a scenario's `host-tests` (test binaries built on the host) are in the guest.
+HOST_TESTS_GUEST = "/root/vflag-rollout/tests"
+# How long staging waits for tests/vm/run's background build of them (a cold debug build
+# beside a guest takes a few minutes).
+HOST_TESTS_WAIT = 1800
 
 # What enabling a network stack means in the guest (the image has all of them disabled).
 NETSTACKS = {
@@ -86,6 +91,12 @@ class Staging:
             os.unlink(p)
         with open(p, "w") as f:
             f.write(content)
+        os.chmod(p, mode)
+
+    def copy(self, path, src, mode=0o755):
+        p = os.path.join(self.root, path.lstrip("/"))
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        shutil.copyfile(src, p)
         os.chmod(p, mode)
 
     def symlink(self, path, target):
@@ -147,7 +158,31 @@ def bond_config(stack, spec, st):
         raise ScenarioError(f"bond = ... needs network-stack NetworkManager, networkd or ifupdown, not {stack!r}")
 
 
-def build_staging(sc, package_tree, out, phase=False):
+def host_test(host_tests, name):
+    """The path of test binary NAME from tests/vm/run's background build (build-host-tests.sh),
+    once it has ended; None (logged) when it failed or never ended: the scenario that runs it
+    then fails its own check, nothing else does."""
+    rc_file = host_tests + ".rc"
+    deadline = time.monotonic() + HOST_TESTS_WAIT
+    waited = False
+    while not os.path.exists(rc_file) and time.monotonic() < deadline:
+        if not waited:
+            log(f"  waiting for the host test build (build-host-tests.sh, log {host_tests}.log)")
+            waited = True
+        time.sleep(1)
+    try:
+        with open(rc_file) as f:
+            rc = f.read().strip()
+    except FileNotFoundError:
+        rc = "none after %d s" % HOST_TESTS_WAIT
+    path = os.path.join(host_tests, name)
+    if rc != "0" or not os.path.exists(path):
+        log(f"  host test {name}: not built (exit {rc}; log {host_tests}.log)")
+        return None
+    return path
+
+
+def build_staging(sc, package_tree, out, phase=False, host_tests=None):
     """The files a scenario adds to the disk. phase=True: a phase of a shared boot (its tree is
     copied onto / by the guest when the phase begins; the boot has the test bed itself)."""
     st = Staging(out)
@@ -159,6 +194,10 @@ def build_staging(sc, package_tree, out, phase=False):
         st.copytree(os.path.join(VMDIR, "guest"))  # test bed units and scripts
     for inc in sc.words("include"):
         st.copytree(os.path.join(sc.dir, inc))
+    for name in sc.words("host-tests"):
+        path = host_test(host_tests, name) if host_tests else None
+        if path:
+            st.copy(f"{HOST_TESTS_GUEST}/{name}", path)
     devices = sc.lines("devices")
     st.write("/etc/vflag-testbed/devices", "".join(d + "\n" for d in devices))
     st.write("/etc/vflag-testbed/pfs", "".join(p + "\n" for p in sc.pfs))
@@ -393,14 +432,14 @@ def recheck(sc, work):
     return "INFRA", 0
 
 
-def run_scenario(sc, image, bases, package_tree, work):
+def run_scenario(sc, image, bases, package_tree, work, host_tests=None):
     """Returns (outcome, seconds, directory of the boot that reported facts)."""
     sdir = os.path.join(work, sc.name)
     shutil.rmtree(sdir, ignore_errors=True)
     if sc.base not in bases:
         log(f"FAIL {sc.name}: no {sc.base!r} base disk: {bases.get('why', 'package-install did not pass')}")
         return "FAIL", 0, None
-    staging_root = build_staging(sc, package_tree, os.path.join(sdir, "root"))
+    staging_root = build_staging(sc, package_tree, os.path.join(sdir, "root"), host_tests=host_tests)
     for attempt in (1, 2):
         adir = os.path.join(sdir, f"boot{attempt}")
         status, detail, took = boot(sc, image, bases[sc.base], staging_root, adir)
@@ -444,14 +483,15 @@ class BootSpec:
         return self.kv.get(key) or default
 
 
-def build_shared_staging(phases, package_tree, out):
+def build_shared_staging(phases, package_tree, out, host_tests=None):
     st = Staging(out)
     st.copytree(os.path.join(VMDIR, "guest"))
     st.write("/etc/vflag-testbed/settle-timeout", "110\n")
     st.write("/etc/vflag-testbed/pfs", "")
     st.enable("vflag-testbed-collect.service", "sysinit.target")
     for sc in phases:
-        build_staging(sc, package_tree, os.path.join(out, "var/lib/vflag-testbed/phases", sc.name), phase=True)
+        build_staging(sc, package_tree, os.path.join(out, "var/lib/vflag-testbed/phases", sc.name), phase=True,
+                      host_tests=host_tests)
     st.write("/var/lib/vflag-testbed/phases.list", "".join(sc.name + "\n" for sc in phases))
     return out
 
@@ -501,7 +541,7 @@ def boot_shared(spec, phases, image, base, staging_root, adir):
     return done, f"qemu rc {rc}", time.monotonic() - t0
 
 
-def run_shared(name, phases, image, bases, package_tree, work):
+def run_shared(name, phases, image, bases, package_tree, work, host_tests=None):
     """The phases of one shared boot. A phase that never reports facts is retried once in a new
     boot (with the phases not yet run); the others are judged on their own facts.
     Returns [(scenario name, outcome, seconds)]."""
@@ -521,7 +561,7 @@ def run_shared(name, phases, image, bases, package_tree, work):
     while remaining:
         attempt += 1
         try:
-            staging = build_shared_staging(remaining, package_tree, os.path.join(sdir, f"root{attempt}"))
+            staging = build_shared_staging(remaining, package_tree, os.path.join(sdir, f"root{attempt}"), host_tests)
         except ScenarioError as e:
             log(f"FAIL {name}: bad scenario: {e}")
             for sc in remaining:
@@ -617,6 +657,8 @@ def main():
                     help="[NAME=]DIR: the image of release NAME (default bookworm); repeatable")
     ap.add_argument("--package-tree", required=True,
                     help="files for `base = image` disks: the .deb and the Ansible role")
+    ap.add_argument("--host-tests",
+                    help="where tests/vm/run's background build puts the `host-tests` binaries (DIR.rc: its exit status)")
     ap.add_argument("--work", default=os.environ.get("VFLAG_VM_WORK", "/var/tmp/vflag-vm"))
     ap.add_argument("--recheck", action="store_true",
                     help="no boot: evaluate the checks again on the facts of the last run in --work")
@@ -672,7 +714,8 @@ def main():
         if kind == "shared":
             t0 = time.monotonic()
             img = job[0].image
-            outcomes += run_shared(name, job, images.get(img), bases.get(img, {}), a.package_tree, a.work)
+            outcomes += run_shared(name, job, images.get(img), bases.get(img, {}), a.package_tree, a.work,
+                                   a.host_tests)
             log(f"  shared boot {name}: {time.monotonic() - t0:.0f}s for {len(job)} phases")
             continue
         sc = job
@@ -681,7 +724,8 @@ def main():
             if a.recheck:
                 (res, took), adir = recheck(sc, a.work), None
             else:
-                res, took, adir = run_scenario(sc, images[sc.image], bases[sc.image], a.package_tree, a.work)
+                res, took, adir = run_scenario(sc, images[sc.image], bases[sc.image], a.package_tree, a.work,
+                                               a.host_tests)
         except ScenarioError as e:
             log(f"FAIL {sc.name}: bad scenario: {e}")
             res, took, adir = "FAIL", 0, None

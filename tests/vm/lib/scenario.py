@@ -89,7 +89,7 @@ class Scenario:
     KNOWN = {
         "description", "machine", "memory", "smp", "timeout", "settle", "qemu", "cmdline",
         "network-stack", "enable", "pfs", "devices", "bond", "include", "units", "docker-standin",
-        "tags", "action-timeout", "base", "share-boot", "image",
+        "tags", "action-timeout", "base", "share-boot", "image", "host-tests",
     }
     # What a shared boot's phases must agree on (the boot itself); the rest is per phase.
     BOOT_KEYS = ("machine", "memory", "smp", "qemu", "cmdline", "base", "image")
