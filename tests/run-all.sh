@@ -79,7 +79,7 @@ summary() {
 	rm -rf "$logs"
 }
 trap summary EXIT
-# interrupted: the background session of fuzz and ansible too (its own process group, see below)
+# interrupted: the background session of cargo-test, fuzz and ansible too (its own process group, see below)
 trap 'if [ -n "$bg_pid" ]; then kill -- -"$bg_pid" 2>/dev/null; fi; exit 130' INT TERM
 
 # bg_run STEP...: the steps, one after the other; each leaves NAME.{log,rc,secs} in $logs.
