@@ -4,7 +4,8 @@
 //! only inside a throw-away guest: `#[ignore]`d on the host and guarded by
 //! `VFLAG_TEST_NETDEVSIM=1`. It runs in the default guest suite as the phase `device-netdevsim`
 //! of boot-netdevsim (tests/vm/scenarios/device-netdevsim.scenario): tests/vm/run builds this
-//! binary and ships it in the package tree; the phase runs it with `--ignored --test-threads=1`
+//! binary (tests/vm/build-host-tests.sh) and the runner adds it to that phase's files; the phase
+//! runs it with `--ignored --test-threads=1`
 //! after loading netdevsim and bonding (`max_bonds=0`). 2 VFs are within netdevsim's default
 //! limit of 4, so no debugfs is needed.
 
