@@ -91,7 +91,8 @@ check "ok: the table has its row, marked background" row ok images "ok (backgrou
 check "ok: the table has the guest step's wait for it" row ok '\(waited\)' "for the image builds"
 check "ok: guest, fuzz and ansible still ran" \
 	bash -c "grep -q 'guest start' '$t/ok.events' && grep -q fuzz '$t/ok.events' && grep -q ansible '$t/ok.events'"
-check "ok: cargo-test starts with the guest step, not before it" before ok "guest start" "cargo start"
+check "ok: cargo-test starts after packages and the image build, with the guest step" \
+	bash -c "$(declare -f at before); t='$t'; before ok 'packages end' 'cargo start' && before ok 'images end' 'cargo start'"
 check "ok: cargo-test runs before ansible (which needs its debug vflag)" before ok "cargo end" "ansible"
 check "ok: cargo-test runs at nice 19" grep -q "cargo start .* ni= *19" "$t/ok.events"
 check "ok: cargo-test runs in a session of its own (not run-all's)" \

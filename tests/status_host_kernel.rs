@@ -1,8 +1,10 @@
 //! `vflag status` on the real root of the machine running the tests: real sysfs, the real
 //! ethtool netlink family, and devlink where the kernel has it. The host has no SR-IOV NIC, so
 //! the configured "PF" is the first netdev with a parent device (virtio on the CI host); the
-//! test proves the real-root path runs, asks the kernel, reports what it cannot see as findings
-//! with the error text, and is fast. It asserts nothing about Open vSwitch (hosts differ).
+//! test proves the real-root path runs, asks the kernel, and reports what it cannot see as
+//! findings with the error text. It asserts nothing about Open vSwitch (hosts differ), nor about
+//! its speed: that is measured in BENCHMARKS.md ("vflag status"), not in a timed test (it took
+//! 13 ms alone and once 5.8 s in CI's background step beside a guest boot).
 
 use std::time::{Duration, Instant};
 use vflag::checks::Outcome;
@@ -62,7 +64,6 @@ fn status_on_the_real_root() {
     let f = vflag::status::collect(&Root::new("/"), &loaded, &[]);
     let took = start.elapsed();
     eprintln!("{took:?}\n{f:#?}");
-    assert!(took < Duration::from_secs(3), "took {took:?}");
     let row = |c: &str| {
         f.iter()
             .find(|x| x.check == c && x.pf.as_ref() == Some(&pf))
